@@ -1,0 +1,66 @@
+// Package admin is the set of administrative operations on users (add,
+// password, groups, enroll, reset, unlock, import, backup). Local runs them on
+// a store; the control socket exposes the same Service to the otpgate CLI
+// while otpgated owns the database.
+package admin
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// UserInfo is what an admin may see about a user: never a hash or a seed.
+type UserInfo struct {
+	Name         string    `json:"name"`
+	Groups       []string  `json:"groups"`
+	Disabled     bool      `json:"disabled"`
+	HasPassword  bool      `json:"has_password"`
+	Enrolled     bool      `json:"enrolled"`
+	EnrolledAt   time.Time `json:"enrolled_at,omitzero"`
+	LastCodeAt   time.Time `json:"last_code_at,omitzero"` // start of the last accepted time step
+	RecoveryLeft int       `json:"recovery_codes_left"`
+	CodeFailures int       `json:"code_failures"`
+	LockedUntil  time.Time `json:"locked_until,omitzero"`
+	LastFailure  time.Time `json:"last_failure,omitzero"`
+	Created      time.Time `json:"created"`
+	LastSuccess  time.Time `json:"last_success,omitzero"`
+}
+
+// NewUser is the input of AddUser. Password is plaintext ("" = none) and is
+// hashed by the Service.
+type NewUser struct {
+	Name     string   `json:"name"`
+	Groups   []string `json:"groups"`
+	Password string   `json:"password,omitempty"`
+}
+
+// ImportUser is one row of an import. Password may be plaintext or a
+// supported hash; Secret is raw key bytes; RecoveryCodes are plaintext.
+type ImportUser struct {
+	Name          string   `json:"name"`
+	Groups        []string `json:"groups"`
+	Password      string   `json:"password,omitempty"`
+	Secret        []byte   `json:"secret,omitempty"`
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+}
+
+// Service is implemented by Local (direct store access) and by the control
+// socket client.
+type Service interface {
+	AddUser(ctx context.Context, u NewUser) error
+	SetPassword(ctx context.Context, name, password string) error
+	ListUsers(ctx context.Context) ([]UserInfo, error)
+	ShowUser(ctx context.Context, name string) (UserInfo, error)
+	SetDisabled(ctx context.Context, name string, disabled bool) error
+	DeleteUser(ctx context.Context, name string) error
+	Unlock(ctx context.Context, name string) error
+	SetGroups(ctx context.Context, name string, groups []string) error
+	// ActivateTOTP installs a verified secret and returns fresh recovery codes
+	// (plaintext, shown once). Without force it fails if a token is active.
+	ActivateTOTP(ctx context.Context, name string, secret []byte, force bool) ([]string, error)
+	ResetMFA(ctx context.Context, name string) error
+	NewRecoveryCodes(ctx context.Context, name string) ([]string, error)
+	Import(ctx context.Context, users []ImportUser) (int, error)
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+}

@@ -1,0 +1,102 @@
+// Package config loads and validates radiusd.toml: strict TOML (unknown keys
+// are errors that name the key), version = 1, defaults applied separately from
+// validation, relative paths resolved against the config file's directory,
+// and secrets that may come from files.
+package config
+
+import "time"
+
+// Config is the whole radiusd.toml.
+type Config struct {
+	Version int    `toml:"version"`
+	DataDir string `toml:"data_dir"` // holds otpgate.db and the seed key file
+	Issuer  string `toml:"issuer"`   // otpauth:// issuer shown in authenticator apps
+	KeyFile string `toml:"key_file"` // default: <data_dir>/seed.key
+
+	Log      LogConfig      `toml:"log"`
+	Control  ControlConfig  `toml:"control"`
+	Radius   RadiusConfig   `toml:"radius"`
+	Clients  []ClientConfig `toml:"client"`
+	Auth     AuthConfig     `toml:"auth"`
+	Password PasswordConfig `toml:"password"`
+	Metrics  MetricsConfig  `toml:"metrics"`
+
+	// Path is the file the config was loaded from (not a TOML key).
+	Path string `toml:"-"`
+}
+
+// LogConfig selects the operational log and the audit log.
+type LogConfig struct {
+	Level string `toml:"level"` // debug, info, warn, error
+	Audit string `toml:"audit"` // "stderr" (default), "off", or a file path
+}
+
+// ControlConfig is the Unix control socket the otpgate CLI talks to.
+type ControlConfig struct {
+	Socket string `toml:"socket"` // default: <data_dir>/control.sock
+	Group  string `toml:"group"`  // optional admin group allowed besides root and the daemon's user
+}
+
+// RadiusConfig is the RADIUS transport.
+type RadiusConfig struct {
+	Listen        []string `toml:"listen"`          // "127.0.0.1:1812", "[::1]:1812"
+	ReplyCacheTTL Duration `toml:"reply_cache_ttl"` // RFC 5080: 5–30 s
+	ReplyCacheMax int      `toml:"reply_cache_max"` // entries
+	ChallengeTTL  Duration `toml:"challenge_ttl"`   // how long a State stays valid
+	RejectDelay   Duration `toml:"reject_delay"`    // uniform delay before every Access-Reject
+	Workers       int      `toml:"workers"`         // concurrent password hashes (argon2id memory bound)
+	Queue         int      `toml:"queue"`           // requests waiting for a worker before drops
+}
+
+// ClientConfig is one [[client]] (NAS). Address is a CIDR or a bare IP; the
+// longest prefix wins.
+type ClientConfig struct {
+	Name                        string `toml:"name"`
+	Address                     string `toml:"address"`
+	Secret                      string `toml:"secret"`
+	SecretFile                  string `toml:"secret_file"`
+	RequireMessageAuthenticator *bool  `toml:"require_message_authenticator"` // default true
+	LimitProxyState             *bool  `toml:"limit_proxy_state"`             // default true
+	Mode                        string `toml:"mode"`                          // default: [auth] mode
+}
+
+// AuthConfig is the decision policy.
+type AuthConfig struct {
+	Mode       string   `toml:"mode"`        // append | challenge | otp-only | auto (default auto)
+	MFA        string   `toml:"mfa"`         // required | optional (default required)
+	MFAGroups  []string `toml:"mfa_groups"`  // with mfa = "optional": required for members
+	GraceUntil string   `toml:"grace_until"` // YYYY-MM-DD: unenrolled users pass on password until then
+	Skew       int      `toml:"skew"`        // accepted time steps either side (default 1)
+
+	LockoutThreshold int      `toml:"lockout_threshold"` // failures before backoff starts (default 5)
+	LockoutBase      Duration `toml:"lockout_base"`      // first lock (default 30s), doubling
+	LockoutMax       Duration `toml:"lockout_max"`       // cap (default 4h)
+}
+
+// PasswordConfig is the argon2id cost for new hashes.
+type PasswordConfig struct {
+	Argon2Time    uint32 `toml:"argon2_time"`       // iterations (default 1)
+	Argon2MemKiB  uint32 `toml:"argon2_memory_kib"` // default 65536 (64 MiB)
+	Argon2Threads uint8  `toml:"argon2_threads"`    // default 1
+}
+
+// MetricsConfig is the Prometheus endpoint; empty Listen disables it.
+type MetricsConfig struct {
+	Listen string `toml:"listen"` // loopback only, e.g. "127.0.0.1:9812"
+}
+
+// Duration is a time.Duration written as a TOML string such as "30s".
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }

@@ -1,0 +1,80 @@
+// Package store persists otpgate users, password hashes, encrypted TOTP seeds,
+// replay and lockout state, and hashed recovery codes.
+//
+// The first implementation is bbolt (see Open). Seeds are encrypted at rest with
+// AES-256-GCM under a key file; every other package sees plaintext seeds only in
+// memory, through the User type.
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// Errors callers branch on with errors.Is.
+var (
+	ErrUserNotFound  = errors.New("store: user not found")
+	ErrUserExists    = errors.New("store: user already exists")
+	ErrLocked        = errors.New("store: database is in use by another process")
+	ErrWrongKey      = errors.New("store: key file does not match the database")
+	ErrMissingKey    = errors.New("store: key file missing for a database that holds seeds")
+	ErrNewerSchema   = errors.New("store: database schema is newer than this program")
+	ErrInvalidName   = errors.New("store: invalid user name")
+	ErrCodeReused    = errors.New("store: totp time step already used")
+	ErrNoRecoveryHit = errors.New("store: recovery code not valid")
+)
+
+// TOTP is a user's active RFC 6238 token. Secret is the raw key (not base32),
+// in clear only in memory.
+type TOTP struct {
+	Secret    []byte    `json:"-"`
+	Algorithm string    `json:"algorithm"` // "SHA1"
+	Digits    int       `json:"digits"`    // 6
+	Period    int       `json:"period"`    // seconds, 30
+	LastStep  uint64    `json:"last_step"` // last accepted time step; 0 = never
+	Enrolled  time.Time `json:"enrolled"`
+}
+
+// User is one account. The zero value of every optional field means "none".
+type User struct {
+	Name         string   `json:"name"`
+	Groups       []string `json:"groups,omitempty"`
+	Disabled     bool     `json:"disabled,omitempty"`
+	PasswordHash string   `json:"password_hash,omitempty"` // PHC argon2id or bcrypt; "" = no password
+	TOTP         *TOTP    `json:"totp,omitempty"`
+
+	// RecoveryCodes holds hashes (see HashRecoveryCode) of unused recovery codes.
+	RecoveryCodes []string `json:"recovery_codes,omitempty"`
+
+	// Code failures count per user across all clients (RFC 4226 §7.3).
+	CodeFailures int       `json:"code_failures,omitempty"`
+	LockedUntil  time.Time `json:"locked_until,omitzero"`
+	LastFailure  time.Time `json:"last_failure,omitzero"`
+
+	Created     time.Time `json:"created"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+}
+
+// Store is what the rest of otpgate needs from persistence.
+//
+// Update is the only way to change an existing user: fn runs inside one
+// transaction on a fresh copy of the user and its result is written durably
+// (fsync) before Update returns. If fn returns an error nothing is written and
+// Update returns that error unwrapped-compatible (errors.Is works).
+type Store interface {
+	Get(ctx context.Context, name string) (User, error)
+	List(ctx context.Context) ([]User, error)
+	Create(ctx context.Context, u User) error
+	Update(ctx context.Context, name string, fn func(u *User) error) error
+	Delete(ctx context.Context, name string) error
+	// Import creates all users in one transaction or none; an existing name fails it.
+	Import(ctx context.Context, users []User) error
+	// Backup writes a consistent copy of the database to w.
+	Backup(ctx context.Context, w io.Writer) (int64, error)
+	// HashRecoveryCode returns the stored form of a recovery code for user name
+	// (keyed hash; the code itself is never stored).
+	HashRecoveryCode(name, code string) string
+	Close() error
+}
