@@ -78,3 +78,14 @@ type Store interface {
 	HashRecoveryCode(name, code string) string
 	Close() error
 }
+
+// Options configures Open.
+type Options struct {
+	// KeyFile holds the 32-byte AES-256-GCM key for seeds. Default:
+	// "seed.key" beside the database. Created with mode 0600 when the
+	// database is new; never regenerated over existing seeds.
+	KeyFile string
+	// LockTimeout bounds the wait for the bbolt file lock (another process
+	// holds it). Default 2s; on expiry Open returns ErrLocked.
+	LockTimeout time.Duration
+}
