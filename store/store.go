@@ -1,9 +1,3 @@
-// Package store persists otpgate users, password hashes, encrypted TOTP seeds,
-// replay and lockout state, and hashed recovery codes.
-//
-// The first implementation is bbolt (see Open). Seeds are encrypted at rest with
-// AES-256-GCM under a key file; every other package sees plaintext seeds only in
-// memory, through the User type.
 package store
 
 import (

@@ -1,0 +1,338 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Defaults for Options.
+const (
+	DefaultLockTimeout = 2 * time.Second
+	DefaultKeyFileName = "seed.key" // beside the database
+)
+
+// importFillPercent packs pages densely when Import appends keys in order.
+const importFillPercent = 0.9
+
+// DB is the bbolt implementation of Store. It is safe for concurrent use; a
+// database file can be open in only one DB (one process) at a time.
+type DB struct {
+	bolt *bolt.DB
+	path string
+	keys *keyring
+
+	closeMu sync.Mutex
+	closed  bool
+}
+
+var _ Store = (*DB)(nil)
+
+// write runs fn in one read-write transaction; bbolt fsyncs on commit, so
+// the change is durable when write returns nil. It is the only place that
+// starts write transactions, so switching to group commit (bolt.DB.Batch or
+// an own batcher) changes nothing else. fn must not have side effects
+// outside tx if that happens, since Batch may run it twice.
+func (db *DB) write(fn func(tx *bolt.Tx) error) error { return db.bolt.Update(fn) }
+
+// read runs fn in one read-only transaction.
+func (db *DB) read(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }
+
+// writeOp is write for one Store method: errors fn returns (already wrapped
+// with context) come back unchanged; bbolt's own errors (closed database,
+// commit or fsync failure such as a full disk) are wrapped with op.
+func (db *DB) writeOp(op string, fn func(tx *bolt.Tx) error) error {
+	var inner error
+	err := db.write(func(tx *bolt.Tx) error {
+		inner = fn(tx)
+		return inner
+	})
+	if err != nil && inner == nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return err
+}
+
+// readOp is writeOp for read-only transactions.
+func (db *DB) readOp(op string, fn func(tx *bolt.Tx) error) error {
+	var inner error
+	err := db.read(func(tx *bolt.Tx) error {
+		inner = fn(tx)
+		return inner
+	})
+	if err != nil && inner == nil {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return err
+}
+
+func usersBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
+	b := tx.Bucket(bucketUsers)
+	if b == nil {
+		return nil, errors.New("store: bucket users missing (database damaged?)")
+	}
+	return b, nil
+}
+
+// lookupName checks a name passed to Get, Update or Delete. An invalid name
+// can never be stored, so the error wraps both ErrUserNotFound and
+// ErrInvalidName: callers that treat unknown users alike need no extra case.
+func lookupName(op, name string) error {
+	if err := ValidateName(name); err != nil {
+		return fmt.Errorf("store: %s: %w (%w)", op, ErrUserNotFound, err)
+	}
+	return nil
+}
+
+// Get returns the user called name, with the TOTP secret decrypted.
+func (db *DB) Get(ctx context.Context, name string) (User, error) {
+	if err := ctx.Err(); err != nil {
+		return User{}, fmt.Errorf("store: get: %w", err)
+	}
+	if err := lookupName("get", name); err != nil {
+		return User{}, err
+	}
+	var u User
+	err := db.readOp(fmt.Sprintf("get %q", name), func(tx *bolt.Tx) error {
+		b, err := usersBucket(tx)
+		if err != nil {
+			return err
+		}
+		v := b.Get([]byte(name))
+		if v == nil {
+			return fmt.Errorf("store: get %q: %w", name, ErrUserNotFound)
+		}
+		if u, err = decodeRecord(db.keys, name, v); err != nil {
+			return fmt.Errorf("store: get %q: %w", name, err)
+		}
+		return nil
+	})
+	return u, err
+}
+
+// List returns all users sorted by name (byte order).
+func (db *DB) List(ctx context.Context) ([]User, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	users := []User{}
+	err := db.readOp("list", func(tx *bolt.Tx) error {
+		b, err := usersBucket(tx)
+		if err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			u, err := decodeRecord(db.keys, string(k), v)
+			if err != nil {
+				return fmt.Errorf("store: list: user %q: %w", k, err)
+			}
+			users = append(users, u)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+// Create adds u. Created is set to now when zero.
+func (db *DB) Create(ctx context.Context, u User) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: create: %w", err)
+	}
+	if u.Created.IsZero() {
+		u.Created = time.Now()
+	}
+	data, err := encodeRecord(db.keys, &u)
+	if err != nil {
+		return err
+	}
+	return db.writeOp(fmt.Sprintf("create %q", u.Name), func(tx *bolt.Tx) error {
+		b, err := usersBucket(tx)
+		if err != nil {
+			return err
+		}
+		key := []byte(u.Name)
+		if b.Get(key) != nil {
+			return fmt.Errorf("store: create %q: %w", u.Name, ErrUserExists)
+		}
+		if err := b.Put(key, data); err != nil {
+			return fmt.Errorf("store: create %q: %w", u.Name, err)
+		}
+		return nil
+	})
+}
+
+// Update reads user name, applies fn to a fresh copy and writes the result,
+// all in one transaction that is durable when Update returns nil. If fn
+// returns an error nothing is written and Update returns that error as is.
+// fn must not change u.Name.
+func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: update: %w", err)
+	}
+	if err := lookupName("update", name); err != nil {
+		return err
+	}
+	return db.writeOp(fmt.Sprintf("update %q", name), func(tx *bolt.Tx) error {
+		b, err := usersBucket(tx)
+		if err != nil {
+			return err
+		}
+		key := []byte(name)
+		v := b.Get(key)
+		if v == nil {
+			return fmt.Errorf("store: update %q: %w", name, ErrUserNotFound)
+		}
+		u, err := decodeRecord(db.keys, name, v)
+		if err != nil {
+			return fmt.Errorf("store: update %q: %w", name, err)
+		}
+		if err := fn(&u); err != nil {
+			return err
+		}
+		if u.Name != name {
+			return fmt.Errorf("store: update %q: the update renamed the user to %.64q; renaming is not supported", name, u.Name)
+		}
+		data, err := encodeRecord(db.keys, &u)
+		if err != nil {
+			return fmt.Errorf("store: update %q: %w", name, err)
+		}
+		if err := b.Put(key, data); err != nil {
+			return fmt.Errorf("store: update %q: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// Delete removes user name.
+func (db *DB) Delete(ctx context.Context, name string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("store: delete: %w", err)
+	}
+	if err := lookupName("delete", name); err != nil {
+		return err
+	}
+	return db.writeOp(fmt.Sprintf("delete %q", name), func(tx *bolt.Tx) error {
+		b, err := usersBucket(tx)
+		if err != nil {
+			return err
+		}
+		key := []byte(name)
+		if b.Get(key) == nil {
+			return fmt.Errorf("store: delete %q: %w", name, ErrUserNotFound)
+		}
+		if err := b.Delete(key); err != nil {
+			return fmt.Errorf("store: delete %q: %w", name, err)
+		}
+		return nil
+	})
+}
+
+// Import creates all users in one transaction, or none: an invalid user, a
+// name that exists already or one that appears twice in users fails the
+// whole import with an error naming the user. Created is set to now when zero.
+func (db *DB) Import(ctx context.Context, users []User) error {
+	type item struct {
+		name string
+		data []byte
+	}
+	now := time.Now()
+	items := make([]item, len(users))
+	for i := range users {
+		if i%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fmt.Errorf("store: import: %w", err)
+			}
+		}
+		u := users[i]
+		if u.Created.IsZero() {
+			u.Created = now
+		}
+		data, err := encodeRecord(db.keys, &u)
+		if err != nil {
+			return fmt.Errorf("store: import: entry %d: %w", i+1, err)
+		}
+		items[i] = item{u.Name, data}
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.name, b.name) })
+	for i := 1; i < len(items); i++ {
+		if items[i].name == items[i-1].name {
+			return fmt.Errorf("store: import: user %q appears more than once: %w", items[i].name, ErrUserExists)
+		}
+	}
+	return db.writeOp("import", func(tx *bolt.Tx) error {
+		b, err := usersBucket(tx)
+		if err != nil {
+			return err
+		}
+		if last, _ := b.Cursor().Last(); last == nil || bytes.Compare(last, []byte(items[0].name)) < 0 {
+			b.FillPercent = importFillPercent // pure append in key order
+		}
+		for i, it := range items {
+			if i%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return fmt.Errorf("store: import: %w", err)
+				}
+			}
+			key := []byte(it.name)
+			if b.Get(key) != nil {
+				return fmt.Errorf("store: import: user %q: %w", it.name, ErrUserExists)
+			}
+			if err := b.Put(key, it.data); err != nil {
+				return fmt.Errorf("store: import: user %q: %w", it.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Backup writes a consistent copy of the whole database file to w. The copy
+// opens with the same key file.
+func (db *DB) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("store: backup: %w", err)
+	}
+	var n int64
+	err := db.read(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("store: backup: %w", err)
+	}
+	return n, nil
+}
+
+// HashRecoveryCode returns hex(HMAC-SHA256(k, name || 0x00 || code)) where
+// k is derived from the master key. Pass the normalized code.
+func (db *DB) HashRecoveryCode(name, code string) string {
+	return db.keys.hashRecoveryCode(name, code)
+}
+
+// Close closes the database. It is safe to call more than once.
+func (db *DB) Close() error {
+	db.closeMu.Lock()
+	defer db.closeMu.Unlock()
+	if db.closed {
+		return nil
+	}
+	db.closed = true
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("store: close %s: %w", db.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// maxSeedLen bounds a TOTP secret; real ones are 10 (Google Authenticator)
+// to 64 bytes (SHA-512 block-sized keys).
+const maxSeedLen = 128
+
+// record is the JSON value stored under a user's name in the users bucket.
+// TOTP.Secret is never marshalled (json:"-"); the seed is stored only as
+// SealedSeed, AES-GCM-encrypted with the user name as additional data.
+type record struct {
+	User
+	SealedSeed []byte `json:"sealed_seed,omitempty"`
+}
+
+// validateUser checks what the store itself relies on.
+func validateUser(u *User) error {
+	if err := ValidateName(u.Name); err != nil {
+		return err
+	}
+	if t := u.TOTP; t != nil {
+		switch {
+		case len(t.Secret) == 0:
+			return fmt.Errorf("store: user %q: totp secret is empty", u.Name)
+		case len(t.Secret) > maxSeedLen:
+			return fmt.Errorf("store: user %q: totp secret is %d bytes, at most %d allowed", u.Name, len(t.Secret), maxSeedLen)
+		case t.Digits < 0 || t.Digits > 10:
+			return fmt.Errorf("store: user %q: totp digits %d out of range", u.Name, t.Digits)
+		case t.Period < 0:
+			return fmt.Errorf("store: user %q: totp period %d is negative", u.Name, t.Period)
+		}
+	}
+	return nil
+}
+
+// encodeRecord validates u and returns its stored form.
+func encodeRecord(k *keyring, u *User) ([]byte, error) {
+	if err := validateUser(u); err != nil {
+		return nil, err
+	}
+	r := record{User: *u}
+	if u.TOTP != nil {
+		sealed, err := k.sealSeed(u.Name, u.TOTP.Secret)
+		if err != nil {
+			return nil, err
+		}
+		r.SealedSeed = sealed
+	}
+	data, err := json.Marshal(&r)
+	if err != nil {
+		return nil, fmt.Errorf("store: encode user %q: %w", u.Name, err)
+	}
+	return data, nil
+}
+
+// decodeRecord parses the value stored under key name. The returned User
+// shares no memory with data (bbolt values are only valid inside their
+// transaction) and, since it is freshly decoded, none with any other caller.
+func decodeRecord(k *keyring, name string, data []byte) (User, error) {
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return User{}, fmt.Errorf("decode record: %w", err)
+	}
+	if r.Name != name {
+		return User{}, fmt.Errorf("decode record: stored under %q but names %q", name, r.Name)
+	}
+	switch {
+	case r.TOTP != nil && r.SealedSeed == nil:
+		return User{}, errors.New("decode record: totp without an encrypted seed")
+	case r.TOTP == nil && r.SealedSeed != nil:
+		return User{}, errors.New("decode record: encrypted seed without totp settings")
+	case r.TOTP != nil:
+		seed, err := k.openSeed(name, r.SealedSeed)
+		if err != nil {
+			return User{}, fmt.Errorf("decode record: %w", err)
+		}
+		r.TOTP.Secret = seed
+	}
+	return r.User, nil
+}
