@@ -1,0 +1,95 @@
+package auth
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/password"
+)
+
+func TestOptionsFromConfigDefaults(t *testing.T) {
+	o, err := OptionsFromConfig(&config.Config{Auth: config.AuthConfig{Skew: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := runtime.NumCPU()
+	if o.Skew != 1 || o.LockoutThreshold != 5 || o.LockoutBase != 30*time.Second || o.LockoutMax != 4*time.Hour ||
+		o.ChallengeTTL != 120*time.Second || o.Workers != n || o.Queue != 64*n ||
+		o.Password != password.DefaultParams || o.Policy.MFA != MFARequired || !o.Policy.GraceUntil.IsZero() || o.Now == nil {
+		t.Fatalf("defaults: %+v", o)
+	}
+	// An explicit skew = 0 (config.Load defaults an unset skew to 1) stays 0.
+	if o, err := OptionsFromConfig(&config.Config{}); err != nil || o.Skew != 0 {
+		t.Fatalf("skew 0: %d, %v", o.Skew, err)
+	}
+}
+
+func TestOptionsFromConfig(t *testing.T) {
+	c := &config.Config{}
+	c.Auth = config.AuthConfig{
+		MFA: "optional", MFAGroups: []string{"vpn"}, GraceUntil: "2026-03-31", Skew: 2,
+		LockoutThreshold: 3,
+		LockoutBase:      config.Duration{Duration: time.Minute},
+		LockoutMax:       config.Duration{Duration: time.Hour},
+	}
+	c.Radius.ChallengeTTL = config.Duration{Duration: time.Minute}
+	c.Radius.Workers = 3
+	c.Radius.Queue = 7
+	c.Password = config.PasswordConfig{Argon2Time: 3, Argon2MemKiB: 1024}
+	o, err := OptionsFromConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantGrace := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	if o.Skew != 2 || o.LockoutThreshold != 3 || o.LockoutBase != time.Minute || o.LockoutMax != time.Hour ||
+		o.ChallengeTTL != time.Minute || o.Workers != 3 || o.Queue != 7 ||
+		o.Password != (password.Params{Time: 3, MemKiB: 1024, Threads: 1}) ||
+		o.Policy.MFA != MFAOptional || len(o.Policy.MFAGroups) != 1 || !o.Policy.GraceUntil.Equal(wantGrace) {
+		t.Fatalf("options: %+v", o)
+	}
+	// The last second of 2026-03-31 UTC is in grace, midnight is not.
+	if !time.Date(2026, 3, 31, 23, 59, 59, 0, time.UTC).Before(o.Policy.GraceUntil) || wantGrace.Before(o.Policy.GraceUntil) {
+		t.Fatal("grace boundary")
+	}
+	c.Auth.MFAGroups[0] = "changed"
+	if o.Policy.MFAGroups[0] != "vpn" {
+		t.Fatal("MFAGroups aliases the config")
+	}
+}
+
+func TestOptionsFromConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		mut  func(c *config.Config)
+		want string
+	}{
+		{"grace format", func(c *config.Config) { c.Auth.GraceUntil = "31.03.2026" }, "grace_until"},
+		{"grace date", func(c *config.Config) { c.Auth.GraceUntil = "2026-02-30" }, "grace_until"},
+		{"mfa", func(c *config.Config) { c.Auth.MFA = "sometimes" }, "mfa"},
+		{"skew", func(c *config.Config) { c.Auth.Skew = -1 }, "skew"},
+		{"skew big", func(c *config.Config) { c.Auth.Skew = 11 }, "skew"},
+		{"threshold", func(c *config.Config) { c.Auth.LockoutThreshold = -2 }, "lockout_threshold"},
+		{"max < base", func(c *config.Config) {
+			c.Auth.LockoutBase = config.Duration{Duration: time.Hour}
+			c.Auth.LockoutMax = config.Duration{Duration: time.Minute}
+		}, "lockout_max"},
+		{"queue", func(c *config.Config) { c.Radius.Queue = -1 }, "queue"},
+		{"workers", func(c *config.Config) { c.Radius.Workers = -1 }, "workers"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &config.Config{}
+			tc.mut(c)
+			_, err := OptionsFromConfig(c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := OptionsFromConfig(nil); err == nil {
+		t.Fatal("nil config accepted")
+	}
+}

@@ -1,0 +1,107 @@
+package auth
+
+import (
+	"crypto/subtle"
+	"encoding/base32"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+
+	"github.com/otpgate/otpgate/store"
+)
+
+var seedEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// tokenDigits is the code length of t (6 unless the token says 8).
+func tokenDigits(t *store.TOTP) int {
+	if t != nil && t.Digits == 8 {
+		return 8
+	}
+	return 6
+}
+
+// tokenOpts maps the stored token parameters to pquerna/otp options, set
+// explicitly (pquerna's defaults are not applied everywhere).
+func tokenOpts(t *store.TOTP) (hotp.ValidateOpts, uint64, error) {
+	var o hotp.ValidateOpts
+	switch t.Digits {
+	case 0, 6:
+		o.Digits = otp.DigitsSix
+	case 8:
+		o.Digits = otp.DigitsEight
+	default:
+		return o, 0, fmt.Errorf("auth: unsupported totp digits %d", t.Digits)
+	}
+	switch strings.ToUpper(t.Algorithm) {
+	case "", "SHA1":
+		o.Algorithm = otp.AlgorithmSHA1
+	case "SHA256":
+		o.Algorithm = otp.AlgorithmSHA256
+	case "SHA512":
+		o.Algorithm = otp.AlgorithmSHA512
+	default:
+		return o, 0, fmt.Errorf("auth: unsupported totp algorithm %q", t.Algorithm)
+	}
+	period := uint64(30)
+	if t.Period > 0 {
+		period = uint64(t.Period)
+	} else if t.Period < 0 {
+		return o, 0, fmt.Errorf("auth: invalid totp period %d", t.Period)
+	}
+	return o, period, nil
+}
+
+// isDigits reports whether s is exactly n ASCII digits.
+func isDigits(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// matchStep checks code against every time step T-skew..T+skew of token t at
+// now. It computes and compares all of them (no early exit, constant-time
+// compare and select) and returns the highest matching step. The caller
+// checks the step against t.LastStep.
+func matchStep(t *store.TOTP, code string, now time.Time, skew int) (step uint64, ok bool, err error) {
+	opts, period, err := tokenOpts(t)
+	if err != nil {
+		return 0, false, err
+	}
+	if !isDigits(code, opts.Digits.Length()) {
+		return 0, false, nil
+	}
+	if len(t.Secret) == 0 {
+		return 0, false, fmt.Errorf("auth: empty totp secret")
+	}
+	unix := now.Unix()
+	if unix < 0 {
+		return 0, false, fmt.Errorf("auth: clock before 1970")
+	}
+	secret := seedEncoding.EncodeToString(t.Secret)
+	cur := uint64(unix) / period
+	var found int
+	for d := -skew; d <= skew; d++ {
+		if d < 0 && uint64(-d) > cur {
+			continue // before the epoch
+		}
+		s := uint64(int64(cur) + int64(d))
+		want, err := hotp.GenerateCodeCustom(secret, s, opts)
+		if err != nil {
+			return 0, false, fmt.Errorf("auth: totp: %w", err)
+		}
+		eq := subtle.ConstantTimeCompare([]byte(want), []byte(code))
+		mask := -uint64(eq) // all ones when equal
+		step = step&^mask | s&mask
+		found |= eq
+	}
+	return step, found == 1, nil
+}
