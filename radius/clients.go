@@ -1,0 +1,150 @@
+package radius
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/otpgate/otpgate/auth"
+	"github.com/otpgate/otpgate/config"
+)
+
+// client is one configured NAS after validation.
+type client struct {
+	name            string
+	prefix          netip.Prefix
+	secret          []byte
+	requireMA       bool
+	limitProxyState bool
+	mode            auth.Mode
+}
+
+// clientTable maps a source address to a client. Entries are sorted by prefix
+// length, longest first, so the first match is the longest prefix. Two
+// different prefixes of the same length never both contain one address, so
+// the result is deterministic.
+type clientTable struct {
+	entries []*client
+}
+
+// parseMode resolves a configured mode string; "" means unset.
+func parseMode(s string) (auth.Mode, error) {
+	switch m := auth.Mode(strings.TrimSpace(s)); m {
+	case auth.ModeAppend, auth.ModeChallenge, auth.ModeOTPOnly, auth.ModeAuto:
+		return m, nil
+	case "":
+		return "", nil
+	default:
+		return "", fmt.Errorf("unknown mode %q (want append, challenge, otp-only or auto)", s)
+	}
+}
+
+// parseClientAddress accepts a CIDR or a bare IP (a /32 or /128). IPv4-mapped
+// IPv6 prefixes are turned into IPv4 ones and zones are dropped, so lookups
+// match however the kernel reports the source.
+func parseClientAddress(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, err
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		a = a.WithZone("")
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if a := p.Addr(); a.Is4In6() {
+		if p.Bits() < 96 {
+			return netip.Prefix{}, fmt.Errorf("IPv4-mapped prefix shorter than /96")
+		}
+		p = netip.PrefixFrom(a.Unmap(), p.Bits()-96)
+	}
+	return p.Masked(), nil
+}
+
+// newClientTable validates the [[client]] entries. defaultMode is [auth] mode
+// ("" means auto).
+func newClientTable(cfgs []config.ClientConfig, defaultMode string, log *slog.Logger) (*clientTable, error) {
+	def, err := parseMode(defaultMode)
+	if err != nil {
+		return nil, fmt.Errorf("radius: auth.mode: %w", err)
+	}
+	if def == "" {
+		def = auth.ModeAuto
+	}
+	t := &clientTable{}
+	seen := make(map[netip.Prefix]string)
+	for i, cc := range cfgs {
+		name := cc.Name
+		if name == "" {
+			name = cc.Address
+		}
+		p, err := parseClientAddress(cc.Address)
+		if err != nil {
+			return nil, fmt.Errorf("radius: client[%d] %q: address %q: %w", i, name, cc.Address, err)
+		}
+		if other, dup := seen[p]; dup {
+			return nil, fmt.Errorf("radius: client[%d] %q: address %s is also used by client %q", i, name, p, other)
+		}
+		seen[p] = name
+		if cc.Secret == "" {
+			return nil, fmt.Errorf("radius: client[%d] %q: empty shared secret", i, name)
+		}
+		if len(cc.Secret) <= 12 && log != nil {
+			log.Warn("radius: shared secret is insecure (12 octets or less); use 24+ random octets", "client", name)
+		}
+		mode, err := parseMode(cc.Mode)
+		if err != nil {
+			return nil, fmt.Errorf("radius: client[%d] %q: %w", i, name, err)
+		}
+		if mode == "" {
+			mode = def
+		}
+		c := &client{
+			name:            name,
+			prefix:          p,
+			secret:          []byte(cc.Secret),
+			requireMA:       boolOr(cc.RequireMessageAuthenticator, true),
+			limitProxyState: boolOr(cc.LimitProxyState, true),
+			mode:            mode,
+		}
+		if !c.requireMA && !c.limitProxyState && log != nil {
+			log.Warn("radius: client has require_message_authenticator and limit_proxy_state both off; forged Access-Accepts are possible (BlastRADIUS)", "client", name)
+		}
+		t.entries = append(t.entries, c)
+	}
+	slices.SortStableFunc(t.entries, func(a, b *client) int {
+		if c := cmp.Compare(b.prefix.Bits(), a.prefix.Bits()); c != 0 {
+			return c
+		}
+		return a.prefix.Addr().Compare(b.prefix.Addr())
+	})
+	return t, nil
+}
+
+func boolOr(p *bool, def bool) bool {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+// lookup returns the client whose prefix contains a, longest prefix first, or
+// nil for an unknown source.
+func (t *clientTable) lookup(a netip.Addr) *client {
+	a = a.Unmap().WithZone("")
+	for _, c := range t.entries {
+		if c.prefix.Contains(a) {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package radius
+
+import (
+	"fmt"
+	"net/netip"
+	"unicode/utf8"
+
+	rad "layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+
+	"github.com/otpgate/otpgate/auth"
+)
+
+const (
+	maxAttrLen = 253
+	// defaultPrompt is the challenge prompt when the Authenticator gives none;
+	// pam_radius needs a non-empty Reply-Message in every Access-Challenge.
+	defaultPrompt = "Enter your verification code: "
+	maxUserLen    = 253
+)
+
+// buildRequest turns a verified Access-Request into an auth.Request. ok is
+// false when the packet lacks a usable User-Name or User-Password, or has
+// more than one State: the caller answers such a request with a Reject.
+func buildRequest(p *rad.Packet, c *client, src netip.AddrPort) (req auth.Request, ok bool) {
+	req = auth.Request{Client: c.name, Mode: c.mode, Station: src.Addr().String()}
+	if st, err := rfc2865.CallingStationID_LookupString(p); err == nil && st != "" {
+		req.Station = st
+	}
+	user, err := rfc2865.UserName_LookupString(p)
+	if err != nil || user == "" || len(user) > maxUserLen {
+		return req, false
+	}
+	req.User = user
+	pw, err := rfc2865.UserPassword_LookupString(p)
+	if err != nil {
+		return req, false
+	}
+	req.Password = pw
+	states, err := rfc2865.State_Gets(p)
+	if err != nil || len(states) > 1 {
+		return req, false
+	}
+	if len(states) == 1 {
+		if len(states[0]) == 0 {
+			return req, false
+		}
+		req.State = states[0]
+	}
+	return req, true
+}
+
+// buildResponse encodes the answer to req for decision d. A Challenge
+// without a usable State becomes a Reject (internal_error); the decision
+// actually sent is returned.
+func buildResponse(req *rad.Packet, d auth.Decision) ([]byte, auth.Decision, error) {
+	var code rad.Code
+	switch d.Result {
+	case auth.Accept:
+		code = rad.CodeAccessAccept
+	case auth.Challenge:
+		code = rad.CodeAccessChallenge
+		if len(d.State) == 0 || len(d.State) > maxAttrLen {
+			d = auth.Decision{Result: auth.Reject, Reason: auth.ReasonInternal, Elapsed: d.Elapsed}
+			code = rad.CodeAccessReject
+		}
+	case auth.Reject:
+		code = rad.CodeAccessReject
+	default:
+		return nil, d, fmt.Errorf("radius: no response for result %v", d.Result)
+	}
+	resp := req.Response(code)
+	switch code {
+	case rad.CodeAccessChallenge:
+		msg := d.Message
+		if msg == "" {
+			msg = defaultPrompt
+		}
+		resp.Attributes.Add(rfc2865.ReplyMessage_Type, rad.Attribute(truncateUTF8(msg, maxAttrLen)))
+		resp.Attributes.Add(rfc2865.State_Type, rad.Attribute(append([]byte(nil), d.State...)))
+	case rad.CodeAccessAccept:
+		if d.Message != "" {
+			resp.Attributes.Add(rfc2865.ReplyMessage_Type, rad.Attribute(truncateUTF8(d.Message, maxAttrLen)))
+		}
+	case rad.CodeAccessReject:
+		// One uniform Reject. The only hint ever sent is the one auth gives
+		// a user who proved the password but has not enrolled yet.
+		if d.Reason == auth.ReasonNotEnrolled && d.Message != "" {
+			resp.Attributes.Add(rfc2865.ReplyMessage_Type, rad.Attribute(truncateUTF8(d.Message, maxAttrLen)))
+		}
+	}
+	for _, avp := range req.Attributes {
+		if avp.Type == proxyStateType {
+			resp.Attributes.Add(proxyStateType, append(rad.Attribute(nil), avp.Attribute...))
+		}
+	}
+	b, err := encodeSigned(resp)
+	return b, d, err
+}
+
+// statusResponse answers Status-Server (RFC 5997) with an Access-Accept.
+func statusResponse(req *rad.Packet) ([]byte, error) {
+	return encodeSigned(req.Response(rad.CodeAccessAccept))
+}
+
+// truncateUTF8 cuts s to at most n bytes without splitting a rune.
+func truncateUTF8(s string, n int) []byte {
+	if len(s) <= n {
+		return []byte(s)
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return []byte(s[:n])
+}

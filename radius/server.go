@@ -1,0 +1,504 @@
+package radius
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	rad "layeh.com/radius"
+
+	"github.com/otpgate/otpgate/auth"
+	"github.com/otpgate/otpgate/config"
+)
+
+// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
+var ErrServerClosed = errors.New("radius: server closed")
+
+const (
+	defaultWorkers   = 4
+	defaultQueue     = 256
+	maxDatagram      = rad.MaxPacketLength
+	listenerDrainMax = 10 * time.Second
+)
+
+// Authenticator makes the access decision; *auth.Authenticator implements it.
+type Authenticator interface {
+	Authenticate(context.Context, auth.Request) auth.Decision
+}
+
+// packetWriter is the part of net.PacketConn used to answer.
+type packetWriter interface {
+	WriteTo(b []byte, addr net.Addr) (int, error)
+}
+
+// settings is what Reload swaps atomically. A request keeps the client it
+// was received with, so a reload never affects one in flight.
+type settings struct {
+	clients     *clientTable
+	rejectDelay time.Duration
+}
+
+// job is one Access-Request waiting for or in a worker.
+type job struct {
+	w        packetWriter
+	addr     net.Addr
+	src      netip.AddrPort
+	pkt      *rad.Packet
+	client   *client
+	entry    *cacheEntry
+	received time.Time
+	done     sync.Once
+}
+
+// Server is the RADIUS/UDP server. Create it with New.
+type Server struct {
+	auth    Authenticator
+	log     *slog.Logger
+	audit   *slog.Logger
+	set     atomic.Pointer[settings]
+	cache   *replyCache
+	unknown *unknownLimiter
+	metrics *metrics
+	queue   chan *job
+	workers int
+	listen  []string
+	now     func() time.Time
+
+	baseCtx context.Context // passed to the Authenticator; canceled on a forced shutdown
+	cancel  context.CancelFunc
+
+	startWorkers sync.Once
+	closeQueue   sync.Once
+	workerWG     sync.WaitGroup
+	readers      sync.WaitGroup
+	pending      sync.WaitGroup // accepted requests until answered or dropped
+
+	mu      sync.Mutex
+	closing bool
+	conns   map[net.PacketConn]bool // true: opened by ListenAndServe, closed by us
+}
+
+// New validates the RADIUS part of cfg and returns a server that is not yet
+// listening. log and audit may be nil (discarded).
+func New(cfg *config.Config, a Authenticator, log, audit *slog.Logger) (*Server, error) {
+	if cfg == nil {
+		return nil, errors.New("radius: nil config")
+	}
+	if a == nil {
+		return nil, errors.New("radius: nil authenticator")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if audit == nil {
+		audit = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		auth:    a,
+		log:     log,
+		audit:   audit,
+		metrics: newMetrics(),
+		now:     time.Now,
+		conns:   make(map[net.PacketConn]bool),
+	}
+	st, err := s.settingsFrom(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.set.Store(st)
+	s.cache = newReplyCache(cfg.Radius.ReplyCacheTTL.Duration, cfg.Radius.ReplyCacheMax, s.now)
+	s.unknown = newUnknownLimiter(s.now)
+	s.listen = append([]string(nil), cfg.Radius.Listen...)
+	s.workers = cfg.Radius.Workers
+	if s.workers <= 0 {
+		s.workers = defaultWorkers
+	}
+	q := cfg.Radius.Queue
+	if q <= 0 {
+		q = defaultQueue
+	}
+	s.queue = make(chan *job, q)
+	s.baseCtx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func (s *Server) settingsFrom(cfg *config.Config) (*settings, error) {
+	ct, err := newClientTable(cfg.Clients, cfg.Auth.Mode, s.log)
+	if err != nil {
+		return nil, err
+	}
+	if len(ct.entries) == 0 {
+		s.log.Warn("radius: no [[client]] configured; every request will be dropped")
+	}
+	d := cfg.Radius.RejectDelay.Duration
+	if d < 0 {
+		d = 0
+	}
+	return &settings{clients: ct, rejectDelay: d}, nil
+}
+
+// Reload swaps the client table, modes, reject delay and reply cache limits.
+// On error the running configuration is kept. Requests already received keep
+// the client (and secret) they arrived with. Listen addresses, workers and
+// queue size are fixed at New.
+func (s *Server) Reload(cfg *config.Config) error {
+	if cfg == nil {
+		return errors.New("radius: reload: nil config")
+	}
+	st, err := s.settingsFrom(cfg)
+	if err != nil {
+		return fmt.Errorf("radius: reload: %w", err)
+	}
+	s.set.Store(st)
+	s.cache.setLimits(cfg.Radius.ReplyCacheTTL.Duration, cfg.Radius.ReplyCacheMax)
+	return nil
+}
+
+// MetricsHandler serves the metrics in the Prometheus text format.
+func (s *Server) MetricsHandler() http.Handler {
+	return s.metrics.handler(func(w io.Writer) {
+		fmt.Fprintf(w, "# HELP otpgate_radius_reply_cache_entries Entries in the RFC 5080 reply cache.\n# TYPE otpgate_radius_reply_cache_entries gauge\notpgate_radius_reply_cache_entries %d\n", s.cache.len())
+		fmt.Fprintf(w, "# HELP otpgate_radius_queue_length Requests waiting for a worker.\n# TYPE otpgate_radius_queue_length gauge\notpgate_radius_queue_length %d\n", len(s.queue))
+	})
+}
+
+// ListenAndServe listens on every cfg.Radius.Listen address (UDP, IPv4 and
+// IPv6) and serves until ctx is canceled or Shutdown is called. On ctx
+// cancellation it drains in-flight requests (at most 10 s) before returning.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	listen := s.listen
+	if len(listen) == 0 {
+		return errors.New("radius: no listen address")
+	}
+	var pcs []net.PacketConn
+	for _, addr := range listen {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			for _, c := range pcs {
+				c.Close()
+			}
+			return fmt.Errorf("radius: listen %s: %w", addr, err)
+		}
+		if uc, ok := pc.(*net.UDPConn); ok {
+			_ = uc.SetReadBuffer(1 << 20) // absorb bursts; capped by net.core.rmem_max
+		}
+		pcs = append(pcs, pc)
+	}
+	s.mu.Lock()
+	for _, pc := range pcs {
+		s.conns[pc] = true
+	}
+	s.mu.Unlock()
+	for _, pc := range pcs {
+		s.log.Info("radius: listening", "addr", pc.LocalAddr().String())
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make(chan error, len(pcs))
+	for _, pc := range pcs {
+		go func() {
+			err := s.Serve(ctx, pc)
+			if err != nil && !errors.Is(err, ErrServerClosed) {
+				stop() // one broken socket stops them all
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range pcs {
+		if err := <-errs; err != nil && first == nil && !errors.Is(err, ErrServerClosed) {
+			first = err
+		}
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), listenerDrainMax)
+	defer cancel()
+	if err := s.Shutdown(dctx); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// Serve reads datagrams from pc until ctx is canceled (returns nil),
+// Shutdown is called (returns nil) or a read fails (returns the error). It
+// does not close pc; answers to requests still in flight are written to pc
+// after Serve returns, so close it only after Shutdown.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	if _, ok := s.conns[pc]; !ok {
+		s.conns[pc] = false
+	}
+	_ = pc.SetReadDeadline(time.Time{}) // a deadline left by an earlier, canceled Serve
+	s.readers.Add(1)
+	s.mu.Unlock()
+	defer s.readers.Done()
+
+	s.startWorkers.Do(func() {
+		for range s.workers {
+			s.workerWG.Add(1)
+			go s.worker()
+		}
+	})
+	// A past read deadline unblocks ReadFrom but leaves the socket open for
+	// the answers still to be written.
+	stopRead := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(time.Now()) })
+	defer stopRead()
+
+	local := addrPortOf(pc.LocalAddr())
+	buf := make([]byte, maxDatagram)
+	for {
+		n, addr, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil || s.isClosing() {
+				return nil
+			}
+			return fmt.Errorf("radius: read %s: %w", pc.LocalAddr(), err)
+		}
+		s.receive(pc, local, addr, buf[:n])
+	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// Shutdown stops reading on every socket, waits until every accepted request
+// has been answered or dropped (including delayed rejects), stops the workers
+// and closes the sockets ListenAndServe opened. If ctx ends first, the
+// Authenticator's context is canceled and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	conns := make(map[net.PacketConn]bool, len(s.conns))
+	for pc, owned := range s.conns {
+		conns[pc] = owned
+		_ = pc.SetReadDeadline(time.Now())
+	}
+	s.mu.Unlock()
+
+	drained := make(chan struct{})
+	go func() {
+		s.readers.Wait()
+		s.pending.Wait()
+		s.closeQueue.Do(func() { close(s.queue) })
+		s.workerWG.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("radius: shutdown: %w", ctx.Err())
+	}
+	s.cancel()
+	s.mu.Lock()
+	for pc, owned := range conns {
+		if owned {
+			_ = pc.Close()
+			delete(s.conns, pc)
+		}
+	}
+	s.mu.Unlock()
+	return err
+}
+
+// addrPortOf converts a socket address; IPv4-mapped addresses are unmapped.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.UDPAddr:
+		ap := v.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+	case nil:
+		return netip.AddrPort{}
+	default:
+		ap, err := netip.ParseAddrPort(a.String())
+		if err != nil {
+			return netip.AddrPort{}
+		}
+		return netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+	}
+}
+
+// receive runs the cheap part of the chain in the read loop: client lookup,
+// parse, Message-Authenticator and Proxy-State rules, reply cache, enqueue.
+// b is only valid during the call.
+func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b []byte) {
+	src := addrPortOf(addr)
+	if !src.IsValid() {
+		s.metrics.drops.inc(dropMalformed)
+		return
+	}
+	set := s.set.Load()
+	c := set.clients.lookup(src.Addr())
+	if c == nil {
+		s.metrics.drops.inc(dropUnknownClient)
+		if ok, n := s.unknown.note(src.Addr()); ok {
+			s.log.Warn("radius: dropped datagrams from an unknown client", "source", src.Addr().String(), "dropped", n)
+		}
+		return
+	}
+	pkt, err := rad.Parse(b, c.secret)
+	if err != nil {
+		s.metrics.drops.inc(dropMalformed)
+		s.log.Debug("radius: dropped malformed packet", "client", c.name, "source", src.String(), "err", err)
+		return
+	}
+	raw := b[:binary.BigEndian.Uint16(b[2:4])]
+	switch pkt.Code {
+	case rad.CodeAccessRequest, rad.CodeStatusServer:
+	default:
+		s.metrics.drops.inc(dropUnsupportedCode)
+		s.log.Debug("radius: dropped unsupported packet code", "client", c.name, "code", pkt.Code.String())
+		return
+	}
+	switch checkMessageAuthenticator(raw, c.secret) {
+	case maInvalid:
+		s.metrics.drops.inc(dropBadMA)
+		s.log.Debug("radius: dropped packet with an invalid Message-Authenticator (wrong secret?)", "client", c.name, "source", src.String())
+		return
+	case maAbsent:
+		if c.requireMA || pkt.Code == rad.CodeStatusServer {
+			s.metrics.drops.inc(dropMissingMA)
+			s.log.Debug("radius: dropped packet without Message-Authenticator", "client", c.name, "source", src.String())
+			return
+		}
+		if c.limitProxyState && hasProxyState(pkt) {
+			s.metrics.drops.inc(dropProxyState)
+			s.log.Debug("radius: dropped packet with Proxy-State but no Message-Authenticator", "client", c.name, "source", src.String())
+			return
+		}
+	}
+	if pkt.Code == rad.CodeStatusServer {
+		s.answerStatus(w, addr, pkt, c)
+		return
+	}
+
+	act, cached, entry := s.cache.begin(cacheKey{local: local, remote: src, id: pkt.Identifier}, pkt.Authenticator)
+	switch act {
+	case cacheInFlight:
+		s.metrics.drops.inc(dropDuplicate)
+		return
+	case cacheResend:
+		s.metrics.cacheHits.Add(1)
+		if _, err := w.WriteTo(cached, addr); err != nil {
+			s.log.Debug("radius: resend cached reply", "client", c.name, "err", err)
+		}
+		return
+	}
+	j := &job{w: w, addr: addr, src: src, pkt: pkt, client: c, entry: entry, received: s.now()}
+	s.pending.Add(1)
+	select {
+	case s.queue <- j:
+	default:
+		s.cache.abort(entry)
+		s.pending.Done()
+		s.metrics.drops.inc(dropOverload)
+	}
+}
+
+func (s *Server) answerStatus(w packetWriter, addr net.Addr, pkt *rad.Packet, c *client) {
+	b, err := statusResponse(pkt)
+	if err != nil {
+		s.log.Error("radius: status-server reply", "client", c.name, "err", err)
+		return
+	}
+	s.metrics.requests.inc("status_server")
+	if _, err := w.WriteTo(b, addr); err != nil {
+		s.log.Debug("radius: write status-server reply", "client", c.name, "err", err)
+	}
+}
+
+func (s *Server) worker() {
+	defer s.workerWG.Done()
+	for j := range s.queue {
+		s.safeProcess(j)
+	}
+}
+
+// finish marks a job as answered or dropped, exactly once.
+func (s *Server) finish(j *job) { j.done.Do(s.pending.Done) }
+
+// safeProcess runs process and turns a panic into a dropped request: it is
+// logged without the panic value (which might hold a secret), counted, and
+// the in-flight entry is cleared so the NAS's retransmission is evaluated.
+func (s *Server) safeProcess(j *job) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.metrics.panics.Add(1)
+			s.metrics.drops.inc(dropInternal)
+			s.log.Error("radius: panic while handling a request; request dropped",
+				"client", j.client.name, "panic_type", fmt.Sprintf("%T", r), "stack", string(debug.Stack()))
+			s.cache.abort(j.entry)
+			s.finish(j)
+		}
+	}()
+	s.process(j)
+}
+
+// process evaluates one request and answers it.
+func (s *Server) process(j *job) {
+	req, ok := buildRequest(j.pkt, j.client, j.src)
+	var d auth.Decision
+	if ok {
+		d = s.auth.Authenticate(s.baseCtx, req)
+	} else {
+		d = auth.Decision{Result: auth.Reject, Reason: auth.ReasonMalformed}
+	}
+	elapsed := s.now().Sub(j.received)
+	if d.Result == auth.Drop {
+		s.cache.abort(j.entry)
+		s.metrics.drops.inc(dropOverload)
+		s.auditDecision(req, d, elapsed)
+		s.finish(j)
+		return
+	}
+	b, d, err := buildResponse(j.pkt, d)
+	if err != nil {
+		s.log.Error("radius: build response; request dropped", "client", j.client.name, "err", err)
+		s.cache.abort(j.entry)
+		s.metrics.drops.inc(dropInternal)
+		s.finish(j)
+		return
+	}
+	s.metrics.requests.inc(d.Result.String())
+	if d.Result == auth.Reject {
+		s.metrics.rejects.inc(string(d.Reason))
+	}
+	s.metrics.duration.observe(elapsed)
+	s.auditDecision(req, d, elapsed)
+
+	if d.Result == auth.Reject {
+		if wait := s.set.Load().rejectDelay - s.now().Sub(j.received); wait > 0 {
+			// The entry stays in flight until the reject is written, so a
+			// retransmission meanwhile is dropped, not answered early.
+			time.AfterFunc(wait, func() { s.send(j, b) })
+			return
+		}
+	}
+	s.send(j, b)
+}
+
+// send caches the response for retransmissions, then writes it.
+func (s *Server) send(j *job, b []byte) {
+	defer s.finish(j)
+	s.cache.finish(j.entry, b)
+	if _, err := j.w.WriteTo(b, j.addr); err != nil {
+		s.log.Debug("radius: write reply", "client", j.client.name, "err", err)
+	}
+}
