@@ -4,7 +4,14 @@
 // and secrets that may come from files.
 package config
 
-import "time"
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"time"
+)
 
 // Config is the whole radiusd.toml.
 type Config struct {
@@ -23,11 +30,14 @@ type Config struct {
 
 	// Path is the file the config was loaded from (not a TOML key).
 	Path string `toml:"-"`
+	// Warnings are problems that do not stop the daemon (short secrets,
+	// keys without effect). Never contain a secret. Not a TOML key.
+	Warnings []string `toml:"-"`
 }
 
 // LogConfig selects the operational log and the audit log.
 type LogConfig struct {
-	Level string `toml:"level"` // debug, info, warn, error
+	Level string `toml:"level"` // debug, info (default), warn, error
 	Audit string `toml:"audit"` // "stderr" (default), "off", or a file path
 }
 
@@ -39,13 +49,13 @@ type ControlConfig struct {
 
 // RadiusConfig is the RADIUS transport.
 type RadiusConfig struct {
-	Listen        []string `toml:"listen"`          // "127.0.0.1:1812", "[::1]:1812"
-	ReplyCacheTTL Duration `toml:"reply_cache_ttl"` // RFC 5080: 5–30 s
-	ReplyCacheMax int      `toml:"reply_cache_max"` // entries
-	ChallengeTTL  Duration `toml:"challenge_ttl"`   // how long a State stays valid
-	RejectDelay   Duration `toml:"reject_delay"`    // uniform delay before every Access-Reject
-	Workers       int      `toml:"workers"`         // concurrent password hashes (argon2id memory bound)
-	Queue         int      `toml:"queue"`           // requests waiting for a worker before drops
+	Listen        []string `toml:"listen"`          // "127.0.0.1:1812", "[::1]:1812"; default ":1812"
+	ReplyCacheTTL Duration `toml:"reply_cache_ttl"` // RFC 5080: 5–30 s (default 30s)
+	ReplyCacheMax int      `toml:"reply_cache_max"` // entries (default 10000)
+	ChallengeTTL  Duration `toml:"challenge_ttl"`   // how long a State stays valid (default 120s)
+	RejectDelay   Duration `toml:"reject_delay"`    // uniform delay before every Access-Reject (default 0; ~1s in production if the NAS timeout allows)
+	Workers       int      `toml:"workers"`         // concurrent password hashes (default runtime.NumCPU())
+	Queue         int      `toml:"queue"`           // requests waiting for a worker before drops (default 256)
 }
 
 // ClientConfig is one [[client]] (NAS). Address is a CIDR or a bare IP; the
@@ -53,11 +63,13 @@ type RadiusConfig struct {
 type ClientConfig struct {
 	Name                        string `toml:"name"`
 	Address                     string `toml:"address"`
-	Secret                      string `toml:"secret"`
-	SecretFile                  string `toml:"secret_file"`
+	Secret                      string `toml:"secret"`                        // after Load: also holds the secret read from SecretFile
+	SecretFile                  string `toml:"secret_file"`                   // after Load: absolute path
 	RequireMessageAuthenticator *bool  `toml:"require_message_authenticator"` // default true
 	LimitProxyState             *bool  `toml:"limit_proxy_state"`             // default true
 	Mode                        string `toml:"mode"`                          // default: [auth] mode
+
+	secretFromFile bool // Secret was read from SecretFile by Load
 }
 
 // AuthConfig is the decision policy.
@@ -66,17 +78,18 @@ type AuthConfig struct {
 	MFA        string   `toml:"mfa"`         // required | optional (default required)
 	MFAGroups  []string `toml:"mfa_groups"`  // with mfa = "optional": required for members
 	GraceUntil string   `toml:"grace_until"` // YYYY-MM-DD: unenrolled users pass on password until then
-	Skew       int      `toml:"skew"`        // accepted time steps either side (default 1)
+	Skew       int      `toml:"skew"`        // accepted time steps either side (default 1, 0..2)
 
 	LockoutThreshold int      `toml:"lockout_threshold"` // failures before backoff starts (default 5)
 	LockoutBase      Duration `toml:"lockout_base"`      // first lock (default 30s), doubling
 	LockoutMax       Duration `toml:"lockout_max"`       // cap (default 4h)
 }
 
-// PasswordConfig is the argon2id cost for new hashes.
+// PasswordConfig is the argon2id cost for new hashes. Defaults are
+// password.DefaultParams.
 type PasswordConfig struct {
-	Argon2Time    uint32 `toml:"argon2_time"`       // iterations (default 1)
-	Argon2MemKiB  uint32 `toml:"argon2_memory_kib"` // default 65536 (64 MiB)
+	Argon2Time    uint32 `toml:"argon2_time"`       // iterations (default 2)
+	Argon2MemKiB  uint32 `toml:"argon2_memory_kib"` // default 19456 (19 MiB)
 	Argon2Threads uint8  `toml:"argon2_threads"`    // default 1
 }
 
@@ -100,3 +113,71 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// DBPath is the bbolt database file: <data_dir>/otpgate.db.
+func (c *Config) DBPath() string { return filepath.Join(c.DataDir, "otpgate.db") }
+
+// KeyPath is the seed encryption key file: key_file, else <data_dir>/seed.key.
+func (c *Config) KeyPath() string {
+	if c.KeyFile != "" {
+		return c.KeyFile
+	}
+	return filepath.Join(c.DataDir, "seed.key")
+}
+
+// SocketPath is the control socket: control.socket, else <data_dir>/control.sock.
+func (c *Config) SocketPath() string {
+	if c.Control.Socket != "" {
+		return c.Control.Socket
+	}
+	return filepath.Join(c.DataDir, "control.sock")
+}
+
+// SlogLevel is log.level as a slog.Level (info when unset or unknown).
+func (l LogConfig) SlogLevel() slog.Level {
+	switch strings.ToLower(l.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// Prefix parses Address: a CIDR, or a bare IP meaning a single host (/32 or
+// /128). Host bits set in a CIDR are an error.
+func (c ClientConfig) Prefix() (netip.Prefix, error) {
+	if strings.Contains(c.Address, "/") {
+		p, err := netip.ParsePrefix(c.Address)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q: invalid CIDR", c.Address)
+		}
+		if p.Addr().Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q: zones are not allowed", c.Address)
+		}
+		if m := p.Masked(); m != p {
+			return netip.Prefix{}, fmt.Errorf("%q: host bits set (did you mean %s?)", c.Address, m)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(c.Address)
+	if err != nil || a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q: invalid IP address or CIDR", c.Address)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// MessageAuthenticatorRequired reports require_message_authenticator (default true).
+func (c ClientConfig) MessageAuthenticatorRequired() bool {
+	return c.RequireMessageAuthenticator == nil || *c.RequireMessageAuthenticator
+}
+
+// ProxyStateLimited reports limit_proxy_state (default true).
+func (c ClientConfig) ProxyStateLimited() bool {
+	return c.LimitProxyState == nil || *c.LimitProxyState
+}
+
+const dateLayout = "2006-01-02"

@@ -4,12 +4,21 @@
 package e2e
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/control"
 )
 
 // binDir holds otpgated, otpgate and otpgate-pam built once for the run.
@@ -95,4 +104,199 @@ func freeTCPPort(t testing.TB) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// daemonSecret is the shared secret of the "localhost" client (127.0.0.1/32)
+// in every startDaemon config.
+const daemonSecret = "e2e-daemon-secret-0123456789abcdef"
+
+// Daemon is an otpgated started by startDaemon: a config in Dir, data in
+// Dir/data, RADIUS on Addr (UDP, 127.0.0.1), metrics on Metrics (TCP,
+// 127.0.0.1) and the control socket at Socket.
+type Daemon struct {
+	t       testing.TB
+	Dir     string
+	Config  string // path of radiusd.toml
+	Addr    string // RADIUS host:port
+	Metrics string // metrics host:port
+	Socket  string // control socket path
+	Secret  string // secret of the 127.0.0.1/32 client
+
+	cmd    *exec.Cmd
+	out    *daemonOutput
+	exited chan struct{}
+	err    error // cmd.Wait result, valid after exited is closed
+}
+
+// daemonOutput collects otpgated's stdout and stderr.
+type daemonOutput struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (o *daemonOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.Write(p)
+}
+
+func (o *daemonOutput) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// daemonConfig is the config startDaemon writes: cheap argon2 for speed,
+// debug logs, the audit log on stderr, one loopback client, then extraToml
+// (more [[client]] tables, [auth], ...; not [log], [radius] or [metrics]).
+func daemonConfig(port, metricsPort int, extraToml string) string {
+	return fmt.Sprintf(`version = 1
+data_dir = "data"
+issuer = "otpgate-e2e"
+
+[log]
+level = "debug"
+audit = "stderr"
+
+[radius]
+listen = ["127.0.0.1:%d"]
+
+[password]
+argon2_time = 1
+argon2_memory_kib = 1024
+
+[metrics]
+listen = "127.0.0.1:%d"
+
+[[client]]
+name = "localhost"
+address = "127.0.0.1/32"
+secret = %q
+
+%s
+`, port, metricsPort, daemonSecret, extraToml)
+}
+
+// startDaemon writes a config into dir (t.TempDir() when empty), starts
+// bin("otpgated") on it and waits until it is ready: the control socket,
+// created after every listener is bound, answers. t.Cleanup stops it with
+// SIGTERM and checks exit status 0 and that the socket is gone.
+func startDaemon(t testing.TB, dir string, extraToml string) *Daemon {
+	t.Helper()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	d := &Daemon{
+		t:       t,
+		Dir:     dir,
+		Config:  filepath.Join(dir, "radiusd.toml"),
+		Addr:    fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)),
+		Metrics: fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
+		Socket:  filepath.Join(dir, "data", "control.sock"),
+		Secret:  daemonSecret,
+		out:     &daemonOutput{},
+		exited:  make(chan struct{}),
+	}
+	d.WriteConfig(extraToml)
+	d.cmd = exec.Command(bin("otpgated"), "-config", d.Config)
+	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("start otpgated: %v", err)
+	}
+	go func() {
+		d.err = d.cmd.Wait()
+		close(d.exited)
+	}()
+	t.Cleanup(func() {
+		d.Stop()
+		if t.Failed() {
+			t.Logf("otpgated output:\n%s", d.Output())
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-d.exited:
+			t.Fatalf("otpgated exited during start (%v):\n%s", d.err, d.Output())
+		default:
+		}
+		c, err := control.Dial(d.Socket)
+		if err == nil {
+			if cl, ok := c.(interface{ Close() error }); ok {
+				cl.Close()
+			}
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("otpgated not ready after 20 s (%v):\n%s", err, d.Output())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// WriteConfig rewrites the config with the same ports and a new extraToml
+// (send SIGHUP, or use Reload, to apply it).
+func (d *Daemon) WriteConfig(extraToml string) {
+	d.t.Helper()
+	_, p, _ := net.SplitHostPort(d.Addr)
+	_, mp, _ := net.SplitHostPort(d.Metrics)
+	port, _ := strconv.Atoi(p)
+	mport, _ := strconv.Atoi(mp)
+	if err := os.WriteFile(d.Config, []byte(daemonConfig(port, mport, extraToml)), 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// Reload rewrites the config with extraToml, sends SIGHUP and waits for the
+// daemon to log the outcome; it returns true for "config reloaded" and
+// false for "reload failed".
+func (d *Daemon) Reload(extraToml string) bool {
+	d.t.Helper()
+	before := d.Output()
+	okN, failN := strings.Count(before, `msg="config reloaded"`), strings.Count(before, `msg="reload failed`)
+	d.WriteConfig(extraToml)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		d.t.Fatalf("SIGHUP: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		out := d.Output()
+		if strings.Count(out, `msg="config reloaded"`) > okN {
+			return true
+		}
+		if strings.Count(out, `msg="reload failed`) > failN {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.t.Fatalf("otpgated logged no reload outcome within 10 s of SIGHUP:\n%s", d.Output())
+	return false
+}
+
+// Output is everything otpgated wrote to stdout and stderr so far.
+func (d *Daemon) Output() string { return d.out.String() }
+
+// Stop sends SIGTERM and checks a clean exit (status 0 within 10 s) and that
+// the control socket was removed. Calling it again does nothing.
+func (d *Daemon) Stop() {
+	d.t.Helper()
+	select {
+	case <-d.exited:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+		if d.err != nil {
+			d.t.Errorf("otpgated exited with %v after SIGTERM, want status 0:\n%s", d.err, d.Output())
+		}
+	case <-time.After(10 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.exited
+		d.t.Errorf("otpgated did not stop within 10 s of SIGTERM:\n%s", d.Output())
+	}
+	if _, err := os.Lstat(d.Socket); !errors.Is(err, os.ErrNotExist) {
+		d.t.Errorf("control socket %s still exists after shutdown (%v)", d.Socket, err)
+	}
 }

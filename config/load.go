@@ -1,0 +1,317 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is the system-wide config file Find falls back to.
+const DefaultPath = "/etc/otpgate/radiusd.toml"
+
+// maxConfigSize bounds what Load reads; a real radiusd.toml is a few KiB.
+const maxConfigSize = 4 << 20
+
+// maxSecretFileSize bounds a secret_file.
+const maxSecretFileSize = 4096
+
+// Find returns the config file to use: flag when set, else ./radiusd.toml
+// when it exists, else /etc/otpgate/radiusd.toml when it exists. The error
+// says which files were tried.
+func Find(flag string) (string, error) {
+	return find(flag, []string{"radiusd.toml", DefaultPath})
+}
+
+func find(flag string, candidates []string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	for _, c := range candidates {
+		if fi, err := os.Stat(c); err == nil && !fi.IsDir() {
+			return c, nil
+		}
+	}
+	tried := make([]string, len(candidates))
+	for i, c := range candidates {
+		if !filepath.IsAbs(c) && !strings.HasPrefix(c, ".") {
+			c = "./" + c
+		}
+		tried[i] = c
+	}
+	return "", fmt.Errorf("config: no config file found (tried %s); pass -config PATH", strings.Join(tried, ", "))
+}
+
+// Load reads, decodes, defaults and validates the config file at path.
+// Relative paths in it resolve against the file's directory; secret_file
+// contents end up in ClientConfig.Secret. Problems that do not stop the
+// daemon are returned in Config.Warnings.
+func Load(path string) (*Config, error) {
+	return load(path, true)
+}
+
+// LoadWithoutSecrets is Load for tools that never speak RADIUS (the otpgate
+// CLI): it is as strict, but does not read secret_file files, so an admin
+// who may read radiusd.toml but not the secrets can still use it. Clients
+// whose secret comes from a file have an empty Secret.
+func LoadWithoutSecrets(path string) (*Config, error) {
+	return load(path, false)
+}
+
+func load(path string, readSecrets bool) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	if len(data) > maxConfigSize {
+		return nil, fmt.Errorf("config: %s: larger than %d bytes", path, maxConfigSize)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	c, err := parse(path, data, filepath.Dir(abs), readSecrets)
+	if err != nil {
+		return nil, err
+	}
+	c.Path = abs
+	return c, nil
+}
+
+// Parse is Load for a config already in memory: name prefixes error
+// messages and baseDir anchors relative paths. It reads secret files.
+func Parse(name string, data []byte, baseDir string) (*Config, error) {
+	return parse(name, data, baseDir, true)
+}
+
+func parse(name string, data []byte, baseDir string, readSecrets bool) (*Config, error) {
+	var c Config
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, decodeError(err))
+	}
+	switch {
+	case !md.IsDefined("version"):
+		return nil, fmt.Errorf("%s: missing \"version = 1\" (the config format version; put it on the first line)", name)
+	case c.Version != 1:
+		return nil, fmt.Errorf("%s: version = %d is not supported; this otpgated reads version = 1", name, c.Version)
+	}
+	if unknown := unknownKeys(md, data); len(unknown) > 0 {
+		noun := "key"
+		if len(unknown) > 1 {
+			noun = "keys"
+		}
+		return nil, fmt.Errorf("%s: unknown %s %s", name, noun, strings.Join(unknown, ", "))
+	}
+	c.Path = name
+	c.resolvePaths(baseDir)
+	c.applyDefaults(md.IsDefined)
+	var problems []string
+	if readSecrets {
+		problems = append(problems, c.loadSecrets()...)
+	}
+	problems = append(problems, c.checkSystem()...)
+	p, warnings := c.validate()
+	problems = append(problems, p...)
+	if len(problems) > 0 {
+		return nil, &ValidationError{Path: name, Problems: problems}
+	}
+	c.Warnings = warnings
+	return &c, nil
+}
+
+// ValidationError lists every problem found in a config; each problem starts
+// with the key path it is about.
+type ValidationError struct {
+	Path     string
+	Problems []string
+}
+
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 1 {
+		return e.Path + ": " + e.Problems[0]
+	}
+	return fmt.Sprintf("%s: %d problems:\n  %s", e.Path, len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+// decodeError keeps TOML syntax errors readable without ever echoing the
+// value of a secret key back (an unquoted secret is a syntax error whose
+// message would quote it).
+func decodeError(err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		if k := strings.ToLower(pe.LastKey); strings.HasSuffix(k, "secret") {
+			return fmt.Errorf("toml: line %d (last key %q): syntax error (value not shown)", pe.Position.Line, pe.LastKey)
+		}
+		return errors.New(pe.Error())
+	}
+	return err
+}
+
+// unknownKeys names every key that did not map to a Config field, with
+// array-of-table indexes ("client[0].secrt"), each once and without the
+// children of an already unknown table.
+func unknownKeys(md toml.MetaData, data []byte) []string {
+	und := md.Undecoded()
+	if len(und) == 0 {
+		return nil
+	}
+	var raw map[string]any
+	_, _ = toml.Decode(string(data), &raw) // same input decoded fine above
+	var out []string
+	var parents []toml.Key
+	for _, k := range und {
+		if slices.ContainsFunc(parents, func(p toml.Key) bool { return isPrefix(p, k) }) {
+			continue
+		}
+		parents = append(parents, k)
+		names := expandKey(raw, k, "")
+		if len(names) == 0 {
+			names = []string{k.String()}
+		}
+		for _, n := range names {
+			q := strconv.Quote(n)
+			if !slices.Contains(out, q) {
+				out = append(out, q)
+			}
+		}
+	}
+	return out
+}
+
+func isPrefix(p, k toml.Key) bool {
+	return len(p) < len(k) && slices.Equal(p, k[:len(p)])
+}
+
+// expandKey finds every concrete occurrence of key in the generic decoding
+// v, naming array elements by index.
+func expandKey(v any, key toml.Key, prefix string) []string {
+	if len(key) == 0 {
+		return []string{prefix}
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		child, ok := t[key[0]]
+		if !ok {
+			return nil
+		}
+		name := toml.Key{key[0]}.String()
+		if prefix != "" {
+			name = prefix + "." + name
+		}
+		return expandKey(child, key[1:], name)
+	case []map[string]any:
+		var out []string
+		for i, el := range t {
+			out = append(out, expandKey(el, key, fmt.Sprintf("%s[%d]", prefix, i))...)
+		}
+		return out
+	case []any:
+		var out []string
+		for i, el := range t {
+			if m, ok := el.(map[string]any); ok {
+				out = append(out, expandKey(m, key, fmt.Sprintf("%s[%d]", prefix, i))...)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// resolvePaths makes relative paths absolute against the config file's
+// directory, so the daemon's working directory never matters.
+func (c *Config) resolvePaths(baseDir string) {
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(baseDir, p)
+	}
+	c.DataDir = abs(c.DataDir)
+	c.KeyFile = abs(c.KeyFile)
+	c.Control.Socket = abs(c.Control.Socket)
+	if a := c.Log.Audit; a != "stderr" && a != "off" {
+		c.Log.Audit = abs(a)
+	}
+	for i := range c.Clients {
+		c.Clients[i].SecretFile = abs(c.Clients[i].SecretFile)
+	}
+}
+
+// loadSecrets reads every secret_file into Secret. The file must be a
+// regular file that neither group nor others can read.
+func (c *Config) loadSecrets() []string {
+	var problems []string
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		if cl.SecretFile == "" || cl.Secret != "" {
+			continue // none, or both set: validate reports it
+		}
+		key := fmt.Sprintf("client[%d].secret_file", i)
+		secret, err := readSecretFile(cl.SecretFile)
+		if err != nil {
+			problems = append(problems, key+": "+err.Error())
+			continue
+		}
+		if secret == "" {
+			problems = append(problems, fmt.Sprintf("%s: %s is empty", key, cl.SecretFile))
+			continue
+		}
+		cl.Secret = secret
+		cl.secretFromFile = true
+	}
+	return problems
+}
+
+func readSecretFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	if fi.Mode().Perm()&0o044 != 0 {
+		return "", fmt.Errorf("%s is readable by group or others (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(b) > maxSecretFileSize {
+		return "", fmt.Errorf("%s is larger than %d bytes", path, maxSecretFileSize)
+	}
+	s := strings.TrimSuffix(string(b), "\n")
+	s = strings.TrimSuffix(s, "\r")
+	return s, nil
+}
+
+// checkSystem validates what depends on this machine: the control group.
+func (c *Config) checkSystem() []string {
+	if c.Control.Group == "" || !validName(c.Control.Group) {
+		return nil // validate reports a malformed name
+	}
+	if _, err := user.LookupGroup(c.Control.Group); err != nil {
+		return []string{fmt.Sprintf("control.group: group %q not found on this system", c.Control.Group)}
+	}
+	return nil
+}

@@ -1,0 +1,245 @@
+package control
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/otpgate/otpgate/admin"
+)
+
+// dialTimeout bounds the liveness check in Dial.
+const dialTimeout = time.Second
+
+// Client implements admin.Service over the control socket.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+var _ admin.Service = (*Client)(nil)
+
+// Dial connects to the daemon's control socket and checks that it answers
+// GET /v1/status within a second. A missing socket, or one nothing listens
+// on, gives an error wrapping ErrNotRunning (the CLI then opens the store
+// itself); a socket this user may not use gives ErrAccessDenied.
+func Dial(socketPath string) (admin.Service, error) {
+	return DialClient(socketPath)
+}
+
+// DialClient is Dial returning the concrete *Client (for Status).
+func DialClient(socketPath string) (*Client, error) {
+	c := &Client{
+		socket: socketPath,
+		hc: &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				return d.DialContext(ctx, "unix", socketPath)
+			},
+			DisableCompression: true,
+			MaxIdleConns:       2,
+			IdleConnTimeout:    30 * time.Second,
+		}},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	if _, err := c.Status(ctx); err != nil {
+		c.hc.CloseIdleConnections()
+		switch {
+		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+			return nil, fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, socketPath)
+		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+			return nil, fmt.Errorf("%w: %s: permission denied (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("control: otpgated on %s did not answer within %s", socketPath, dialTimeout)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
+
+// Status asks the daemon for its version and pid.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+	return st, err
+}
+
+func userPath(name string, rest string) string {
+	return "/v1/users/" + url.PathEscape(name) + rest
+}
+
+// AddUser implements admin.Service.
+func (c *Client) AddUser(ctx context.Context, u admin.NewUser) error {
+	return c.do(ctx, http.MethodPost, "/v1/users", u, nil)
+}
+
+// SetPassword implements admin.Service.
+func (c *Client) SetPassword(ctx context.Context, name, password string) error {
+	return c.do(ctx, http.MethodPut, userPath(name, "/password"), passwordBody{Password: password}, nil)
+}
+
+// ListUsers implements admin.Service.
+func (c *Client) ListUsers(ctx context.Context) ([]admin.UserInfo, error) {
+	var users []admin.UserInfo
+	if err := c.do(ctx, http.MethodGet, "/v1/users", nil, &users); err != nil {
+		return nil, err
+	}
+	return users, nil
+}
+
+// ShowUser implements admin.Service.
+func (c *Client) ShowUser(ctx context.Context, name string) (admin.UserInfo, error) {
+	var u admin.UserInfo
+	err := c.do(ctx, http.MethodGet, userPath(name, ""), nil, &u)
+	return u, err
+}
+
+// SetDisabled implements admin.Service.
+func (c *Client) SetDisabled(ctx context.Context, name string, disabled bool) error {
+	return c.do(ctx, http.MethodPut, userPath(name, "/disabled"), disabledBody{Disabled: disabled}, nil)
+}
+
+// DeleteUser implements admin.Service.
+func (c *Client) DeleteUser(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, userPath(name, ""), nil, nil)
+}
+
+// Unlock implements admin.Service.
+func (c *Client) Unlock(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodPost, userPath(name, "/unlock"), nil, nil)
+}
+
+// SetGroups implements admin.Service.
+func (c *Client) SetGroups(ctx context.Context, name string, groups []string) error {
+	if groups == nil {
+		groups = []string{}
+	}
+	return c.do(ctx, http.MethodPut, userPath(name, "/groups"), groupsBody{Groups: groups}, nil)
+}
+
+// ActivateTOTP implements admin.Service.
+func (c *Client) ActivateTOTP(ctx context.Context, name string, secret []byte, force bool) ([]string, error) {
+	var out codesBody
+	if err := c.do(ctx, http.MethodPost, userPath(name, "/totp"), totpBody{Secret: secret, Force: force}, &out); err != nil {
+		return nil, err
+	}
+	return out.RecoveryCodes, nil
+}
+
+// ResetMFA implements admin.Service.
+func (c *Client) ResetMFA(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, userPath(name, "/totp"), nil, nil)
+}
+
+// NewRecoveryCodes implements admin.Service.
+func (c *Client) NewRecoveryCodes(ctx context.Context, name string) ([]string, error) {
+	var out codesBody
+	if err := c.do(ctx, http.MethodPost, userPath(name, "/recovery-codes"), nil, &out); err != nil {
+		return nil, err
+	}
+	return out.RecoveryCodes, nil
+}
+
+// Import implements admin.Service.
+func (c *Client) Import(ctx context.Context, users []admin.ImportUser) (int, error) {
+	if users == nil {
+		users = []admin.ImportUser{}
+	}
+	var out importResult
+	if err := c.do(ctx, http.MethodPost, "/v1/import", users, &out); err != nil {
+		return 0, err
+	}
+	return out.Imported, nil
+}
+
+// Backup implements admin.Service: the daemon streams a consistent copy of
+// the database; an error after streaming started arrives in a trailer and
+// is returned after the bytes copied so far.
+func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, readError(resp)
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("control: backup: %w", err)
+	}
+	if msg := resp.Trailer.Get(trailerError); msg != "" {
+		return n, decodeError(http.StatusInternalServerError, errorBody{Error: msg, Code: resp.Trailer.Get(trailerCode)})
+	}
+	if want := resp.Trailer.Get(trailerBytes); want != fmt.Sprint(n) {
+		return n, fmt.Errorf("control: backup: received %d bytes, daemon reported %q", n, want)
+	}
+	return n, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return readError(resp)
+	}
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("control: %s %s: decode reply: %w", method, path, err)
+	}
+	return nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, in any) (*http.Response, error) {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("control: %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+Host+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("control: %s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("control: %s %s: %w", method, path, err)
+	}
+	return resp, nil
+}
+
+func readError(resp *http.Response) error {
+	var body errorBody
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &body) != nil || body.Error == "" {
+		body = errorBody{Error: fmt.Sprintf("control: daemon answered %s: %s", resp.Status, bytes.TrimSpace(b))}
+	}
+	return decodeError(resp.StatusCode, body)
+}

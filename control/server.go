@@ -1,0 +1,583 @@
+// Package control is the Unix control socket between otpgated and the
+// otpgate CLI: HTTP/1.1 over a socket file that only root, the daemon's own
+// user and an optional admin group may use. The server exposes every
+// admin.Service method; Dial returns a client that implements
+// admin.Service, so the CLI runs the same code whether the daemon owns the
+// database or the CLI opens it itself.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/otpgate/otpgate/admin"
+)
+
+// Host is the only Host header the server accepts. Browsers cannot reach a
+// Unix socket, but the check (with the Origin/Referer one) keeps a local
+// HTTP proxy or a DNS-rebinding page from being turned against it.
+const Host = "otpgated"
+
+// Request body limits.
+const (
+	maxBody       = 64 << 10
+	maxImportBody = 32 << 20
+)
+
+// ServerOptions configures who may use the socket.
+type ServerOptions struct {
+	// Group, when set, may use the socket besides root and the daemon's
+	// user: the socket gets mode 0660 and this group.
+	Group string
+	// Version is reported by GET /v1/status.
+	Version string
+}
+
+// Server serves admin.Service on a Unix socket.
+type Server struct {
+	svc     admin.Service
+	opt     ServerOptions
+	log     *slog.Logger
+	started time.Time
+	// allow decides whether a peer may use the socket.
+	allow func(peer unix.Ucred) bool
+}
+
+// NewServer returns a server for svc. Peers are authorized per connection
+// with SO_PEERCRED: uid 0, the daemon's effective uid, or (when opt.Group is
+// set) a member of that group.
+func NewServer(svc admin.Service, opt ServerOptions, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{svc: svc, opt: opt, log: log.With("component", "control"), started: time.Now()}
+	euid := uint32(os.Geteuid())
+	gid := int64(-1)
+	if opt.Group != "" {
+		if g, err := user.LookupGroup(opt.Group); err == nil {
+			if n, err := strconv.ParseInt(g.Gid, 10, 64); err == nil {
+				gid = n
+			}
+		}
+	}
+	s.allow = func(p unix.Ucred) bool {
+		if p.Uid == 0 || p.Uid == euid {
+			return true
+		}
+		if gid < 0 {
+			return false
+		}
+		if int64(p.Gid) == gid {
+			return true
+		}
+		return userInGroup(p.Uid, gid)
+	}
+	return s
+}
+
+func userInGroup(uid uint32, gid int64) bool {
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	if err != nil {
+		return false
+	}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return false
+	}
+	return slices.Contains(ids, strconv.FormatInt(gid, 10))
+}
+
+// Serve listens on path (see Listen) and serves until ctx is done, then
+// shuts down (in-flight requests get 5 s) and removes the socket file.
+func (s *Server) Serve(ctx context.Context, path string) error {
+	ln, err := s.Listen(path)
+	if err != nil {
+		return err
+	}
+	return s.ServeListener(ctx, ln)
+}
+
+// ServeListener serves on ln until ctx is done, then shuts down and closes
+// ln (which, from Listen, removes the socket file).
+func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ConnContext:       connContext,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		ln.Close()
+		return fmt.Errorf("control: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx) // closes ln
+	if err != nil {
+		srv.Close() // requests still running after the grace time: cut them off
+	}
+	ln.Close()
+	<-errc
+	if err != nil {
+		return fmt.Errorf("control: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Listen creates the socket at path: the parent directory is created 0700
+// when missing; a stale socket file is removed only when nothing answers on
+// it (a live daemon makes Listen fail with ErrAlreadyRunning); the socket is
+// bound under a temporary name, given mode 0600 (0660 and the group with
+// ServerOptions.Group) and renamed into place, so it never exists with
+// looser permissions. Closing the listener removes the socket file.
+func (s *Server) Listen(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	if err := removeStale(path); err != nil {
+		return nil, err
+	}
+	mode := os.FileMode(0o600)
+	gid := -1
+	if s.opt.Group != "" {
+		g, err := user.LookupGroup(s.opt.Group)
+		if err != nil {
+			return nil, fmt.Errorf("control: group %q: %w", s.opt.Group, err)
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return nil, fmt.Errorf("control: group %q: bad gid %q", s.opt.Group, g.Gid)
+		}
+		mode = 0o660
+	}
+	bindPath := filepath.Join(dir, fmt.Sprintf(".otpgated-%d.sock", os.Getpid()))
+	if len(bindPath) > len(path) {
+		bindPath = path // no room for a temporary name; permissions are set right after bind
+	}
+	if bindPath != path {
+		_ = os.Remove(bindPath)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: bindPath, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false)
+	fail := func(err error) (net.Listener, error) {
+		ln.Close()
+		os.Remove(bindPath)
+		return nil, fmt.Errorf("control: %w", err)
+	}
+	if gid >= 0 {
+		if err := os.Chown(bindPath, -1, gid); err != nil {
+			return fail(err)
+		}
+	}
+	if err := os.Chmod(bindPath, mode); err != nil {
+		return fail(err)
+	}
+	if bindPath != path {
+		if err := os.Rename(bindPath, path); err != nil {
+			return fail(err)
+		}
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return fail(err)
+	}
+	return &socketListener{UnixListener: ln, path: path, fi: fi}, nil
+}
+
+// removeStale removes a socket file nothing listens on. It refuses to touch
+// anything that is not a socket, or a socket a daemon answers on.
+func removeStale(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("control: %w", err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("control: %s exists and is not a socket; refusing to replace it", path)
+	}
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err == nil {
+		c.Close()
+		return fmt.Errorf("%w (%s); stop it first", ErrAlreadyRunning, path)
+	}
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("control: probe existing socket %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("control: remove stale socket: %w", err)
+	}
+	return nil
+}
+
+// socketListener removes its socket file on Close, unless another process
+// has replaced it since.
+type socketListener struct {
+	*net.UnixListener
+	path string
+	fi   os.FileInfo
+}
+
+func (l *socketListener) Close() error {
+	err := l.UnixListener.Close()
+	if fi, serr := os.Lstat(l.path); serr == nil && os.SameFile(fi, l.fi) {
+		os.Remove(l.path)
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+type peerKey struct{}
+
+// connContext records the peer credentials of every accepted connection.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return ctx
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return ctx
+	}
+	var cred *unix.Ucred
+	_ = raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if err != nil || cred == nil {
+		return ctx
+	}
+	return withPeer(ctx, *cred)
+}
+
+func withPeer(ctx context.Context, cred unix.Ucred) context.Context {
+	return context.WithValue(ctx, peerKey{}, cred)
+}
+
+func peerFrom(ctx context.Context) (unix.Ucred, bool) {
+	c, ok := ctx.Value(peerKey{}).(unix.Ucred)
+	return c, ok
+}
+
+// Handler is the HTTP handler behind the socket: the guard (peer
+// credentials, Host, Origin/Referer) in front of the routes.
+func (s *Server) Handler() http.Handler {
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{"GET", "/v1/status", s.status},
+		{"GET", "/v1/users", s.listUsers},
+		{"POST", "/v1/users", s.addUser},
+		{"GET", "/v1/users/{name}", s.showUser},
+		{"DELETE", "/v1/users/{name}", s.deleteUser},
+		{"PUT", "/v1/users/{name}/password", s.setPassword},
+		{"PUT", "/v1/users/{name}/disabled", s.setDisabled},
+		{"PUT", "/v1/users/{name}/groups", s.setGroups},
+		{"POST", "/v1/users/{name}/unlock", s.unlock},
+		{"POST", "/v1/users/{name}/totp", s.activateTOTP},
+		{"DELETE", "/v1/users/{name}/totp", s.resetMFA},
+		{"POST", "/v1/users/{name}/recovery-codes", s.newRecoveryCodes},
+		{"POST", "/v1/import", s.importUsers},
+		{"GET", "/v1/backup", s.backup},
+	}
+	mux := http.NewServeMux()
+	allowed := map[string][]string{}
+	for _, rt := range routes {
+		mux.HandleFunc(rt.method+" "+rt.path, rt.h)
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+	}
+	for path, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: fmt.Sprintf("control: %s %s: method not allowed (use %s)", r.Method, r.URL.Path, allow)})
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorBody{Error: "control: no such endpoint " + r.Method + " " + r.URL.Path})
+	})
+	return s.guard(mux)
+}
+
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, ok := peerFrom(r.Context())
+		switch {
+		case r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "":
+			s.log.Warn("control request refused: has Origin or Referer", "method", r.Method, "path", r.URL.Path)
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "control: requests with Origin or Referer are refused", Code: "access_denied"})
+			return
+		case r.Host != Host:
+			s.log.Warn("control request refused: wrong Host", "host", r.Host)
+			writeJSON(w, http.StatusForbidden, errorBody{Error: fmt.Sprintf("control: Host must be %q", Host), Code: "access_denied"})
+			return
+		case !ok:
+			writeJSON(w, http.StatusForbidden, errorBody{Error: "control: peer credentials unavailable", Code: "access_denied"})
+			return
+		case !s.allow(peer):
+			s.log.Warn("control request refused: peer not allowed", "uid", peer.Uid, "pid", peer.Pid)
+			msg := fmt.Sprintf("control: uid %d may not use this socket (root or the daemon's user only)", peer.Uid)
+			if s.opt.Group != "" {
+				msg = fmt.Sprintf("control: uid %d may not use this socket (root, the daemon's user or group %q only)", peer.Uid, s.opt.Group)
+			}
+			writeJSON(w, http.StatusForbidden, errorBody{Error: msg, Code: "access_denied"})
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		s.log.Debug("control request", "method", r.Method, "path", r.URL.Path, "uid", peer.Uid, "status", rec.status)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Status is the body of GET /v1/status.
+type Status struct {
+	Version string    `json:"version"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, Status{Version: s.opt.Version, PID: os.Getpid(), Started: s.started})
+}
+
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
+	users, err := s.svc.ListUsers(r.Context())
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	if users == nil {
+		users = []admin.UserInfo{}
+	}
+	writeJSON(w, http.StatusOK, users)
+}
+
+func (s *Server) addUser(w http.ResponseWriter, r *http.Request) {
+	var nu admin.NewUser
+	if !readJSON(w, r, &nu, maxBody) {
+		return
+	}
+	done(w, s.svc.AddUser(r.Context(), nu))
+}
+
+func (s *Server) showUser(w http.ResponseWriter, r *http.Request) {
+	u, err := s.svc.ShowUser(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}
+
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
+	done(w, s.svc.DeleteUser(r.Context(), r.PathValue("name")))
+}
+
+type passwordBody struct {
+	Password string `json:"password"`
+}
+
+func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
+	var b passwordBody
+	if !readJSON(w, r, &b, maxBody) {
+		return
+	}
+	done(w, s.svc.SetPassword(r.Context(), r.PathValue("name"), b.Password))
+}
+
+type disabledBody struct {
+	Disabled bool `json:"disabled"`
+}
+
+func (s *Server) setDisabled(w http.ResponseWriter, r *http.Request) {
+	var b disabledBody
+	if !readJSON(w, r, &b, maxBody) {
+		return
+	}
+	done(w, s.svc.SetDisabled(r.Context(), r.PathValue("name"), b.Disabled))
+}
+
+type groupsBody struct {
+	Groups []string `json:"groups"`
+}
+
+func (s *Server) setGroups(w http.ResponseWriter, r *http.Request) {
+	var b groupsBody
+	if !readJSON(w, r, &b, maxBody) {
+		return
+	}
+	done(w, s.svc.SetGroups(r.Context(), r.PathValue("name"), b.Groups))
+}
+
+func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
+	done(w, s.svc.Unlock(r.Context(), r.PathValue("name")))
+}
+
+type totpBody struct {
+	Secret []byte `json:"secret"`
+	Force  bool   `json:"force"`
+}
+
+type codesBody struct {
+	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+func (s *Server) activateTOTP(w http.ResponseWriter, r *http.Request) {
+	var b totpBody
+	if !readJSON(w, r, &b, maxBody) {
+		return
+	}
+	codes, err := s.svc.ActivateTOTP(r.Context(), r.PathValue("name"), b.Secret, b.Force)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, codesBody{RecoveryCodes: codes})
+}
+
+func (s *Server) resetMFA(w http.ResponseWriter, r *http.Request) {
+	done(w, s.svc.ResetMFA(r.Context(), r.PathValue("name")))
+}
+
+func (s *Server) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
+	codes, err := s.svc.NewRecoveryCodes(r.Context(), r.PathValue("name"))
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, codesBody{RecoveryCodes: codes})
+}
+
+type importResult struct {
+	Imported int `json:"imported"`
+}
+
+func (s *Server) importUsers(w http.ResponseWriter, r *http.Request) {
+	var users []admin.ImportUser
+	if !readJSON(w, r, &users, maxImportBody) {
+		return
+	}
+	n, err := s.svc.Import(r.Context(), users)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, importResult{Imported: n})
+}
+
+// Trailers of GET /v1/backup: an error after the body started, and the
+// byte count the daemon wrote.
+const (
+	trailerError = "Otpgate-Error"
+	trailerCode  = "Otpgate-Error-Code"
+	trailerBytes = "Otpgate-Bytes"
+)
+
+type countingWriter struct {
+	w http.ResponseWriter
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Trailer", trailerError+", "+trailerCode+", "+trailerBytes)
+	cw := &countingWriter{w: w}
+	n, err := s.svc.Backup(r.Context(), cw)
+	if err != nil && cw.n == 0 {
+		w.Header().Del("Trailer")
+		writeErr(w, err)
+		return
+	}
+	if err != nil {
+		_, body := encodeError(err)
+		w.Header().Set(trailerError, body.Error)
+		w.Header().Set(trailerCode, body.Code)
+		s.log.Error("backup failed after streaming started", "bytes", cw.n, "err", err)
+	}
+	if cw.n == 0 { // empty but successful: make sure headers go out
+		w.WriteHeader(http.StatusOK)
+	}
+	w.Header().Set(trailerBytes, strconv.FormatInt(n, 10))
+}
+
+func readJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "control: bad request body: " + err.Error(), Code: "bad_request"})
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeJSON(w, http.StatusBadRequest, errorBody{Error: "control: bad request body: trailing data", Code: "bad_request"})
+		return false
+	}
+	return true
+}
+
+func done(w http.ResponseWriter, err error) {
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	status, body := encodeError(err)
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,330 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/control"
+	"github.com/otpgate/otpgate/store"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	if network == "udp" {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		return pc.LocalAddr().(*net.UDPAddr).Port
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+const testSecret = "daemon-test-secret-0123456789abcdef"
+
+func writeTestConfig(t *testing.T, dir, extra string) string {
+	t.Helper()
+	text := fmt.Sprintf(`version = 1
+data_dir = "data"
+[log]
+level = "debug"
+audit = "audit.log"
+[radius]
+listen = ["127.0.0.1:%d"]
+[password]
+argon2_time = 1
+argon2_memory_kib = 1024
+[metrics]
+listen = "127.0.0.1:%d"
+[[client]]
+name = "lo"
+address = "127.0.0.1"
+secret = %q
+%s`, freePort(t, "udp"), freePort(t, "tcp"), testSecret, extra)
+	p := filepath.Join(dir, "radiusd.toml")
+	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunInProcess(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeTestConfig(t, dir, "")
+	var logs syncBuffer
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: level}))
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- RunWithOptions(ctx, Options{ConfigPath: cfgPath, Log: log, Level: level, Version: "test", Ready: ready})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run ended during start: %v\n%s", err, logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("not ready after 20 s:\n%s", logs.String())
+	}
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("log level = %v, want debug from the config", level.Level())
+	}
+	sock := filepath.Join(dir, "data", "control.sock")
+	c, err := control.DialClient(sock)
+	if err != nil {
+		t.Fatalf("control socket: %v", err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil || st.Version != "test" || st.PID != os.Getpid() {
+		t.Errorf("Status = %+v, %v", st, err)
+	}
+	// The control socket runs the real admin service on the real store.
+	if _, err := c.ShowUser(ctx, "nobody-here"); !errors.Is(err, store.ErrUserNotFound) {
+		t.Errorf("ShowUser(unknown) = %v, want store.ErrUserNotFound", err)
+	}
+	c.Close()
+	if fi, err := os.Stat(filepath.Join(dir, "audit.log")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("audit log file: %v, %v; want mode 0600", fi, err)
+	}
+
+	// SIGHUP reloads: add a client and switch the level.
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(mustRead(t, cfgPath), `level = "debug"`, `level = "info"`, 1)+
+		"[[client]]\nname = \"two\"\naddress = \"127.0.0.2\"\nsecret = \"second-client-secret-0123456789\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &logs, `msg="config reloaded"`)
+	if !strings.Contains(logs.String(), `client \"two\" added`) || !strings.Contains(logs.String(), "log.level: debug -> info") {
+		t.Errorf("reload did not log its changes:\n%s", logs.String())
+	}
+	if level.Level() != slog.LevelInfo {
+		t.Errorf("log level after reload = %v, want info", level.Level())
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v, want nil after cancel", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return within 15 s of cancel")
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("control socket left after shutdown: %v", err)
+	}
+	if _, err := control.Dial(sock); !errors.Is(err, control.ErrNotRunning) {
+		t.Errorf("Dial after shutdown = %v, want ErrNotRunning", err)
+	}
+	// The store was closed: it opens again at once.
+	db, err := store.Open(filepath.Join(dir, "data", "otpgate.db"), store.Options{LockTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("store not released after shutdown: %v", err)
+	}
+	db.Close()
+	if strings.Contains(logs.String(), testSecret) {
+		t.Error("logs contain the shared secret")
+	}
+}
+
+func TestRunStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := Run(context.Background(), filepath.Join(dir, "missing.toml"), nil); err == nil {
+		t.Error("Run with a missing config succeeded")
+	}
+	cfgPath := writeTestConfig(t, dir, "")
+	// Occupy the metrics port: the start fails and leaves nothing behind.
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", cfg.Metrics.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	err = Run(context.Background(), cfgPath, nil)
+	if err == nil || !strings.Contains(err.Error(), "metrics: listen "+cfg.Metrics.Listen) {
+		t.Errorf("Run with the metrics port taken = %v", err)
+	}
+	if _, err := os.Lstat(cfg.SocketPath()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("failed start left a socket: %v", err)
+	}
+}
+
+func mustRead(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func waitFor(t *testing.T, b *syncBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(b.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in the log after 10 s:\n%s", s, b.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestMainCheckAndFlags(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeTestConfig(t, dir, "")
+	tests := []struct {
+		args       []string
+		wantCode   int
+		wantStdout string
+		wantStderr string
+	}{
+		{[]string{"-check", "-config", cfgPath}, 0, "OK (1 clients", ""},
+		{[]string{"-version"}, 0, "otpgated v9", ""},
+		{[]string{"-nope"}, 2, "", "Usage: otpgated"},
+		{[]string{"extra"}, 2, "", `unexpected argument "extra"`},
+		{[]string{"-check", "-config", filepath.Join(dir, "nope.toml")}, 1, "", "no such file"},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), "v9", tt.args, &out, &errb)
+		if code != tt.wantCode || !strings.Contains(out.String(), tt.wantStdout) || !strings.Contains(errb.String(), tt.wantStderr) {
+			t.Errorf("Main(%q) = %d\nstdout %q (want %q)\nstderr %q (want %q)", tt.args, code, out.String(), tt.wantStdout, errb.String(), tt.wantStderr)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("-check created the data dir: %v", err)
+	}
+}
+
+func TestDiffConfig(t *testing.T) {
+	load := func(extra string) *config.Config {
+		c, err := config.Parse("x.toml", []byte("version = 1\n"+extra), t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	old := load(`[radius]
+listen = ["127.0.0.1:1812"]
+[[client]]
+name = "a"
+address = "10.0.0.1"
+secret = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+[[client]]
+name = "b"
+address = "10.0.0.2"
+secret = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+`)
+	next := load(`[radius]
+listen = ["127.0.0.1:1813"]
+[auth]
+mfa = "optional"
+mfa_groups = ["vpn"]
+[[client]]
+name = "a"
+address = "10.0.0.1"
+secret = "cccccccccccccccccccccccccccccccc"
+mode = "challenge"
+[[client]]
+name = "c"
+address = "10.0.0.3"
+secret = "dddddddddddddddddddddddddddddddd"
+`)
+	applied, restart := diffConfig(old, next)
+	got := strings.Join(applied, "\n")
+	for _, want := range []string{`client "a": secret changed`, `client "a": mode auto -> challenge`, `client "c" added (10.0.0.3, mode auto)`,
+		`client "b" removed`, "auth.mfa: required -> optional", `auth.mfa_groups: [] -> ["vpn"]`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("applied changes lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "cccc") || strings.Contains(got, "aaaa") {
+		t.Errorf("diff shows a secret:\n%s", got)
+	}
+	if len(restart) != 1 || !strings.HasPrefix(restart[0], "radius.listen:") {
+		t.Errorf("restart = %q, want only radius.listen", restart)
+	}
+	if a, r := diffConfig(old, old); len(a)+len(r) != 0 {
+		t.Errorf("diff of a config with itself = %q %q", a, r)
+	}
+}
+
+func TestAuditSink(t *testing.T) {
+	dir := t.TempDir()
+	var stderr bytes.Buffer
+	s, err := newAuditSink("stderr", &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(s, "one\n")
+	p := filepath.Join(dir, "audit.log")
+	if err := s.Reopen(p); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(s, "two\n")
+	// logrotate: move the file away, reopen, write.
+	if err := os.Rename(p, p+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reopen(p); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(s, "three\n")
+	if err := s.Reopen("off"); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(s, "four\n")
+	if err := s.Reopen(filepath.Join(dir, "no", "such", "dir.log")); err == nil {
+		t.Error("Reopen into a missing directory succeeded")
+	}
+	fmt.Fprint(s, "five\n") // still "off"
+	s.Close()
+	if stderr.String() != "one\n" || mustRead(t, p+".1") != "two\n" || mustRead(t, p) != "three\n" {
+		t.Errorf("stderr %q, rotated %q, new %q", stderr.String(), mustRead(t, p+".1"), mustRead(t, p))
+	}
+	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
+		t.Errorf("audit file mode %v, want 0600", fi.Mode().Perm())
+	}
+}
