@@ -6,8 +6,25 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
+)
+
+// Errors callers (the CLI, the control socket) branch on with errors.Is, next
+// to store.ErrUserNotFound, store.ErrUserExists and store.ErrInvalidName.
+var (
+	// ErrAlreadyEnrolled: ActivateTOTP without force for a user whose token
+	// is active. The old token stays valid.
+	ErrAlreadyEnrolled = errors.New("admin: user already has an active token")
+	// ErrNotEnrolled: NewRecoveryCodes for a user without a token.
+	ErrNotEnrolled = errors.New("admin: user has no token")
+	// ErrInvalidGroup: a group name that is empty or holds a space, comma
+	// or control character.
+	ErrInvalidGroup = errors.New("admin: invalid group name")
+	// ErrInvalidImport: an import batch that can't be stored as given
+	// (duplicate name, empty secret, malformed recovery code, ...).
+	ErrInvalidImport = errors.New("admin: invalid import")
 )
 
 // UserInfo is what an admin may see about a user: never a hash or a seed.

@@ -1,0 +1,424 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/recovery"
+	"github.com/otpgate/otpgate/store"
+)
+
+// RecoveryCodeCount is how many recovery codes ActivateTOTP and
+// NewRecoveryCodes issue.
+const RecoveryCodeCount = 10
+
+// The token parameters every authenticator app understands; otpgate issues
+// and imports only these.
+const (
+	totpAlgorithm = "SHA1"
+	totpDigits    = 6
+	totpPeriod    = 30
+)
+
+// Local implements Service directly on a store. otpgated serves it on the
+// control socket; the otpgate CLI uses it when no daemon runs.
+type Local struct {
+	st     store.Store
+	params password.Params
+	issuer string
+
+	// now is the clock; tests replace it.
+	now func() time.Time
+}
+
+var _ Service = (*Local)(nil)
+
+// NewLocal returns a Service on st that hashes new passwords with p. issuer
+// is the otpauth:// issuer of tokens this service activates.
+func NewLocal(st store.Store, p password.Params, issuer string) *Local {
+	return &Local{st: st, params: p, issuer: issuer, now: time.Now}
+}
+
+// Issuer is the otpauth:// issuer given to NewLocal.
+func (l *Local) Issuer() string { return l.issuer }
+
+// AddUser creates a user. A non-empty password is hashed with argon2id before
+// the store is touched, so the write lock is never held during hashing.
+func (l *Local) AddUser(ctx context.Context, nu NewUser) error {
+	groups, err := cleanGroups(nu.Groups)
+	if err != nil {
+		return fmt.Errorf("admin: add %q: %w", nu.Name, err)
+	}
+	u := store.User{Name: nu.Name, Groups: groups, Created: l.now().UTC()}
+	if nu.Password != "" {
+		h, err := password.Hash(nu.Password, l.params)
+		if err != nil {
+			return fmt.Errorf("admin: add %q: %w", nu.Name, err)
+		}
+		u.PasswordHash = h
+	}
+	if err := l.st.Create(ctx, u); err != nil {
+		return fmt.Errorf("admin: add %q: %w", nu.Name, err)
+	}
+	return nil
+}
+
+// SetPassword replaces a user's password; "" removes it (an OTP-only user).
+func (l *Local) SetPassword(ctx context.Context, name, pw string) error {
+	var h string
+	if pw != "" {
+		var err error
+		if h, err = password.Hash(pw, l.params); err != nil {
+			return fmt.Errorf("admin: set password of %q: %w", name, err)
+		}
+	}
+	err := l.st.Update(ctx, name, func(u *store.User) error {
+		u.PasswordHash = h
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("admin: set password of %q: %w", name, err)
+	}
+	return nil
+}
+
+// ListUsers returns every user, sorted as the store lists them.
+func (l *Local) ListUsers(ctx context.Context) ([]UserInfo, error) {
+	us, err := l.st.List(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("admin: list users: %w", err)
+	}
+	out := make([]UserInfo, 0, len(us))
+	for i := range us {
+		out = append(out, info(&us[i]))
+	}
+	return out, nil
+}
+
+// ShowUser returns one user.
+func (l *Local) ShowUser(ctx context.Context, name string) (UserInfo, error) {
+	u, err := l.st.Get(ctx, name)
+	if err != nil {
+		return UserInfo{}, fmt.Errorf("admin: show %q: %w", name, err)
+	}
+	return info(&u), nil
+}
+
+// SetDisabled disables or enables a user.
+func (l *Local) SetDisabled(ctx context.Context, name string, disabled bool) error {
+	err := l.st.Update(ctx, name, func(u *store.User) error {
+		u.Disabled = disabled
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("admin: set disabled=%v for %q: %w", disabled, name, err)
+	}
+	return nil
+}
+
+// DeleteUser removes a user with its token and recovery codes.
+func (l *Local) DeleteUser(ctx context.Context, name string) error {
+	if err := l.st.Delete(ctx, name); err != nil {
+		return fmt.Errorf("admin: delete %q: %w", name, err)
+	}
+	return nil
+}
+
+// Unlock clears the user's code failure count and lock.
+func (l *Local) Unlock(ctx context.Context, name string) error {
+	err := l.st.Update(ctx, name, func(u *store.User) error {
+		u.CodeFailures = 0
+		u.LockedUntil = time.Time{}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("admin: unlock %q: %w", name, err)
+	}
+	return nil
+}
+
+// SetGroups replaces a user's groups (none clears them).
+func (l *Local) SetGroups(ctx context.Context, name string, groups []string) error {
+	gs, err := cleanGroups(groups)
+	if err == nil {
+		err = l.st.Update(ctx, name, func(u *store.User) error {
+			u.Groups = gs
+			return nil
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("admin: set groups of %q: %w", name, err)
+	}
+	return nil
+}
+
+// ActivateTOTP installs a verified secret, replaces the recovery codes with
+// RecoveryCodeCount new ones and clears the lockout, all in one store
+// transaction: a user with an active token keeps it until this commits. Without
+// force it fails with ErrAlreadyEnrolled when a token is active. It returns
+// the plaintext recovery codes, to be shown once.
+//
+// LastStep starts at 0: the code typed to verify the enrollment is not
+// recorded as used (it was typed on the enrolling terminal, not sent to a NAS).
+func (l *Local) ActivateTOTP(ctx context.Context, name string, secret []byte, force bool) ([]string, error) {
+	if len(secret) < 10 {
+		return nil, fmt.Errorf("admin: activate token for %q: secret of %d bytes is too short (want at least 10)", name, len(secret))
+	}
+	codes, err := recovery.Generate(RecoveryCodeCount)
+	if err != nil {
+		return nil, fmt.Errorf("admin: activate token for %q: %w", name, err)
+	}
+	err = l.st.Update(ctx, name, func(u *store.User) error {
+		if u.TOTP != nil && !force {
+			return ErrAlreadyEnrolled
+		}
+		u.TOTP = newTOTP(secret, l.now())
+		hashes, err := l.hashCodes(u.Name, codes)
+		if err != nil {
+			return err
+		}
+		u.RecoveryCodes = hashes
+		u.CodeFailures = 0
+		u.LockedUntil = time.Time{}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admin: activate token for %q: %w", name, err)
+	}
+	return codes, nil
+}
+
+// ResetMFA removes the user's token and recovery codes.
+func (l *Local) ResetMFA(ctx context.Context, name string) error {
+	err := l.st.Update(ctx, name, func(u *store.User) error {
+		u.TOTP = nil
+		u.RecoveryCodes = nil
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("admin: reset token of %q: %w", name, err)
+	}
+	return nil
+}
+
+// NewRecoveryCodes replaces the user's recovery codes with RecoveryCodeCount
+// new ones and returns them in plaintext, to be shown once. The old codes stop
+// working. A user without a token gets ErrNotEnrolled.
+func (l *Local) NewRecoveryCodes(ctx context.Context, name string) ([]string, error) {
+	codes, err := recovery.Generate(RecoveryCodeCount)
+	if err != nil {
+		return nil, fmt.Errorf("admin: new recovery codes for %q: %w", name, err)
+	}
+	err = l.st.Update(ctx, name, func(u *store.User) error {
+		if u.TOTP == nil {
+			return ErrNotEnrolled
+		}
+		hashes, err := l.hashCodes(u.Name, codes)
+		if err != nil {
+			return err
+		}
+		u.RecoveryCodes = hashes
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admin: new recovery codes for %q: %w", name, err)
+	}
+	return codes, nil
+}
+
+// Import creates all users in one store transaction or none. Plaintext
+// passwords are hashed with argon2id (in parallel, one per CPU; still about
+// the cost of one login each, so large imports with plaintext passwords are
+// slow), supported hashes (password.IsHash) are stored as they are, secrets
+// become SHA1/6-digit/30-second tokens, and recovery codes are normalized and
+// stored hashed. Errors name the user and the problem, never a secret.
+func (l *Local) Import(ctx context.Context, in []ImportUser) (int, error) {
+	now := l.now().UTC()
+	users := make([]store.User, len(in))
+	seen := make(map[string]int, len(in))
+	var plain []int // indexes of users whose password needs hashing
+	for i, iu := range in {
+		if j, dup := seen[iu.Name]; dup {
+			return 0, fmt.Errorf("admin: import: user %q appears twice (entries %d and %d): %w", iu.Name, j+1, i+1, ErrInvalidImport)
+		}
+		seen[iu.Name] = i
+		groups, err := cleanGroups(iu.Groups)
+		if err != nil {
+			return 0, fmt.Errorf("admin: import: user %q: %w", iu.Name, err)
+		}
+		u := store.User{Name: iu.Name, Groups: groups, Created: now}
+		switch {
+		case iu.Password == "":
+		case password.IsHash(iu.Password):
+			u.PasswordHash = iu.Password
+		default:
+			plain = append(plain, i)
+		}
+		if len(iu.Secret) > 0 {
+			if len(iu.Secret) < 10 {
+				return 0, fmt.Errorf("admin: import: user %q: secret of %d bytes is too short (want at least 10): %w", iu.Name, len(iu.Secret), ErrInvalidImport)
+			}
+			u.TOTP = newTOTP(iu.Secret, now)
+		}
+		if len(iu.RecoveryCodes) > 0 {
+			if u.TOTP == nil {
+				return 0, fmt.Errorf("admin: import: user %q has recovery codes but no secret: %w", iu.Name, ErrInvalidImport)
+			}
+			hashes, err := l.hashCodes(iu.Name, iu.RecoveryCodes)
+			if err != nil {
+				return 0, fmt.Errorf("admin: import: user %q: %w", iu.Name, err)
+			}
+			u.RecoveryCodes = hashes
+		}
+		users[i] = u
+	}
+	if err := l.hashPasswords(ctx, in, users, plain); err != nil {
+		return 0, err
+	}
+	if err := l.st.Import(ctx, users); err != nil {
+		return 0, fmt.Errorf("admin: import %d users: %w", len(users), err)
+	}
+	return len(users), nil
+}
+
+// hashPasswords hashes in[i].Password into users[i] for every i in idx, on
+// one goroutine per CPU.
+func (l *Local) hashPasswords(ctx context.Context, in []ImportUser, users []store.User, idx []int) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	work := make(chan int)
+	errs := make(chan error, 1)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(idx)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				h, err := password.Hash(in[i].Password, l.params)
+				if err != nil {
+					select {
+					case errs <- fmt.Errorf("admin: import: user %q: %w", in[i].Name, err):
+					default:
+					}
+					continue
+				}
+				users[i].PasswordHash = h
+			}
+		}()
+	}
+feed:
+	for _, i := range idx {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			break feed
+		case err := <-errs:
+			errs <- err
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		return err
+	default:
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("admin: import: %w", err)
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the database to w.
+func (l *Local) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	n, err := l.st.Backup(ctx, w)
+	if err != nil {
+		return n, fmt.Errorf("admin: backup: %w", err)
+	}
+	return n, nil
+}
+
+func newTOTP(secret []byte, now time.Time) *store.TOTP {
+	return &store.TOTP{
+		Secret:    append([]byte(nil), secret...),
+		Algorithm: totpAlgorithm,
+		Digits:    totpDigits,
+		Period:    totpPeriod,
+		Enrolled:  now.UTC(),
+	}
+}
+
+// hashCodes normalizes recovery codes and returns their stored form. The
+// error names the position of a bad code, never the code.
+func (l *Local) hashCodes(name string, codes []string) ([]string, error) {
+	out := make([]string, 0, len(codes))
+	seen := make(map[string]bool, len(codes))
+	for i, c := range codes {
+		n, ok := recovery.Normalize(c)
+		if !ok {
+			return nil, fmt.Errorf("recovery code %d of %d has neither the xxxx-xxxx-xxxx-xxxx nor the 8-digit shape: %w", i+1, len(codes), ErrInvalidImport)
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		out = append(out, l.st.HashRecoveryCode(name, n))
+	}
+	return out, nil
+}
+
+// cleanGroups trims, checks and de-duplicates group names, keeping order.
+func cleanGroups(in []string) ([]string, error) {
+	var out []string
+	seen := make(map[string]bool, len(in))
+	for _, g := range in {
+		g = strings.TrimSpace(g)
+		if g == "" || len(g) > 64 || strings.ContainsFunc(g, func(r rune) bool {
+			return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r)
+		}) {
+			return nil, fmt.Errorf("%w %q (want 1-64 characters, no spaces or commas)", ErrInvalidGroup, g)
+		}
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// info is the admin view of u: no hash, no seed.
+func info(u *store.User) UserInfo {
+	ui := UserInfo{
+		Name:         u.Name,
+		Groups:       append([]string{}, u.Groups...),
+		Disabled:     u.Disabled,
+		HasPassword:  u.PasswordHash != "",
+		RecoveryLeft: len(u.RecoveryCodes),
+		CodeFailures: u.CodeFailures,
+		LockedUntil:  u.LockedUntil,
+		LastFailure:  u.LastFailure,
+		Created:      u.Created,
+		LastSuccess:  u.LastSuccess,
+	}
+	if t := u.TOTP; t != nil {
+		ui.Enrolled = true
+		ui.EnrolledAt = t.Enrolled
+		if t.LastStep > 0 {
+			period := t.Period
+			if period <= 0 {
+				period = totpPeriod
+			}
+			ui.LastCodeAt = time.Unix(int64(t.LastStep)*int64(period), 0).UTC()
+		}
+	}
+	return ui
+}

@@ -1,0 +1,466 @@
+// Package cli is the otpgate admin and enrollment command line: users,
+// enroll, reset, recovery codes, import and backup. It talks to otpgated over
+// its control socket and opens the store directly only when no daemon runs.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/control"
+	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/store"
+)
+
+// Exit codes of Run.
+const (
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+)
+
+// storeLockTimeout bounds the wait for the database lock when no daemon
+// answers: the CLI must never hang.
+const storeLockTimeout = 2 * time.Second
+
+// Run runs the otpgate command line args (without the program name) and
+// returns the exit code: 0 ok, 1 failure, 2 usage error.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr}
+	defer a.close()
+	err := a.run(args)
+	var he helpRequest
+	var ue *usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &he):
+		fmt.Fprint(stdout, he.text)
+		return ExitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "otpgate: %s\n", ue.msg)
+		if ue.hint != "" {
+			fmt.Fprintf(stderr, "%s\n", ue.hint)
+		}
+		return ExitUsage
+	default:
+		fmt.Fprintf(stderr, "otpgate: %s\n", err)
+		return ExitFailure
+	}
+}
+
+// app is one invocation: its streams, the global flags and, once a command
+// needs it, the admin service (control socket or store).
+type app struct {
+	ctx            context.Context
+	stdin          io.Reader
+	stdout, stderr io.Writer
+
+	configFlag string
+	cfg        *config.Config
+	svc        admin.Service
+	closers    []func() error
+}
+
+// command is one leaf command such as "user add".
+type command struct {
+	name    string // "user add"
+	args    string // synopsis after the name
+	summary string // one line for the overview
+	help    string // paragraphs after the synopsis
+	flags   func(fs *flag.FlagSet)
+	// minArgs and maxArgs bound the positional arguments; maxArgs < 0 = any.
+	minArgs, maxArgs int
+	run              func(a *app, fs *flag.FlagSet, args []string) error
+}
+
+// commandList is every leaf command in the order help shows them.
+type commandList []*command
+
+// newCommands builds the commands afresh for one Run: their flag variables
+// live in closures, so concurrent Runs share nothing.
+func newCommands() commandList {
+	var cs commandList
+	cs = append(cs, userCommands()...)
+	cs = append(cs, mfaCommands()...)
+	cs = append(cs, importCommand(), backupCommand())
+	return cs
+}
+
+const globalHelp = `otpgate manages otpgate users and their TOTP tokens.
+
+Usage:
+  otpgate [-config PATH] COMMAND [ARGS]
+
+It talks to a running otpgated through its control socket; when no daemon
+runs it opens the database directly.
+
+Global flags:
+  -config PATH   radiusd.toml to use (default: ./radiusd.toml, then
+                 /etc/otpgate/radiusd.toml)
+
+Commands:
+`
+
+func (commands commandList) overview() string {
+	var b strings.Builder
+	b.WriteString(globalHelp)
+	w := 0
+	for _, c := range commands {
+		w = max(w, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  %-*s  %s\n", w, c.name, c.summary)
+	}
+	b.WriteString("\nRun `otpgate COMMAND --help` for the flags and details of one command.\n" +
+		"Exit status: 0 ok, 1 failure, 2 usage error.\n")
+	return b.String()
+}
+
+func (a *app) run(args []string) error {
+	commands := newCommands()
+	fs := flag.NewFlagSet("otpgate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&a.configFlag, "config", "", "radiusd.toml to use")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return helpRequest{commands.overview()}
+		}
+		return &usageError{msg: err.Error(), hint: "Run `otpgate --help` for usage."}
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return &usageError{msg: "no command given", hint: strings.TrimRight(commands.overview(), "\n")}
+	}
+	if rest[0] == "help" {
+		return commands.helpFor(rest[1:])
+	}
+	c, n := commands.lookup(rest)
+	if c == nil {
+		return commands.unknownCommand(rest)
+	}
+	return a.runCommand(c, rest[n:])
+}
+
+// lookup finds the leaf command named by the first one or two words of args.
+func (commands commandList) lookup(args []string) (*command, int) {
+	for _, c := range commands {
+		words := strings.Fields(c.name)
+		if len(args) >= len(words) && slices.Equal(args[:len(words)], words) {
+			return c, len(words)
+		}
+	}
+	return nil, 0
+}
+
+// group lists the commands whose name starts with prefix + " ".
+func (commands commandList) group(prefix string) []*command {
+	var out []*command
+	for _, c := range commands {
+		if strings.HasPrefix(c.name, prefix+" ") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func groupHelp(prefix string, cs []*command) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage:\n  otpgate %s SUBCOMMAND [ARGS]\n\nSubcommands:\n", prefix)
+	w := 0
+	for _, c := range cs {
+		w = max(w, len(c.name))
+	}
+	for _, c := range cs {
+		fmt.Fprintf(&b, "  %-*s  %s\n", w, c.name, c.summary)
+	}
+	fmt.Fprintf(&b, "\nRun `otpgate %s SUBCOMMAND --help` for details.\n", prefix)
+	return b.String()
+}
+
+func (commands commandList) unknownCommand(args []string) error {
+	if cs := commands.group(args[0]); len(cs) > 0 {
+		if len(args) == 1 || args[1] == "-h" || args[1] == "--help" || args[1] == "-help" {
+			if len(args) == 1 {
+				return &usageError{msg: fmt.Sprintf("%s: missing subcommand", args[0]), hint: strings.TrimRight(groupHelp(args[0], cs), "\n")}
+			}
+			return helpRequest{groupHelp(args[0], cs)}
+		}
+		return &usageError{msg: fmt.Sprintf("unknown command %q", args[0]+" "+args[1]), hint: strings.TrimRight(groupHelp(args[0], cs), "\n")}
+	}
+	return &usageError{msg: fmt.Sprintf("unknown command %q", args[0]), hint: "Run `otpgate --help` for the list of commands."}
+}
+
+func (commands commandList) helpFor(args []string) error {
+	if len(args) == 0 {
+		return helpRequest{commands.overview()}
+	}
+	if c, n := commands.lookup(args); c != nil && n == len(args) {
+		return helpRequest{c.usage(nil)}
+	}
+	if cs := commands.group(args[0]); len(cs) > 0 && len(args) == 1 {
+		return helpRequest{groupHelp(args[0], cs)}
+	}
+	return &usageError{msg: fmt.Sprintf("no help for %q", strings.Join(args, " ")), hint: "Run `otpgate --help` for the list of commands."}
+}
+
+// usage is the --help text of c; fs (may be nil) supplies the flags.
+func (c *command) usage(fs *flag.FlagSet) string {
+	if fs == nil {
+		fs = c.flagSet(new(string))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage:\n  otpgate %s %s\n\n%s\n", c.name, c.args, c.summary)
+	if c.help != "" {
+		fmt.Fprintf(&b, "\n%s\n", strings.TrimRight(c.help, "\n"))
+	}
+	var flags []*flag.Flag
+	fs.VisitAll(func(f *flag.Flag) { flags = append(flags, f) })
+	if len(flags) > 0 {
+		sort.Slice(flags, func(i, j int) bool { return flags[i].Name < flags[j].Name })
+		b.WriteString("\nFlags:\n")
+		for _, f := range flags {
+			name, use := flag.UnquoteUsage(f)
+			left := "--" + f.Name
+			if name != "" {
+				left += " " + name
+			}
+			fmt.Fprintf(&b, "  %-24s %s\n", left, use)
+		}
+	}
+	return b.String()
+}
+
+// flagSet returns c's flags plus -config (accepted after the command too),
+// which sets *configPath.
+func (c *command) flagSet(configPath *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("otpgate "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	fs.StringVar(configPath, "config", *configPath, "use the config file `PATH` (default ./radiusd.toml, then /etc/otpgate/radiusd.toml)")
+	return fs
+}
+
+func (a *app) runCommand(c *command, args []string) error {
+	fs := c.flagSet(&a.configFlag)
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return helpRequest{c.usage(fs)}
+	}
+	hint := fmt.Sprintf("Usage: otpgate %s %s\nRun `otpgate %s --help` for details.", c.name, c.args, c.name)
+	if err != nil {
+		return &usageError{msg: fmt.Sprintf("%s: %v", c.name, err), hint: hint}
+	}
+	switch {
+	case len(pos) < c.minArgs:
+		return &usageError{msg: fmt.Sprintf("%s: missing argument", c.name), hint: hint}
+	case c.maxArgs >= 0 && len(pos) > c.maxArgs:
+		return &usageError{msg: fmt.Sprintf("%s: unexpected argument %q", c.name, pos[c.maxArgs]), hint: hint}
+	}
+	err = c.run(a, fs, pos)
+	var ue *usageError
+	if errors.As(err, &ue) && ue.hint == "" {
+		ue.hint = hint
+	}
+	return err
+}
+
+// parseInterleaved parses flags that may come before, between or after the
+// positional arguments ("user add alice --group vpn"); everything after "--"
+// is positional.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// helpRequest carries help text asked for with --help or `otpgate help`.
+type helpRequest struct{ text string }
+
+func (h helpRequest) Error() string { return "help requested" }
+
+// usageError is a command line the program can't run: exit status 2.
+type usageError struct {
+	msg  string
+	hint string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+// stringList is a repeatable flag; each value may also be comma-separated.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+
+func (s *stringList) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
+	}
+	return nil
+}
+
+// loadConfig finds and loads radiusd.toml once.
+func (a *app) loadConfig() (*config.Config, error) {
+	if a.cfg != nil {
+		return a.cfg, nil
+	}
+	path, err := config.Find(a.configFlag)
+	if err != nil {
+		return nil, fmt.Errorf("%w\n(pass the configuration with: otpgate -config PATH ...)", err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	a.cfg = cfg
+	return cfg, nil
+}
+
+// service returns the admin service: the daemon's control socket when it
+// answers, else the store opened directly. It never waits more than about
+// storeLockTimeout for a lock.
+func (a *app) service() (admin.Service, error) {
+	if a.svc != nil {
+		return a.svc, nil
+	}
+	cfg, err := a.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	sock := cfg.SocketPath()
+	svc, err := control.Dial(sock)
+	if err == nil {
+		a.svc = svc
+		if c, ok := svc.(io.Closer); ok {
+			a.closers = append(a.closers, c.Close)
+		}
+		return svc, nil
+	}
+	if errors.Is(err, control.ErrAccessDenied) {
+		return nil, fmt.Errorf("otpgated does not let this user use its control socket %s; run otpgate as root, or as a member of control.group in %s", sock, cfg.Path)
+	}
+	// No daemon (ErrNotRunning), or one that does not answer: try the
+	// store. A live daemon holds its lock, which openStore reports.
+	dialErr := err
+	open := func() (store.Store, error) { return openStore(cfg) }
+	// Open once now so that a locked or unreadable database is reported
+	// before any prompt; each call then opens it again (see directService).
+	st, err := open()
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) && !errors.Is(dialErr, control.ErrNotRunning) {
+			err = fmt.Errorf("%w\n(control socket: %v)", err, dialErr)
+		}
+		return nil, err
+	}
+	if err := st.Close(); err != nil {
+		return nil, fmt.Errorf("close the database %s: %w", cfg.DBPath(), err)
+	}
+	dial := func() (admin.Service, error) { return control.Dial(sock) }
+	a.svc = &directService{open: open, dial: dial, params: passwordParams(cfg), issuer: cfg.Issuer}
+	return a.svc, nil
+}
+
+// openStore opens the database directly, waiting at most storeLockTimeout
+// for its lock, and turns the errors an admin can act on into advice.
+func openStore(cfg *config.Config) (store.Store, error) {
+	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), LockTimeout: storeLockTimeout})
+	switch {
+	case err == nil:
+		return st, nil
+	case errors.Is(err, store.ErrLocked):
+		return nil, &advice{err: err, msg: fmt.Sprintf("the database %s is locked by another process (otpgated?) but its control socket %s does not answer; check `systemctl status otpgated`", cfg.DBPath(), cfg.SocketPath())}
+	case errors.Is(err, store.ErrMissingKey):
+		return nil, fmt.Errorf("the database %s holds TOTP seeds but the key file %s is missing; restore it from backup (a new key can't read the seeds): %w", cfg.DBPath(), cfg.KeyPath(), err)
+	case errors.Is(err, store.ErrWrongKey):
+		return nil, fmt.Errorf("the key file %s does not match the database %s; check key_file in %s: %w", cfg.KeyPath(), cfg.DBPath(), cfg.Path, err)
+	default:
+		return nil, fmt.Errorf("open the database %s: %w", cfg.DBPath(), err)
+	}
+}
+
+func passwordParams(cfg *config.Config) password.Params {
+	p := password.Params{Time: cfg.Password.Argon2Time, MemKiB: cfg.Password.Argon2MemKiB, Threads: cfg.Password.Argon2Threads}
+	if p.Time == 0 || p.MemKiB == 0 || p.Threads == 0 {
+		return password.DefaultParams
+	}
+	return p
+}
+
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			fmt.Fprintf(a.stderr, "otpgate: close: %v\n", err)
+		}
+	}
+	a.closers = nil
+}
+
+// advice replaces the text of err with what to do about it; errors.Is
+// still sees err.
+type advice struct {
+	err error
+	msg string
+}
+
+func (a *advice) Error() string { return a.msg }
+func (a *advice) Unwrap() error { return a.err }
+
+// explain turns the errors an admin can act on into a sentence saying what
+// to do next; other errors pass through.
+func explain(err error, name string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrUserNotFound):
+		return fmt.Errorf("no user %q; add it with: otpgate user add %s", name, name)
+	case errors.Is(err, store.ErrUserExists):
+		return fmt.Errorf("user %q already exists; see it with: otpgate user show %s", name, name)
+	case errors.Is(err, store.ErrInvalidName):
+		return &usageError{msg: fmt.Sprintf("invalid user name %q: use 1-%d characters from A-Z a-z 0-9 . _ @ + - (not starting with '-')", name, store.MaxNameLen)}
+	case errors.Is(err, admin.ErrAlreadyEnrolled):
+		return fmt.Errorf("user %q already has an active token; to replace it run: otpgate enroll %s --force (the old token keeps working until the new one is verified)", name, name)
+	case errors.Is(err, admin.ErrNotEnrolled):
+		return fmt.Errorf("user %q has no token; enroll one with: otpgate enroll %s", name, name)
+	case errors.Is(err, admin.ErrInvalidGroup):
+		return &usageError{msg: err.Error()}
+	}
+	return err
+}
+
+// checkName validates a user name before any work (a password prompt, a
+// QR code) is done for it.
+func checkName(name string) error {
+	if err := store.ValidateName(name); err != nil {
+		return explain(err, name)
+	}
+	return nil
+}

@@ -1,0 +1,182 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/importer"
+	"github.com/otpgate/otpgate/store"
+)
+
+// Import formats.
+const (
+	formatCSV = "csv"
+	formatGA  = "google-authenticator"
+)
+
+func importCommand() *command {
+	var (
+		format string
+		user   string
+	)
+	return &command{
+		name:    "import",
+		args:    "FILE --format csv|google-authenticator [--user NAME]",
+		summary: "Import users and tokens from a CSV file or a ~/.google_authenticator file.",
+		help: `All or nothing: if any entry is wrong, nothing is imported and the error
+names the line. Existing user names fail the import. FILE "-" is standard
+input.
+
+csv: the format of the importer package (see README); passwords may be
+plaintext (hashed on import; argon2id makes this slow for many users) or
+argon2id/bcrypt hashes (stored as they are).
+
+google-authenticator: a file written by the google-authenticator command
+(TOTP, SHA1, 6 digits, 30 s); its scratch codes become recovery codes. The
+user is the file's base name unless --user is given; for a file whose name
+starts with '.' (like ~/.google_authenticator) --user is required.`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&format, "format", "", "`FORMAT` of FILE: csv or google-authenticator (required)")
+			fs.StringVar(&user, "user", "", "user `NAME` for a google-authenticator file")
+		},
+		minArgs: 1, maxArgs: 1,
+		run: func(a *app, _ *flag.FlagSet, args []string) error {
+			file := args[0]
+			switch format {
+			case formatCSV:
+				if user != "" {
+					return usagef("import: --user applies only to --format google-authenticator")
+				}
+			case formatGA:
+				if user == "" {
+					if file == "-" {
+						return usagef("import: reading a google-authenticator file from standard input needs --user NAME")
+					}
+					base := filepath.Base(file)
+					if strings.HasPrefix(base, ".") {
+						return usagef("import: %q is not a user name; pass the user with --user NAME", base)
+					}
+					user = base
+				}
+				if err := checkName(user); err != nil {
+					return err
+				}
+			case "":
+				return usagef("import: --format is required: csv or google-authenticator")
+			default:
+				return usagef("import: unknown --format %q: want csv or google-authenticator", format)
+			}
+			var r io.Reader = a.stdin
+			if file != "-" {
+				f, err := os.Open(file)
+				if err != nil {
+					return fmt.Errorf("import: %w", err)
+				}
+				defer f.Close()
+				r = f
+			}
+			var users []admin.ImportUser
+			if format == formatCSV {
+				var err error
+				if users, err = importer.ParseCSV(r); err != nil {
+					return fmt.Errorf("import %s: %w; nothing was imported", file, err)
+				}
+			} else {
+				u, err := importer.ParseGoogleAuthenticator(r, user)
+				if err != nil {
+					return fmt.Errorf("import %s: %w; nothing was imported", file, err)
+				}
+				users = []admin.ImportUser{u}
+			}
+			if len(users) == 0 {
+				return fmt.Errorf("import %s: no users in the file; nothing was imported", file)
+			}
+			svc, err := a.service()
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			n, err := svc.Import(a.ctx, users)
+			if err != nil {
+				if errors.Is(err, store.ErrUserExists) || errors.Is(err, store.ErrInvalidName) || errors.Is(err, admin.ErrInvalidImport) || errors.Is(err, admin.ErrInvalidGroup) {
+					return fmt.Errorf("import %s: %w; nothing was imported", file, err)
+				}
+				return fmt.Errorf("import %s: %w", file, err)
+			}
+			fmt.Fprintf(a.stdout, "imported %d users in %.1fs\n", n, time.Since(start).Seconds())
+			return nil
+		},
+	}
+}
+
+func backupCommand() *command {
+	return &command{
+		name:    "backup",
+		args:    "FILE",
+		summary: "Write a consistent copy of the database to FILE.",
+		help: `Works while otpgated runs (through its control socket) and while it does
+not. The copy is written to FILE.tmp with mode 0600, synced and renamed to
+FILE, so FILE is never half written. The copy holds encrypted seeds; keep
+the key file (key_file, default seed.key beside the database) with it, or
+the seeds can't be read back. Restore: stop otpgated and copy FILE over the
+database file.`,
+		minArgs: 1, maxArgs: 1,
+		run: func(a *app, _ *flag.FlagSet, args []string) error {
+			svc, err := a.service()
+			if err != nil {
+				return err
+			}
+			n, err := writeAtomically(args[0], func(w io.Writer) (int64, error) { return svc.Backup(a.ctx, w) })
+			if err != nil {
+				return fmt.Errorf("backup: %w", err)
+			}
+			fmt.Fprintf(a.stdout, "wrote %d bytes to %s\nkeep the key file %s with it: the seeds in the backup are encrypted with it\n", n, args[0], a.cfg.KeyPath())
+			return nil
+		},
+	}
+}
+
+// writeAtomically writes path.tmp (mode 0600) with write, fsyncs it, renames
+// it to path and fsyncs the directory. On failure path is untouched and the
+// temporary file removed.
+func writeAtomically(path string, write func(io.Writer) (int64, error)) (n int64, err error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	// An existing FILE.tmp keeps its mode through O_CREATE: tighten it.
+	if err = f.Chmod(0o600); err != nil {
+		return 0, err
+	}
+	if n, err = write(f); err != nil {
+		return n, err
+	}
+	if err = f.Sync(); err != nil {
+		return n, fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	if err = f.Close(); err != nil {
+		return n, fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err = os.Rename(tmp, path); err != nil {
+		return n, err
+	}
+	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+	return n, nil
+}
