@@ -1,0 +1,38 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestDepsStaySmall keeps otpgate-pam free of the store, the server and the
+// enrollment code: it runs as root inside every login and should carry
+// nothing it does not need.
+func TestDepsStaySmall(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	forbidden := []string{
+		"go.etcd.io/bbolt",
+		"github.com/otpgate/otpgate/store",
+		"github.com/otpgate/otpgate/radius",
+		"github.com/otpgate/otpgate/auth",
+		"github.com/otpgate/otpgate/admin",
+		"github.com/otpgate/otpgate/control",
+		"github.com/otpgate/otpgate/enroll",
+		"github.com/mdp/qrterminal",
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps returned only %d packages; the check would prove nothing", len(deps))
+	}
+	for _, dep := range deps {
+		for _, bad := range forbidden {
+			if dep == bad || strings.HasPrefix(dep, bad+"/") {
+				t.Errorf("otpgate-pam depends on %s; keep it out of the PAM helper", dep)
+			}
+		}
+	}
+}
