@@ -263,6 +263,13 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	if err != nil {
 		return a.internal("auth: verify password", r.User, err)
 	}
+	if found && u.PasswordHash == "" && !hasToken(&u) {
+		// Neither a password nor a token: there is no factor to check here,
+		// so the empty field must not pass as "the password". Only otp-only
+		// clients (the NAS checked the password) accept such a user, on
+		// policy alone.
+		ok = false
+	}
 	switch {
 	case !found:
 		a.stations.fail(skey, a.now())
@@ -347,24 +354,44 @@ func (a *Authenticator) needsMFA(u *store.User) bool {
 
 // noToken decides for a user without a token whose first factor passed.
 func (a *Authenticator) noToken(ctx context.Context, u *store.User) Decision {
-	reason := ReasonNoMFARequired
-	if a.needsMFA(u) {
-		if !a.now().Before(a.policy.Load().GraceUntil) {
-			return Decision{Result: Reject, Reason: ReasonNotEnrolled, Message: MsgNotEnrolled}
-		}
-		reason = ReasonGrace
+	if a.needsMFA(u) && !a.now().Before(a.policy.Load().GraceUntil) {
+		return Decision{Result: Reject, Reason: ReasonNotEnrolled, Message: MsgNotEnrolled}
 	}
+	// Decide again on the record inside the transaction that records the
+	// success: a token enrolled, a disable, a lock or a new MFA group since
+	// the lookup must not let the user in without a code.
+	var out Decision
 	err := a.st.Update(ctx, u.Name, func(v *store.User) error {
-		v.LastSuccess = a.now()
+		now := a.now()
+		switch {
+		case v.Disabled:
+			out = reject(ReasonDisabled)
+			return errNoWrite
+		case now.Before(v.LockedUntil):
+			out = reject(ReasonLocked)
+			return errNoWrite
+		case hasToken(v):
+			out = reject(ReasonBadCode) // enrolled meanwhile: the code is required
+			return errNoWrite
+		case a.needsMFA(v) && !now.Before(a.policy.Load().GraceUntil):
+			out = Decision{Result: Reject, Reason: ReasonNotEnrolled, Message: MsgNotEnrolled}
+			return errNoWrite
+		}
+		v.LastSuccess = now
+		out = Decision{Result: Accept, Reason: ReasonNoMFARequired}
+		if a.needsMFA(v) {
+			out.Reason = ReasonGrace
+		}
 		return nil
 	})
-	if errors.Is(err, store.ErrUserNotFound) {
+	switch {
+	case err == nil, errors.Is(err, errNoWrite):
+		return out
+	case errors.Is(err, store.ErrUserNotFound):
 		return reject(ReasonUnknownUser)
-	}
-	if err != nil {
+	default:
 		return a.internal("auth: record success", u.Name, err)
 	}
-	return Decision{Result: Accept, Reason: reason}
 }
 
 // otpOnly handles a field that is the code alone (the NAS checked the
@@ -437,7 +464,7 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, f factor) 
 			return errNoWrite
 		}
 		fail := func(r Reason) error {
-			u.CodeFailures++
+			u.CodeFailures = decayedFailures(u.CodeFailures, u.LastFailure, now, a.opt.LockoutMax) + 1
 			u.LastFailure = now
 			if d := backoff(u.CodeFailures, a.opt.LockoutThreshold, a.opt.LockoutBase, a.opt.LockoutMax); d > 0 {
 				u.LockedUntil = now.Add(d)
@@ -446,7 +473,9 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, f factor) 
 			return nil
 		}
 		succeed := func(r Reason) error {
-			u.CodeFailures = 0
+			// Failures decay with time instead of resetting here, so the
+			// real user's logins do not restart an attacker's escalation.
+			u.CodeFailures = decayedFailures(u.CodeFailures, u.LastFailure, now, a.opt.LockoutMax)
 			u.LockedUntil = time.Time{}
 			u.LastSuccess = now
 			out = Decision{Result: Accept, Reason: r}

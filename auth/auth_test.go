@@ -191,8 +191,9 @@ func TestDecisions(t *testing.T) {
 			{mode: ModeAppend, user: "alice", field: withCode("correct horse", "alice", 0), before: lockUser("alice", 5, 30*time.Second), want: Reject, reason: ReasonLocked},
 			{mode: ModeAppend, user: "alice", field: withCode("correct horse", "alice", 0), before: advance(30 * time.Second), want: Accept, reason: ReasonOK,
 				check: func(t *testing.T, e *env, _ Decision) {
-					if u := e.user("alice"); u.CodeFailures != 0 || !u.LockedUntil.IsZero() {
-						t.Errorf("success left failures %d, locked until %v", u.CodeFailures, u.LockedUntil)
+					// Failures decay with time; a success clears only the lock.
+					if u := e.user("alice"); u.CodeFailures != 5 || !u.LockedUntil.IsZero() {
+						t.Errorf("success left failures %d, locked until %v; want 5, unlocked", u.CodeFailures, u.LockedUntil)
 					}
 				}},
 		}},
@@ -526,8 +527,50 @@ func TestLockoutBackoff(t *testing.T) {
 	if d := e.auth(Request{User: "alice", Mode: ModeOTPOnly, Password: e.code("alice", 0)}); d.Result != Accept {
 		t.Fatalf("after lock expiry: %s/%s", d.Result, d.Reason)
 	}
-	if u := e.user("alice"); u.CodeFailures != 0 || !u.LockedUntil.IsZero() {
-		t.Fatalf("success did not clear the lockout: %d, %v", u.CodeFailures, u.LockedUntil)
+	if u := e.user("alice"); u.CodeFailures != 8 || !u.LockedUntil.IsZero() {
+		t.Fatalf("after success: failures %d, locked until %v; want 8 (decaying), unlocked", u.CodeFailures, u.LockedUntil)
+	}
+	// The real user's success does not restart the attacker's escalation:
+	// the next wrong guess (the 9th) locks for 8 min, not 30 s.
+	e.clk.Advance(time.Minute)
+	if d := wrong(); d.Reason != ReasonBadCode {
+		t.Fatalf("failure 9: %s", d.Reason)
+	}
+	if got := e.user("alice").LockedUntil.Sub(e.clk.Now()); got != 8*time.Minute {
+		t.Fatalf("after a success then failure 9: lock %v, want 8m0s", got)
+	}
+	// One failure is forgiven per lockout_max (4 h) without failures.
+	e.clk.Advance(3*4*time.Hour + time.Minute)
+	if d := wrong(); d.Reason != ReasonBadCode {
+		t.Fatalf("failure after decay: %s", d.Reason)
+	}
+	if u := e.user("alice"); u.CodeFailures != 9-3+1 {
+		t.Fatalf("after 12 h: failures %d, want %d", u.CodeFailures, 9-3+1)
+	}
+}
+
+func TestDecayedFailures(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const every = 4 * time.Hour
+	tests := []struct {
+		failures int
+		last     time.Time
+		now      time.Time
+		want     int
+	}{
+		{0, t0, t0.Add(every), 0},
+		{5, t0, t0, 5},
+		{5, t0, t0.Add(every - time.Second), 5},
+		{5, t0, t0.Add(every), 4},
+		{5, t0, t0.Add(3 * every), 2},
+		{5, t0, t0.Add(100 * every), 0},
+		{5, time.Time{}, t0, 5},
+		{5, t0, t0.Add(-time.Hour), 5}, // clock went back: no decay
+	}
+	for _, tc := range tests {
+		if got := decayedFailures(tc.failures, tc.last, tc.now, every); got != tc.want {
+			t.Errorf("decayedFailures(%d, +%v) = %d, want %d", tc.failures, tc.now.Sub(tc.last), got, tc.want)
+		}
 	}
 }
 

@@ -14,12 +14,15 @@ import (
 // user in the store, across all clients and sessions, so parallel guessing
 // from many NASes or States shares one budget. After the threshold-th
 // failure the user is locked for base * 2^(failures-threshold), capped at
-// max. The counter is NOT reset when a lock expires, only by a successful
-// code (or an admin unlock): after the first lock each further wrong guess
-// doubles the next lock, so an attacker gets exactly one guess per lock.
-// Failures are counted inside store.Update after re-reading the record, so a
-// burst of concurrent guesses is serialised and the ones that arrive while
-// the lock is set are rejected without evaluating the code.
+// max. The counter is not reset by a lock expiring nor by a successful
+// login: it only decays, by one for every lockout_max without a failure (or
+// is cleared by an admin unlock). So after the first lock each further wrong
+// guess doubles the next lock and an attacker gets one guess per lock, and a
+// real user's successful logins between the attacker's guesses do not hand
+// the attacker a fresh escalation. Failures are counted inside store.Update
+// after re-reading the record, so a burst of concurrent guesses is
+// serialised and the ones that arrive while the lock is set are rejected
+// without evaluating the code.
 //
 // Worst case with the defaults (threshold 5, base 30 s, max 4 h, skew 1) for
 // an attacker who has the password, or who needs none (otp-only clients):
@@ -27,19 +30,28 @@ import (
 //	attempts 1..5 at t = 0 (the 5th sets a 30 s lock)
 //	attempt n (6..14) at t = 30 s * (2^(n-5) - 1); the 14th at 15 330 s sets
 //	    the first capped lock (30 s * 2^9 = 15 360 s > 14 400 s = 4 h)
-//	then one attempt every 14 400 s: floor((31 536 000 - 15 330) / 14 400) = 2 188
+//	then one attempt every 14 400 s (each decays the count by one and adds
+//	    one, so the lock stays capped): floor((31 536 000 - 15 330) / 14 400) = 2 188
 //	N = 14 + 2 188 = 2 202 attempts in a year (365 d = 31 536 000 s)
 //
 // Each attempt matches one of 3 codes (steps T-1, T, T+1) out of 10^6, so
 // p = 3e-6 and P(success within a year) = 1 - (1 - 3e-6)^2202 ≈ 0.66 %, under
-// 1 %. (If the lock let `threshold` guesses through per window, N would be
-// about 5 * 2 190 ≈ 10 950 and P ≈ 3.2 %.) Caveat: a successful login by the
-// real user resets the counter, which hands the attacker a fresh escalation:
-// with one real login per day that is at most 18 guesses a day, N ≈ 6 570,
-// P ≈ 1.95 % a year, and the user sees the lockouts.
+// 1 %, whatever the real user does. (If the lock let `threshold` guesses
+// through per window, N would be about 5 * 2 190 ≈ 10 950 and P ≈ 3.2 %; if a
+// successful login reset the count, one real login a day would give the
+// attacker 18 guesses a day, N ≈ 6 570, P ≈ 1.95 %.)
 //
 // Password failures must not let a stranger lock the real user out, so they
 // are kept in memory per (user, station) with the same backoff (stationTable).
+
+// decayedFailures is the failure count after one failure is forgiven for
+// every full `every` since the last failure.
+func decayedFailures(failures int, last, now time.Time, every time.Duration) int {
+	if failures <= 0 || every <= 0 || last.IsZero() || !now.After(last) {
+		return max(failures, 0)
+	}
+	return max(failures-int(now.Sub(last)/every), 0)
+}
 
 // backoff returns the lock length after the failures-th consecutive failure,
 // or 0 when failures is still under the threshold.
