@@ -475,7 +475,9 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, f factor) 
 		succeed := func(r Reason) error {
 			// Failures decay with time instead of resetting here, so the
 			// real user's logins do not restart an attacker's escalation.
-			u.CodeFailures = decayedFailures(u.CodeFailures, u.LastFailure, now, a.opt.LockoutMax)
+			// The decay is applied at the next failure (from LastFailure),
+			// not stored here: storing it without moving LastFailure would
+			// apply the same decay again at every later login.
 			u.LockedUntil = time.Time{}
 			u.LastSuccess = now
 			out = Decision{Result: Accept, Reason: r}

@@ -34,12 +34,23 @@ const (
 	keyLen  = 32
 )
 
+// Cost limits of the hashes Hash makes and Verify accepts. A stored hash may
+// come from an import; one with an absurd cost would pin a hash worker for
+// minutes on every login attempt for that user, a stranger's included. The
+// argon2id limits cover every setting config accepts (argon2_time <= 20,
+// argon2_memory_kib <= 4 GiB); bcrypt cost 16 already takes seconds.
+const (
+	maxArgon2Time   = 64
+	maxArgon2MemKiB = 4 << 20 // 4 GiB
+	maxBcryptCost   = 16
+)
+
 var b64 = base64.RawStdEncoding
 
 // Hash returns a PHC string: $argon2id$v=19$m=...,t=...,p=...$salt$hash.
 func Hash(pw string, p Params) (string, error) {
-	if p.Time == 0 || p.MemKiB == 0 || p.Threads == 0 {
-		return "", fmt.Errorf("password: invalid argon2id params %+v", p)
+	if p.Time == 0 || p.MemKiB == 0 || p.Threads == 0 || p.Time > maxArgon2Time || p.MemKiB > maxArgon2MemKiB {
+		return "", fmt.Errorf("password: invalid argon2id params %+v (time 1..%d, memory 1..%d KiB)", p, maxArgon2Time, maxArgon2MemKiB)
 	}
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
@@ -58,10 +69,21 @@ func IsHash(s string) bool {
 		return err == nil
 	}
 	if isBcrypt(s) {
-		_, err := bcrypt.Cost([]byte(s))
-		return err == nil
+		return checkBcryptCost(s) == nil
 	}
 	return false
+}
+
+// checkBcryptCost parses a bcrypt hash's cost and refuses one over the limit.
+func checkBcryptCost(s string) error {
+	cost, err := bcrypt.Cost([]byte(s))
+	if err != nil {
+		return fmt.Errorf("password: bcrypt: %w", err)
+	}
+	if cost > maxBcryptCost {
+		return fmt.Errorf("%w: bcrypt cost %d over the limit %d", ErrUnsupportedHash, cost, maxBcryptCost)
+	}
+	return nil
 }
 
 func isBcrypt(s string) bool {
@@ -83,6 +105,9 @@ func Verify(hash, pw string) (bool, error) {
 		h := hash
 		if strings.HasPrefix(h, "$2y$") { // PHP's name for the same algorithm
 			h = "$2b$" + h[4:]
+		}
+		if err := checkBcryptCost(h); err != nil {
+			return false, err
 		}
 		err := bcrypt.CompareHashAndPassword([]byte(h), []byte(pw))
 		if errors.Is(err, bcrypt.ErrMismatchedHashAndPassword) {
@@ -111,7 +136,7 @@ func parseArgon2id(s string) (p Params, salt, key []byte, err error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.MemKiB, &p.Time, &threads); err != nil {
 		return p, nil, nil, fmt.Errorf("%w: argon2id: params %q", ErrUnsupportedHash, parts[3])
 	}
-	if p.MemKiB == 0 || p.Time == 0 || threads == 0 || threads > 255 || p.MemKiB > 1<<20 {
+	if p.MemKiB == 0 || p.Time == 0 || threads == 0 || threads > 255 || p.MemKiB > maxArgon2MemKiB || p.Time > maxArgon2Time {
 		return p, nil, nil, fmt.Errorf("%w: argon2id: params out of range", ErrUnsupportedHash)
 	}
 	p.Threads = uint8(threads)

@@ -26,7 +26,7 @@ type cacheEntry struct {
 	auth    [16]byte // Request Authenticator
 	resp    []byte   // encoded response; nil while in flight
 	expires time.Time
-	elem    *list.Element
+	elem    *list.Element // in replyCache.inflight while resp is nil, else in order
 }
 
 // cacheAction says what the read loop does with a request.
@@ -39,18 +39,21 @@ const (
 )
 
 // replyCache holds in-flight markers and encoded responses, bounded in time
-// (ttl after the answer) and in size (oldest evicted first).
+// (ttl after the answer) and in size. When full, the oldest answered entry is
+// evicted first; an in-flight marker goes only when every entry is in
+// flight, since evicting one lets a retransmission be evaluated twice.
 type replyCache struct {
-	mu    sync.Mutex
-	ttl   time.Duration
-	max   int
-	m     map[cacheKey]*cacheEntry
-	order *list.List // front = oldest expiry
-	now   func() time.Time
+	mu       sync.Mutex
+	ttl      time.Duration
+	max      int
+	m        map[cacheKey]*cacheEntry
+	order    *list.List // answered entries; front = oldest expiry
+	inflight *list.List // entries without a response; front = oldest
+	now      func() time.Time
 }
 
 func newReplyCache(ttl time.Duration, max int, now func() time.Time) *replyCache {
-	c := &replyCache{m: make(map[cacheKey]*cacheEntry), order: list.New(), now: now}
+	c := &replyCache{m: make(map[cacheKey]*cacheEntry), order: list.New(), inflight: list.New(), now: now}
 	c.setLimits(ttl, max)
 	return c
 }
@@ -89,10 +92,14 @@ func (c *replyCache) begin(key cacheKey, auth [16]byte) (cacheAction, []byte, *c
 		c.removeLocked(e)
 	}
 	e := &cacheEntry{key: key, auth: auth, expires: now.Add(c.ttl)}
-	e.elem = c.order.PushBack(e)
+	e.elem = c.inflight.PushBack(e)
 	c.m[key] = e
 	for len(c.m) > c.max {
-		c.removeLocked(c.order.Front().Value.(*cacheEntry))
+		victim := c.order.Front()
+		if victim == nil {
+			victim = c.inflight.Front()
+		}
+		c.removeLocked(victim.Value.(*cacheEntry))
 	}
 	return cacheNew, nil, e
 }
@@ -102,12 +109,17 @@ func (c *replyCache) begin(key cacheKey, auth [16]byte) (cacheAction, []byte, *c
 func (c *replyCache) finish(e *cacheEntry, resp []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m[e.key] != e {
+	if c.m[e.key] != e || e.resp != nil {
 		return
 	}
+	if resp == nil { // nothing to resend: forget it, as abort does
+		c.removeLocked(e)
+		return
+	}
+	c.inflight.Remove(e.elem)
 	e.resp = resp
 	e.expires = c.now().Add(c.ttl)
-	c.order.MoveToBack(e.elem)
+	e.elem = c.order.PushBack(e)
 }
 
 // abort forgets an in-flight entry so a retransmission is evaluated.
@@ -126,25 +138,24 @@ func (c *replyCache) len() int {
 	return len(c.m)
 }
 
-// expireLocked drops answered entries past their expiry from the front. An
-// in-flight entry found there is given another ttl and moved back: it must
-// keep suppressing duplicates until it is answered or aborted.
+// expireLocked drops answered entries past their expiry from the front.
+// In-flight entries do not expire: they keep suppressing duplicates until
+// they are answered or aborted (every accepted job ends in finish or abort).
 func (c *replyCache) expireLocked(now time.Time) {
 	for f := c.order.Front(); f != nil; f = c.order.Front() {
 		e := f.Value.(*cacheEntry)
 		if now.Before(e.expires) {
 			return
 		}
-		if e.resp == nil {
-			e.expires = now.Add(c.ttl)
-			c.order.MoveToBack(f)
-			continue
-		}
 		c.removeLocked(e)
 	}
 }
 
 func (c *replyCache) removeLocked(e *cacheEntry) {
-	c.order.Remove(e.elem)
+	if e.resp == nil {
+		c.inflight.Remove(e.elem)
+	} else {
+		c.order.Remove(e.elem)
+	}
 	delete(c.m, e.key)
 }

@@ -109,3 +109,37 @@ func TestReplyCacheBound(t *testing.T) {
 		t.Fatalf("%d entries after expiry, want 1", n)
 	}
 }
+
+// TestReplyCacheEvictsAnsweredFirst: when the cache is full, answered
+// entries go before in-flight ones. Evicting an in-flight marker would let a
+// retransmission of a request still being evaluated be evaluated a second
+// time (a TOTP replay Reject for the real user, a doubled failure count).
+func TestReplyCacheEvictsAnsweredFirst(t *testing.T) {
+	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	c := newReplyCache(30*time.Second, 3, clk.now)
+	_, _, slow := c.begin(key(1000, 1), [16]byte{1}) // oldest, still in flight
+	for i := range 10 {
+		clk.advance(time.Millisecond)
+		_, _, e := c.begin(key(uint16(2000+i), 1), [16]byte{1})
+		c.finish(e, []byte("r"))
+		if n := c.len(); n > 3 {
+			t.Fatalf("%d entries, bound 3", n)
+		}
+	}
+	if act, _, _ := c.begin(key(1000, 1), [16]byte{1}); act != cacheInFlight {
+		t.Fatalf("retransmission of an in-flight request: %v, want cacheInFlight (the marker was evicted)", act)
+	}
+	c.finish(slow, []byte("slow"))
+	if act, b, _ := c.begin(key(1000, 1), [16]byte{1}); act != cacheResend || string(b) != "slow" {
+		t.Fatalf("after the answer: %v %q, want the cached reply", act, b)
+	}
+
+	// Only in-flight entries: the bound still holds (the oldest goes).
+	c = newReplyCache(30*time.Second, 2, clk.now)
+	for i := range 5 {
+		c.begin(key(uint16(3000+i), 1), [16]byte{1})
+		if n := c.len(); n > 2 {
+			t.Fatalf("%d in-flight entries, bound 2", n)
+		}
+	}
+}

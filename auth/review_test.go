@@ -1,0 +1,153 @@
+package auth
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/store"
+)
+
+// addBareUser creates a user with neither a password nor a token (what
+// `otpgate user add NAME` without a password leaves before enrollment).
+func addBareUser(e *env, name string, groups ...string) {
+	e.t.Helper()
+	if err := e.st.Create(context.Background(), store.User{Name: name, Groups: groups}); err != nil {
+		e.t.Fatalf("create %s: %v", name, err)
+	}
+}
+
+// TestNoFactorUserNeedsAFactor: a user with no password and no token has
+// nothing we could check on append, challenge and auto clients, so an empty
+// (or any) field must not let them in, whatever the MFA policy or grace.
+// Only otp-only clients, where the NAS checked the password, accept such a
+// user on policy alone.
+func TestNoFactorUserNeedsAFactor(t *testing.T) {
+	policies := []struct {
+		name string
+		opt  func(*Options)
+	}{
+		{"optional", optional("vpn-admins")},
+		{"required with grace", grace(time.Hour)},
+	}
+	for _, p := range policies {
+		for _, mode := range []Mode{ModeAppend, ModeChallenge, ModeAuto, ""} {
+			for _, field := range []string{"", "anything", "123456"} {
+				t.Run(p.name+"/"+string(mode)+"/"+field, func(t *testing.T) {
+					e := newEnv(t, p.opt)
+					addBareUser(e, "bare")
+					d := e.auth(Request{User: "bare", Mode: mode, Password: field})
+					if d.Result != Reject {
+						t.Fatalf("user without password and token: got %s/%s, want reject", d.Result, d.Reason)
+					}
+					if d.Message != "" {
+						t.Errorf("reject carries Message %q (would reveal the account to anyone)", d.Message)
+					}
+					if u := e.user("bare"); !u.LastSuccess.IsZero() {
+						t.Errorf("LastSuccess set to %v", u.LastSuccess)
+					}
+				})
+			}
+		}
+		t.Run(p.name+"/otp-only accepts on policy", func(t *testing.T) {
+			e := newEnv(t, p.opt)
+			addBareUser(e, "bare")
+			if d := e.auth(Request{User: "bare", Mode: ModeOTPOnly, Password: ""}); d.Result != Accept {
+				t.Fatalf("otp-only: got %s/%s, want accept", d.Result, d.Reason)
+			}
+		})
+	}
+}
+
+// enrollAfterGet is a store whose Get returns the record as it was, then
+// lets an enrollment (or another admin change) commit before the caller's
+// next step: the window between auth's lookup and its store.Update.
+type enrollAfterGet struct {
+	store.Store
+	change func(u *store.User)
+}
+
+func (s *enrollAfterGet) Get(ctx context.Context, name string) (store.User, error) {
+	u, err := s.Store.Get(ctx, name)
+	if err == nil && s.change != nil {
+		if uerr := s.Store.Update(ctx, name, func(v *store.User) error { s.change(v); return nil }); uerr != nil {
+			return u, uerr
+		}
+	}
+	return u, err
+}
+
+// TestNoTokenDecisionRecheckedInTransaction: the accept-without-code path
+// must rest on the record inside the transaction that records the success,
+// not on the earlier read: a token enrolled, a disable, or a new MFA group
+// in between must not let the user in without a code.
+func TestNoTokenDecisionRecheckedInTransaction(t *testing.T) {
+	changes := []struct {
+		name   string
+		change func(e *env) func(u *store.User)
+	}{
+		{"token enrolled", func(e *env) func(u *store.User) {
+			return func(u *store.User) {
+				u.TOTP = &store.TOTP{Secret: []byte("0123456789abcdefghij"), Algorithm: "SHA1", Digits: 6, Period: 30}
+			}
+		}},
+		{"disabled", func(*env) func(u *store.User) { return func(u *store.User) { u.Disabled = true } }},
+		{"joined an MFA group", func(*env) func(u *store.User) {
+			return func(u *store.User) { u.Groups = append(u.Groups, "vpn-admins") }
+		}},
+	}
+	for _, mode := range []Mode{ModeOTPOnly, ModeAppend, ModeChallenge, ModeAuto} {
+		for _, c := range changes {
+			t.Run(string(mode)+"/"+c.name, func(t *testing.T) {
+				e := newEnv(t, optional("vpn-admins"))
+				racy := &enrollAfterGet{Store: e.st, change: c.change(e)}
+				a, err := New(e.a.opt, racy, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				field := "carolpw"
+				if mode == ModeOTPOnly {
+					field = ""
+				}
+				d := a.Authenticate(context.Background(), Request{User: "carol", Mode: mode, Client: "vpn", Station: "192.0.2.10", Password: field})
+				if d.Result == Accept {
+					t.Fatalf("accepted without a code after %s: %s/%s", c.name, d.Result, d.Reason)
+				}
+				if u := e.user("carol"); !u.LastSuccess.IsZero() {
+					t.Errorf("LastSuccess set to %v", u.LastSuccess)
+				}
+			})
+		}
+	}
+}
+
+// TestDecayNotReappliedBySuccesses: the failure count decays by one per
+// lockout_max since the last failure. A success must not apply that decay
+// again and again from the same LastFailure: otherwise a few real logins
+// after a quiet spell wipe the count and hand an attacker a fresh
+// escalation (the very thing decay replaced the reset for).
+func TestDecayNotReappliedBySuccesses(t *testing.T) {
+	e := newEnv(t, nil) // lockout_max 4 h
+	e.update("alice", func(u *store.User) {
+		u.CodeFailures = 9
+		u.LastFailure = e.clk.Now()
+	})
+	e.clk.Advance(8 * time.Hour) // two decay periods: 9 -> 7
+	for i := range 4 {
+		if d := e.auth(Request{User: "alice", Mode: ModeOTPOnly, Password: e.code("alice", 0)}); d.Result != Accept {
+			t.Fatalf("login %d: %s/%s", i, d.Result, d.Reason)
+		}
+		e.clk.Advance(30 * time.Second)
+	}
+	if d := e.auth(Request{User: "alice", Mode: ModeOTPOnly, Password: e.wrongCode("alice")}); d.Reason != ReasonBadCode {
+		t.Fatalf("wrong code: %s", d.Reason)
+	}
+	u := e.user("alice")
+	if u.CodeFailures != 9-2+1 {
+		t.Fatalf("after 8 h, 4 logins and a failure: CodeFailures = %d, want %d", u.CodeFailures, 9-2+1)
+	}
+	// 8 failures: the lock is base * 2^(8-5) = 4 min.
+	if got := u.LockedUntil.Sub(e.clk.Now()); got != 4*time.Minute {
+		t.Fatalf("lock %v, want 4m0s", got)
+	}
+}
