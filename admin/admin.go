@@ -9,14 +9,29 @@ import (
 	"errors"
 	"io"
 	"time"
+
+	"github.com/otpgate/otpgate/enroll"
 )
 
 // Errors callers (the CLI, the control socket) branch on with errors.Is, next
 // to store.ErrUserNotFound, store.ErrUserExists and store.ErrInvalidName.
 var (
-	// ErrAlreadyEnrolled: ActivateTOTP without force for a user whose token
-	// is active. The old token stays valid.
+	// ErrAlreadyEnrolled: BeginEnroll or ActivateTOTP without force for a
+	// user whose token is active. The old token stays valid.
 	ErrAlreadyEnrolled = errors.New("admin: user already has an active token")
+	// ErrNoPendingEnroll: ActivateTOTP for a user with no enrollment in
+	// progress (BeginEnroll was not called, or the pending token was
+	// discarded or reset).
+	ErrNoPendingEnroll = errors.New("admin: no enrollment in progress")
+	// ErrWrongCode: ActivateTOTP with a code that does not match the
+	// pending token. It is the same value as enroll.ErrWrongCode, so the
+	// enrollment flow recognizes it through any Service. Nothing counts
+	// toward the user's lockout; the pending token allows
+	// MaxEnrollTries wrong codes.
+	ErrWrongCode = enroll.ErrWrongCode
+	// ErrEnrollDiscarded: the wrong code that used up MaxEnrollTries; the
+	// pending token is gone and the enrollment must start again.
+	ErrEnrollDiscarded = errors.New("admin: too many wrong codes; the enrollment was discarded")
 	// ErrNotEnrolled: NewRecoveryCodes for a user without a token.
 	ErrNotEnrolled = errors.New("admin: user has no token")
 	// ErrInvalidGroup: a group name that is empty or holds a space, comma
@@ -29,19 +44,22 @@ var (
 
 // UserInfo is what an admin may see about a user: never a hash or a seed.
 type UserInfo struct {
-	Name         string    `json:"name"`
-	Groups       []string  `json:"groups"`
-	Disabled     bool      `json:"disabled"`
-	HasPassword  bool      `json:"has_password"`
-	Enrolled     bool      `json:"enrolled"`
-	EnrolledAt   time.Time `json:"enrolled_at,omitzero"`
-	LastCodeAt   time.Time `json:"last_code_at,omitzero"` // start of the last accepted time step
-	RecoveryLeft int       `json:"recovery_codes_left"`
-	CodeFailures int       `json:"code_failures"`
-	LockedUntil  time.Time `json:"locked_until,omitzero"`
-	LastFailure  time.Time `json:"last_failure,omitzero"`
-	Created      time.Time `json:"created"`
-	LastSuccess  time.Time `json:"last_success,omitzero"`
+	Name        string   `json:"name"`
+	Groups      []string `json:"groups"`
+	Disabled    bool     `json:"disabled"`
+	HasPassword bool     `json:"has_password"`
+	Enrolled    bool     `json:"enrolled"`
+	// PendingEnroll: an enrollment was begun (BeginEnroll) and awaits its
+	// code; the pending token is not used to log in.
+	PendingEnroll bool      `json:"pending_enroll"`
+	EnrolledAt    time.Time `json:"enrolled_at,omitzero"`
+	LastCodeAt    time.Time `json:"last_code_at,omitzero"` // start of the last accepted time step
+	RecoveryLeft  int       `json:"recovery_codes_left"`
+	CodeFailures  int       `json:"code_failures"`
+	LockedUntil   time.Time `json:"locked_until,omitzero"`
+	LastFailure   time.Time `json:"last_failure,omitzero"`
+	Created       time.Time `json:"created"`
+	LastSuccess   time.Time `json:"last_success,omitzero"`
 }
 
 // NewUser is the input of AddUser. Password is plaintext ("" = none) and is
@@ -73,9 +91,18 @@ type Service interface {
 	DeleteUser(ctx context.Context, name string) error
 	Unlock(ctx context.Context, name string) error
 	SetGroups(ctx context.Context, name string, groups []string) error
-	// ActivateTOTP installs a verified secret and returns fresh recovery codes
-	// (plaintext, shown once). Without force it fails if a token is active.
-	ActivateTOTP(ctx context.Context, name string, secret []byte, force bool) ([]string, error)
+	// BeginEnroll makes a new secret, stores it as the user's pending token
+	// (replacing an earlier pending one) and returns it, to be shown to the
+	// user. Without force it fails with ErrAlreadyEnrolled if a token is
+	// active; an active token stays valid either way.
+	BeginEnroll(ctx context.Context, name string, force bool) (secret []byte, err error)
+	// ActivateTOTP checks code against the pending token and, if it
+	// matches, makes it the active token (the code counts as used) and
+	// returns fresh recovery codes (plaintext, shown once). Errors:
+	// ErrNoPendingEnroll, ErrWrongCode, ErrEnrollDiscarded, and without
+	// force ErrAlreadyEnrolled if a token is active.
+	ActivateTOTP(ctx context.Context, name string, code string, force bool) (recovery []string, err error)
+	// ResetMFA removes the token, a pending one and the recovery codes.
 	ResetMFA(ctx context.Context, name string) error
 	NewRecoveryCodes(ctx context.Context, name string) ([]string, error)
 	Import(ctx context.Context, users []ImportUser) (int, error)

@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/otpgate/otpgate/enroll"
 	"github.com/otpgate/otpgate/password"
 	"github.com/otpgate/otpgate/recovery"
 	"github.com/otpgate/otpgate/store"
@@ -159,46 +160,118 @@ func (l *Local) SetGroups(ctx context.Context, name string, groups []string) err
 	return nil
 }
 
-// ActivateTOTP installs a verified secret, replaces the recovery codes with
-// RecoveryCodeCount new ones and clears the lockout, all in one store
-// transaction: a user with an active token keeps it until this commits. Without
-// force it fails with ErrAlreadyEnrolled when a token is active. It returns
-// the plaintext recovery codes, to be shown once.
-//
-// LastStep starts at 0: the code typed to verify the enrollment is not
-// recorded as used (it was typed on the enrolling terminal, not sent to a NAS).
-func (l *Local) ActivateTOTP(ctx context.Context, name string, secret []byte, force bool) ([]string, error) {
-	if len(secret) < 10 {
-		return nil, fmt.Errorf("admin: activate token for %q: secret of %d bytes is too short (want at least 10)", name, len(secret))
-	}
-	codes, err := recovery.Generate(RecoveryCodeCount)
+// BeginEnroll starts an enrollment: it makes a new SecretSize-byte secret,
+// stores it as the user's pending token (replacing an earlier pending one
+// and its count of wrong codes) and returns it, to be shown to the user as
+// a QR code. The pending token is never used to log in; ActivateTOTP turns
+// it into the active token once a code from it checks. Without force it
+// fails with ErrAlreadyEnrolled when a token is active; with force the
+// active token keeps working until ActivateTOTP succeeds.
+func (l *Local) BeginEnroll(ctx context.Context, name string, force bool) ([]byte, error) {
+	secret, err := enroll.NewSecret()
 	if err != nil {
-		return nil, fmt.Errorf("admin: activate token for %q: %w", name, err)
+		return nil, fmt.Errorf("admin: begin enrollment of %q: %w", name, err)
 	}
 	err = l.st.Update(ctx, name, func(u *store.User) error {
 		if u.TOTP != nil && !force {
 			return ErrAlreadyEnrolled
 		}
-		u.TOTP = newTOTP(secret, l.now())
+		u.PendingTOTP = newTOTP(secret, l.now())
+		u.PendingTries = 0
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("admin: begin enrollment of %q: %w", name, err)
+	}
+	return secret, nil
+}
+
+// MaxEnrollTries is how many wrong codes a pending token allows: the one
+// that reaches it discards the pending token (ErrEnrollDiscarded). It bounds
+// guessing at enrollment, which counts nothing toward the login lockout.
+const MaxEnrollTries = 5
+
+// ActivateTOTP finishes an enrollment begun with BeginEnroll. In one store
+// transaction it checks code against the pending token (6 digits, one time
+// step of skew either side) and, when it matches, makes the pending token
+// the active one with the matched step recorded as used (so the enrollment
+// code can't be replayed to log in), replaces the recovery codes with
+// RecoveryCodeCount new ones and clears the lockout. A user with an active
+// token keeps it until this commits.
+//
+// Errors: ErrNoPendingEnroll without a pending token; without force,
+// ErrAlreadyEnrolled when a token is active; ErrWrongCode for a code that
+// does not match (the count of wrong codes is stored; nothing counts toward
+// the login lockout); ErrEnrollDiscarded for the wrong code that reaches
+// MaxEnrollTries (the pending token is removed). A code that is not 6
+// digits is refused with ErrWrongCode without counting. It returns the
+// plaintext recovery codes, to be shown once.
+func (l *Local) ActivateTOTP(ctx context.Context, name string, code string, force bool) ([]string, error) {
+	codes, err := recovery.Generate(RecoveryCodeCount)
+	if err != nil {
+		return nil, fmt.Errorf("admin: activate token for %q: %w", name, err)
+	}
+	var (
+		wrong     bool // the code did not match; the try count was raised
+		discarded bool // and that used up the tries
+		left      int  // tries left after a wrong code
+	)
+	err = l.st.Update(ctx, name, func(u *store.User) error {
+		// fn may run more than once (group commit): reset what it reports.
+		wrong, discarded, left = false, false, 0
+		p := u.PendingTOTP
+		if p == nil {
+			return ErrNoPendingEnroll
+		}
+		if u.TOTP != nil && !force {
+			return ErrAlreadyEnrolled
+		}
+		if !sixDigits(code) {
+			return fmt.Errorf("%w (a code is the %d digits the app shows)", ErrWrongCode, totpDigits)
+		}
+		now := l.now()
+		step, ok := enroll.Verify(p.Secret, code, now, enroll.Skew)
+		if !ok {
+			wrong = true
+			u.PendingTries++
+			left = MaxEnrollTries - u.PendingTries
+			if left <= 0 {
+				discarded = true
+				u.PendingTOTP, u.PendingTries = nil, 0
+			}
+			return nil // store the count; the caller reports the wrong code
+		}
+		t := *p
+		t.LastStep = step
+		t.Enrolled = now.UTC()
 		hashes, err := l.hashCodes(u.Name, codes)
 		if err != nil {
 			return err
 		}
+		u.TOTP = &t
+		u.PendingTOTP, u.PendingTries = nil, 0
 		u.RecoveryCodes = hashes
 		u.CodeFailures = 0
 		u.LockedUntil = time.Time{}
 		return nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, fmt.Errorf("admin: activate token for %q: %w", name, err)
+	case discarded:
+		return nil, fmt.Errorf("admin: activate token for %q: %w after %d wrong codes; start again with a new secret", name, ErrEnrollDiscarded, MaxEnrollTries)
+	case wrong:
+		return nil, fmt.Errorf("admin: activate token for %q: %w (%d more %s before the enrollment is discarded)", name, ErrWrongCode, left, plural(left, "try", "tries"))
 	}
 	return codes, nil
 }
 
-// ResetMFA removes the user's token and recovery codes.
+// ResetMFA removes the user's token, any pending token and the recovery
+// codes.
 func (l *Local) ResetMFA(ctx context.Context, name string) error {
 	err := l.st.Update(ctx, name, func(u *store.User) error {
 		u.TOTP = nil
+		u.PendingTOTP, u.PendingTries = nil, 0
 		u.RecoveryCodes = nil
 		return nil
 	})
@@ -357,6 +430,26 @@ func newTOTP(secret []byte, now time.Time) *store.TOTP {
 	}
 }
 
+// sixDigits reports whether code is exactly totpDigits ASCII digits.
+func sixDigits(code string) bool {
+	if len(code) != totpDigits {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if code[i] < '0' || code[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // hashCodes normalizes recovery codes and returns their stored form. The
 // error names the position of a bad code, never the code.
 func (l *Local) hashCodes(name string, codes []string) ([]string, error) {
@@ -409,6 +502,7 @@ func info(u *store.User) UserInfo {
 		Created:      u.Created,
 		LastSuccess:  u.LastSuccess,
 	}
+	ui.PendingEnroll = u.PendingTOTP != nil
 	if t := u.TOTP; t != nil {
 		ui.Enrolled = true
 		ui.EnrolledAt = t.Enrolled

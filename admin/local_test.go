@@ -105,7 +105,8 @@ func TestUnknownUser(t *testing.T) {
 		"DeleteUser":       func() error { return l.DeleteUser(ctx, "ghost") },
 		"Unlock":           func() error { return l.Unlock(ctx, "ghost") },
 		"SetGroups":        func() error { return l.SetGroups(ctx, "ghost", []string{"vpn"}) },
-		"ActivateTOTP":     func() error { _, err := l.ActivateTOTP(ctx, "ghost", secret20, false); return err },
+		"BeginEnroll":      func() error { _, err := l.BeginEnroll(ctx, "ghost", false); return err },
+		"ActivateTOTP":     func() error { _, err := l.ActivateTOTP(ctx, "ghost", "123456", false); return err },
 		"ResetMFA":         func() error { return l.ResetMFA(ctx, "ghost") },
 		"NewRecoveryCodes": func() error { _, err := l.NewRecoveryCodes(ctx, "ghost"); return err },
 	}
@@ -177,12 +178,17 @@ func TestUserChanges(t *testing.T) {
 			}},
 		{name: "reset mfa", setup: func(u *store.User) {
 			u.TOTP = newTOTP(secret20, testNow)
+			u.PendingTOTP = newTOTP([]byte("pending-secret-012345"), testNow)
+			u.PendingTries = 2
 			u.RecoveryCodes = []string{"h1", "h2"}
 		},
 			op: func(l *Local) error { return l.ResetMFA(ctx, "alice") },
 			check: func(t *testing.T, u store.User) {
 				if u.TOTP != nil || len(u.RecoveryCodes) != 0 {
 					t.Errorf("totp %v, %d recovery codes left", u.TOTP, len(u.RecoveryCodes))
+				}
+				if u.PendingTOTP != nil || u.PendingTries != 0 {
+					t.Errorf("pending token %v (%d tries) survived the reset", u.PendingTOTP, u.PendingTries)
 				}
 			}},
 	}
@@ -240,72 +246,6 @@ func checkCodes(t *testing.T, st store.Store, u store.User, codes []string) {
 	}
 }
 
-func TestActivateTOTP(t *testing.T) {
-	ctx := context.Background()
-	oldSecret := []byte("old-secret-0123456789")
-	tests := []struct {
-		name       string
-		enrolled   bool
-		force      bool
-		secret     []byte
-		wantErr    error
-		wantSecret []byte
-	}{
-		{name: "first token", secret: secret20, wantSecret: secret20},
-		{name: "active token without force keeps the old one", enrolled: true, secret: secret20, wantErr: ErrAlreadyEnrolled, wantSecret: oldSecret},
-		{name: "active token with force replaces it", enrolled: true, force: true, secret: secret20, wantSecret: secret20},
-		{name: "short secret", secret: []byte("short"), wantErr: errAny},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			l, st := newLocal(t)
-			u := store.User{Name: "alice", Created: testNow, CodeFailures: 9, LockedUntil: testNow.Add(time.Hour)}
-			if tc.enrolled {
-				u.TOTP = newTOTP(oldSecret, testNow.Add(-time.Hour))
-				u.TOTP.LastStep = 42
-				u.RecoveryCodes = []string{"old-hash"}
-			}
-			if err := st.Create(ctx, u); err != nil {
-				t.Fatal(err)
-			}
-			codes, err := l.ActivateTOTP(ctx, "alice", tc.secret, tc.force)
-			got, gerr := st.Get(ctx, "alice")
-			if gerr != nil {
-				t.Fatal(gerr)
-			}
-			if tc.wantErr != nil {
-				if err == nil || (tc.wantErr != errAny && !errors.Is(err, tc.wantErr)) {
-					t.Fatalf("ActivateTOTP = %v, want %v", err, tc.wantErr)
-				}
-				if codes != nil {
-					t.Errorf("codes returned with an error")
-				}
-				if tc.wantSecret != nil && !bytes.Equal(got.TOTP.Secret, tc.wantSecret) {
-					t.Errorf("the old token was changed")
-				}
-				if got.CodeFailures != 9 {
-					t.Errorf("a refused activation changed the lockout")
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(codes) != RecoveryCodeCount {
-				t.Fatalf("%d codes, want %d", len(codes), RecoveryCodeCount)
-			}
-			tt := got.TOTP
-			if tt == nil || !bytes.Equal(tt.Secret, tc.wantSecret) || tt.Algorithm != "SHA1" || tt.Digits != 6 || tt.Period != 30 || tt.LastStep != 0 || !tt.Enrolled.Equal(testNow) {
-				t.Errorf("stored token %+v is not the new SHA1/6/30 token enrolled now", tt)
-			}
-			checkCodes(t, st, got, codes)
-			if got.CodeFailures != 0 || !got.LockedUntil.IsZero() {
-				t.Errorf("lockout not cleared: %d failures, until %v", got.CodeFailures, got.LockedUntil)
-			}
-		})
-	}
-}
-
 // errAny marks a test case that wants some error.
 var errAny = errors.New("any error")
 
@@ -318,10 +258,7 @@ func TestNewRecoveryCodes(t *testing.T) {
 	if _, err := l.NewRecoveryCodes(ctx, "alice"); !errors.Is(err, ErrNotEnrolled) {
 		t.Fatalf("NewRecoveryCodes(not enrolled) = %v, want ErrNotEnrolled", err)
 	}
-	first, err := l.ActivateTOTP(ctx, "alice", secret20, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first, secret := enrollNow(t, l, "alice", false)
 	second, err := l.NewRecoveryCodes(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -334,7 +271,7 @@ func TestNewRecoveryCodes(t *testing.T) {
 			t.Error("an old recovery code still works")
 		}
 	}
-	if !bytes.Equal(u.TOTP.Secret, secret20) {
+	if !bytes.Equal(u.TOTP.Secret, secret) {
 		t.Error("new recovery codes changed the token")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -424,10 +425,14 @@ func TestEnrollResetRecovery(t *testing.T) {
 	if got := e.user("alice").TOTP; got == nil || !bytes.Equal(got.Secret, first.Secret) {
 		t.Fatal("a failed forced enroll changed the token")
 	}
-	// Input ends: nothing changes either.
+	// Input (not a terminal) ends before a code: the enrollment stays
+	// pending, exit 0, and the active token is unchanged.
 	r = e.enrollSession(func([]byte) []string { return nil }, "alice", "--force")
-	if r.code != ExitFailure || !bytes.Equal(e.user("alice").TOTP.Secret, first.Secret) {
-		t.Errorf("enroll with closed input: exit %d, stderr %q", r.code, r.stderr)
+	if r.code != 0 || !strings.Contains(r.stdout, "otpgate enroll alice --code CODE --force") {
+		t.Errorf("enroll with closed input: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if u := e.user("alice"); !bytes.Equal(u.TOTP.Secret, first.Secret) || u.PendingTOTP == nil {
+		t.Errorf("enroll with closed input: token changed or nothing pending (%v)", u.PendingTOTP != nil)
 	}
 	// --force with the right code replaces it.
 	var second []byte
@@ -440,7 +445,8 @@ func TestEnrollResetRecovery(t *testing.T) {
 	}
 
 	show := e.must("", "user", "show", "alice").stdout
-	for _, want := range []string{"enrolled since", "last accepted code: +never", "recovery codes left: +10"} {
+	// The code typed to enroll is used up: it shows as the last accepted one.
+	for _, want := range []string{"enrolled since", "last accepted code: +at ", "recovery codes left: +10"} {
 		if !regexp.MustCompile(want).MatchString(show) {
 			t.Errorf("show lacks %q:\n%s", want, show)
 		}
@@ -460,12 +466,129 @@ func TestEnrollResetRecovery(t *testing.T) {
 		t.Errorf("after reset: totp %v, %d recovery codes", u.TOTP, len(u.RecoveryCodes))
 	}
 	r = e.run("", "enroll", "alice", "--code", "123456")
-	if r.code != ExitFailure || !strings.Contains(r.stderr, "wrong code") || e.user("alice").TOTP != nil {
-		t.Errorf("enroll --code with a wrong code: exit %d, stderr %q", r.code, r.stderr)
+	if r.code != ExitFailure || r.stderr != "otpgate: no enrollment in progress for alice; start one with: otpgate enroll alice\n" || e.user("alice").TOTP != nil {
+		t.Errorf("enroll --code without a pending enrollment: exit %d, stderr %q", r.code, r.stderr)
 	}
+}
+
+// startJSON runs the first step with --json and returns the pending secret.
+func (e *env) startJSON(name string, extra ...string) []byte {
+	e.t.Helper()
+	r := e.must("", append([]string{"enroll", name, "--json"}, extra...)...)
+	var got struct {
+		User    string `json:"user"`
+		URI     string `json:"uri"`
+		Secret  string `json:"secret"`
+		Pending bool   `json:"pending"`
+	}
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&got); err != nil {
+		e.t.Fatalf("enroll --json output %q: %v", r.stdout, err)
+	}
+	secret, err := enroll.DecodeSecret(got.Secret)
+	if err != nil || got.User != name || !got.Pending || !strings.Contains(got.URI, "secret="+got.Secret) {
+		e.t.Fatalf("enroll --json: %+v (%v)", got, err)
+	}
+	return secret
+}
+
+// TestEnrollTwoStep is the scripted enrollment: the first step shows the
+// pending secret and exits, the second activates it with --code.
+func TestEnrollTwoStep(t *testing.T) {
+	e := newEnv(t)
+	e.must("", "user", "add", "alice", "--no-password")
+
+	// Text first step without a terminal: QR code, key, how to finish.
+	r := e.must("", "enroll", "alice")
+	for _, want := range []string{"Scan this QR code", "Can't scan it?", "Key:", "otpauth://", "The enrollment of alice is pending",
+		"  otpgate enroll alice --code CODE\n"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("first step output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if u := e.user("alice"); u.PendingTOTP == nil || u.TOTP != nil {
+		t.Fatalf("after the first step: pending %v, active %v", u.PendingTOTP != nil, u.TOTP != nil)
+	}
+	if show := e.must("", "user", "show", "alice").stdout; !strings.Contains(show, "enrollment: ") || !strings.Contains(show, "pending (finish with: otpgate enroll alice --code CODE") {
+		t.Errorf("user show lacks the pending enrollment:\n%s", show)
+	}
+
+	// JSON first step replaces the pending secret.
+	secret := e.startJSON("alice")
+	if u := e.user("alice"); !bytes.Equal(u.PendingTOTP.Secret, secret) {
+		t.Fatal("the secret printed is not the pending one")
+	}
+	r = e.run("", "enroll", "alice", "--code", "000000", "--png", filepath.Join(t.TempDir(), "x.png"))
+	if r.code != ExitUsage || !strings.Contains(r.stderr, "--png belongs to the first step") {
+		t.Errorf("--png with --code: exit %d, %q", r.code, r.stderr)
+	}
+
+	wrong := "000000"
+	if _, ok := enroll.Verify(secret, wrong, time.Now(), 2); ok {
+		wrong = "999999"
+	}
+	r = e.run("", "enroll", "alice", "--code", wrong)
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "wrong code (4 more tries") || !strings.Contains(r.stderr, "run again with a new code: otpgate enroll alice --code CODE") ||
+		strings.Contains(r.stderr, wrong) {
+		t.Errorf("wrong --code: exit %d, stderr %q", r.code, r.stderr)
+	}
+	code := codeNow(t, secret)
+	r = e.must("", "enroll", "alice", "--code", code[:3]+" "+code[3:], "--json")
+	var done struct {
+		User          string   `json:"user"`
+		RecoveryCodes []string `json:"recovery_codes"`
+	}
+	dec := json.NewDecoder(strings.NewReader(r.stdout))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&done); err != nil || done.User != "alice" || len(done.RecoveryCodes) != admin.RecoveryCodeCount {
+		t.Fatalf("enroll --code --json: %+v, %v\n%s", done, err, r.stdout)
+	}
+	u := e.user("alice")
+	step, _ := enroll.Verify(secret, code, time.Now(), 1)
+	if u.TOTP == nil || !bytes.Equal(u.TOTP.Secret, secret) || u.PendingTOTP != nil || u.TOTP.LastStep != step {
+		t.Fatalf("after the second step: active %v, pending %v, last step %v (want %d)", u.TOTP != nil, u.PendingTOTP != nil, u.TOTP.LastStep, step)
+	}
+	r = e.run("", "enroll", "alice", "--code", code)
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "no enrollment in progress for alice") {
+		t.Errorf("second --code: exit %d, stderr %q", r.code, r.stderr)
+	}
+
+	// Replacing the active token takes --force on both steps.
 	r = e.run("", "enroll", "alice", "--json")
-	if r.code != ExitFailure || !strings.Contains(r.stderr, "code is required") {
-		t.Errorf("enroll --json without --code: exit %d, stderr %q", r.code, r.stderr)
+	if r.code != ExitFailure || r.stdout != "" || !strings.Contains(r.stderr, "otpgate enroll alice --force") {
+		t.Errorf("first step with an active token: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	second := e.startJSON("alice", "--force")
+	r = e.run("", "enroll", "alice", "--code", codeNow(t, second))
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "otpgate enroll alice --code CODE --force") {
+		t.Errorf("second step without --force: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if u := e.user("alice"); !bytes.Equal(u.TOTP.Secret, secret) || u.PendingTOTP == nil || u.PendingTries != 0 {
+		t.Fatal("a refused second step changed the token, dropped the pending one or counted a try")
+	}
+	// Five wrong codes discard the pending token; the old one stays.
+	for i, n := 1, 0; i <= admin.MaxEnrollTries; n++ {
+		c := fmt.Sprintf("%06d", 111111*(n%9+1))
+		if _, ok := enroll.Verify(second, c, time.Now(), 2); ok {
+			continue
+		}
+		r = e.run("", "enroll", "alice", "--force", "--code", c)
+		if r.code != ExitFailure {
+			t.Fatalf("wrong code %d accepted", i)
+		}
+		i++
+	}
+	if !strings.Contains(r.stderr, "too many wrong codes: the enrollment of alice was discarded") {
+		t.Errorf("fifth wrong code: %q", r.stderr)
+	}
+	if u := e.user("alice"); !bytes.Equal(u.TOTP.Secret, secret) || u.PendingTOTP != nil {
+		t.Fatal("discarding the enrollment changed the token or kept the pending one")
+	}
+	third := e.startJSON("alice", "--force")
+	e.must("", "enroll", "alice", "--force", "--code", codeNow(t, third))
+	if u := e.user("alice"); !bytes.Equal(u.TOTP.Secret, third) {
+		t.Fatal("--force on both steps did not replace the token")
 	}
 }
 
@@ -657,6 +780,19 @@ func TestThroughControlSocket(t *testing.T) {
 	if r := e.run("", "enroll", "alice"); r.code != 1 || r.stdout != "" || !strings.Contains(r.stderr, "--force") {
 		t.Errorf("second enroll through the socket: exit %d, %q", r.code, r.stderr)
 	}
+	// The scripted two steps through the socket.
+	e.must("", "user", "add", "bob", "--no-password")
+	bobSecret := e.startJSON("bob")
+	if r := e.run("", "enroll", "bob", "--code", "12345"); r.code != 1 || !strings.Contains(r.stderr, "wrong code") {
+		t.Errorf("malformed --code through the socket: exit %d, %q", r.code, r.stderr)
+	}
+	if r := e.must("", "enroll", "bob", "--code", codeNow(t, bobSecret)); !strings.Contains(r.stdout, "now active for bob") {
+		t.Errorf("second step through the socket:\n%s", r.stdout)
+	}
+	if r := e.run("", "enroll", "bob", "--code", codeNow(t, bobSecret)); r.code != 1 || !strings.Contains(r.stderr, "no enrollment in progress for bob") {
+		t.Errorf("--code again through the socket: exit %d, %q", r.code, r.stderr)
+	}
+	e.must("", "user", "delete", "bob")
 	e.must("", "recovery-codes", "alice")
 	csvFile := filepath.Join(t.TempDir(), "u.csv")
 	if err := os.WriteFile(csvFile, []byte("ann,,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,\n"), 0o600); err != nil {

@@ -84,8 +84,12 @@ func (s *directService) SetGroups(ctx context.Context, name string, groups []str
 	return do(s, func(l admin.Service) error { return l.SetGroups(ctx, name, groups) })
 }
 
-func (s *directService) ActivateTOTP(ctx context.Context, name string, secret []byte, force bool) ([]string, error) {
-	return call(s, func(l admin.Service) ([]string, error) { return l.ActivateTOTP(ctx, name, secret, force) })
+func (s *directService) BeginEnroll(ctx context.Context, name string, force bool) ([]byte, error) {
+	return call(s, func(l admin.Service) ([]byte, error) { return l.BeginEnroll(ctx, name, force) })
+}
+
+func (s *directService) ActivateTOTP(ctx context.Context, name string, code string, force bool) ([]string, error) {
+	return call(s, func(l admin.Service) ([]string, error) { return l.ActivateTOTP(ctx, name, code, force) })
 }
 
 func (s *directService) ResetMFA(ctx context.Context, name string) error {

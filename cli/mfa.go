@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"time"
+	"os"
+
+	"golang.org/x/term"
 
 	"github.com/otpgate/otpgate/admin"
 	"github.com/otpgate/otpgate/enroll"
@@ -30,18 +32,29 @@ func mfaCommands() []*command {
 			name:    "enroll",
 			args:    "NAME [--png FILE] [--code CODE] [--force] [--json]",
 			summary: "Give a user a TOTP token: QR code, verify one code, recovery codes.",
-			help: `Shows a QR code (and the secret in groups of four for manual entry) to
-scan with an authenticator app, then asks for the 6-digit code the app
-shows. The token is stored only once a code verifies; the command then
-prints 10 recovery codes, once.
+			help: `Enrollment has two steps. The first makes a new secret, stores it as the
+user's pending token and shows it as a QR code (and the secret in groups
+of four for manual entry) to scan with an authenticator app. The second
+checks one 6-digit code from the app against the pending token; only then
+is the token active, and the command prints 10 recovery codes, once. The
+code used to enroll can't be used again to log in.
 
-A user who already has a token is refused unless --force is given; even
-with --force the old token keeps working until the new one is verified.`,
+On a terminal, otpgate enroll NAME does both: it asks for the code (three
+tries). Without a terminal (standard input ends at once), or with --json,
+it does only the first step and exits 0; finish with
+  otpgate enroll NAME --code CODE
+which activates the pending token with a code from the app (no new secret).
+A pending token allows 5 wrong codes, then it is discarded; running
+otpgate enroll NAME again starts over with a new secret.
+
+A user who already has a token is refused unless --force is given (on
+both steps); even with --force the old token keeps working until the new
+one is verified.`,
 			flags: func(fs *flag.FlagSet) {
-				fs.StringVar(&pngPath, "png", "", "also write the QR code as a PNG image to `FILE`")
-				fs.StringVar(&code, "code", "", "verify with `CODE` instead of asking for it")
+				fs.StringVar(&pngPath, "png", "", "also write the QR code as a PNG image to `FILE` (first step)")
+				fs.StringVar(&code, "code", "", "finish a pending enrollment with `CODE` from the app")
 				fs.BoolVar(&force, "force", false, "replace an active token (the old one works until the new one is verified)")
-				fs.BoolVar(&enrJSON, "json", false, "print one JSON object (user, otpauth URI, secret, recovery codes) after activation; needs --code")
+				fs.BoolVar(&enrJSON, "json", false, `print one JSON object: without --code {"user","uri","secret","pending":true}, with --code {"user","recovery_codes"}`)
 			},
 			minArgs: 1, maxArgs: 1,
 			run: func(a *app, _ *flag.FlagSet, args []string) error {
@@ -49,12 +62,39 @@ with --force the old token keeps working until the new one is verified.`,
 				if err := checkName(name); err != nil {
 					return err
 				}
+				if code != "" && pngPath != "" {
+					return usagef("enroll: --png belongs to the first step (without --code): the QR code was shown when the enrollment began")
+				}
 				svc, err := a.service()
 				if err != nil {
 					return err
 				}
+				issuer := a.cfg.Issuer
+				if issuer == "" {
+					issuer = defaultIssuer
+				}
+				finish := "otpgate enroll " + name + " --code CODE"
+				if force {
+					finish += " --force"
+				}
+				flow := enroll.Flow{
+					In:         &ctxReader{ctx: a.ctx, r: a.stdin},
+					Out:        a.stdout,
+					Issuer:     issuer,
+					User:       name,
+					PNGPath:    pngPath,
+					JSON:       enrJSON,
+					FinishHint: finish,
+					Activate: func(ctx context.Context, code string) ([]string, error) {
+						return svc.ActivateTOTP(ctx, name, code, force)
+					},
+				}
+				if code != "" {
+					// Second step: activate the pending token; no new secret.
+					return explainEnroll(flow.Finish(a.ctx, code), name, force, true)
+				}
 				// Refuse before a QR code is shown: an unknown user, or an
-				// active token without --force.
+				// active token without --force (BeginEnroll checks again).
 				u, err := svc.ShowUser(a.ctx, name)
 				if err != nil {
 					return explain(err, name)
@@ -65,29 +105,22 @@ with --force the old token keeps working until the new one is verified.`,
 				if u.Disabled {
 					fmt.Fprintf(a.stderr, "note: user %q is disabled; enable it with: otpgate user enable %s\n", name, name)
 				}
-				issuer := a.cfg.Issuer
-				if issuer == "" {
-					issuer = defaultIssuer
+				if flow.Secret, err = svc.BeginEnroll(a.ctx, name, force); err != nil {
+					return explain(err, name)
 				}
-				flow := enroll.Flow{
-					In:      &ctxReader{ctx: a.ctx, r: a.stdin},
-					Out:     a.stdout,
-					Issuer:  issuer,
-					User:    name,
-					PNGPath: pngPath,
-					Code:    code,
-					JSON:    enrJSON,
-					Now:     time.Now,
-					Activate: func(ctx context.Context, secret []byte) ([]string, error) {
-						return svc.ActivateTOTP(ctx, name, secret, force)
-					},
+				if enrJSON {
+					return explainEnroll(flow.Start(a.ctx), name, force, false)
 				}
+				// Without a terminal, input that ends before any code leaves
+				// the enrollment pending (exit 0); a script or a person on
+				// a pipe may still answer the prompt.
+				flow.PendingOnEOF = !isTerminal(a.stdin)
 				if err := flow.Run(a.ctx); err != nil {
 					if a.ctx.Err() != nil && errors.Is(err, context.Canceled) {
 						fmt.Fprintln(a.stdout) // end the prompt line
 						return fmt.Errorf("interrupted; the new token was not activated")
 					}
-					return explain(err, name)
+					return explainEnroll(err, name, force, false)
 				}
 				return nil
 			},
@@ -174,6 +207,38 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	case <-c.ctx.Done():
 		return 0, c.ctx.Err()
 	}
+}
+
+// explainEnroll is explain for the enrollment errors. withCode: the error
+// came from the second step (--code).
+func explainEnroll(err error, name string, force, withCode bool) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, admin.ErrNoPendingEnroll):
+		return fmt.Errorf("no enrollment in progress for %s; start one with: otpgate enroll %s", name, name)
+	case errors.Is(err, admin.ErrEnrollDiscarded):
+		return fmt.Errorf("too many wrong codes: the enrollment of %s was discarded and no token was activated; start again with: otpgate enroll %s", name, name)
+	case errors.Is(err, enroll.ErrAborted):
+		hint := "otpgate enroll " + name + " --code CODE"
+		if force {
+			hint += " --force"
+		}
+		return fmt.Errorf("%w\nthe enrollment stays pending: finish it with: %s (or start over with: otpgate enroll %s)", err, hint, name)
+	case withCode && errors.Is(err, admin.ErrAlreadyEnrolled):
+		return fmt.Errorf("user %q already has an active token; to replace it with the pending one run: otpgate enroll %s --code CODE --force (the old token keeps working until then)", name, name)
+	case withCode && errors.Is(err, admin.ErrWrongCode) && !force:
+		return fmt.Errorf("%w\nthe token was not activated; check the phone's clock and run again with a new code: otpgate enroll %s --code CODE", err, name)
+	case withCode && errors.Is(err, admin.ErrWrongCode):
+		return fmt.Errorf("%w\nthe token was not activated; check the phone's clock and run again with a new code: otpgate enroll %s --code CODE --force", err, name)
+	}
+	return explain(err, name)
+}
+
+// isTerminal reports whether r is a terminal.
+func isTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func writeRecoveryCodes(w io.Writer, name string, codes []string) {

@@ -307,6 +307,9 @@ func writeUser(w io.Writer, u admin.UserInfo, now time.Time) {
 	} else {
 		line("token", "not enrolled (enroll with: otpgate enroll "+u.Name+")")
 	}
+	if u.PendingEnroll {
+		line("enrollment", "pending (finish with: otpgate enroll "+u.Name+" --code CODE; or start over with: otpgate enroll "+u.Name+")")
+	}
 	line("code failures", fmt.Sprint(u.CodeFailures)+lastFailure(u))
 	if u.LockedUntil.After(now) {
 		line("locked until", timeText(u.LockedUntil)+" (codes are refused until then; otpgate user unlock "+u.Name+")")

@@ -133,10 +133,22 @@ func (c *Client) SetGroups(ctx context.Context, name string, groups []string) er
 	return c.do(ctx, http.MethodPut, userPath(name, "/groups"), groupsBody{Groups: groups}, nil)
 }
 
+// BeginEnroll implements admin.Service.
+func (c *Client) BeginEnroll(ctx context.Context, name string, force bool) ([]byte, error) {
+	var out enrollReply
+	if err := c.do(ctx, http.MethodPost, userPath(name, "/enroll"), forceBody{Force: force}, &out); err != nil {
+		return nil, err
+	}
+	if len(out.Secret) == 0 {
+		return nil, fmt.Errorf("control: begin enrollment of %q: the daemon sent no secret", name)
+	}
+	return out.Secret, nil
+}
+
 // ActivateTOTP implements admin.Service.
-func (c *Client) ActivateTOTP(ctx context.Context, name string, secret []byte, force bool) ([]string, error) {
+func (c *Client) ActivateTOTP(ctx context.Context, name string, code string, force bool) ([]string, error) {
 	var out codesBody
-	if err := c.do(ctx, http.MethodPost, userPath(name, "/totp"), totpBody{Secret: secret, Force: force}, &out); err != nil {
+	if err := c.do(ctx, http.MethodPost, userPath(name, "/totp"), totpBody{Code: code, Force: force}, &out); err != nil {
 		return nil, err
 	}
 	return out.RecoveryCodes, nil

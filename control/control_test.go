@@ -23,6 +23,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/enroll"
+	"github.com/otpgate/otpgate/password"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -84,8 +86,14 @@ func (f *fakeService) Unlock(_ context.Context, name string) error {
 func (f *fakeService) SetGroups(_ context.Context, name string, g []string) error {
 	return f.record("SetGroups %s %q", name, g)
 }
-func (f *fakeService) ActivateTOTP(_ context.Context, name string, secret []byte, force bool) ([]string, error) {
-	if err := f.record("ActivateTOTP %s %x %v", name, secret, force); err != nil {
+func (f *fakeService) BeginEnroll(_ context.Context, name string, force bool) ([]byte, error) {
+	if err := f.record("BeginEnroll %s %v", name, force); err != nil {
+		return nil, err
+	}
+	return []byte{0, 1, 0xfe, 0xff, '"', '\n'}, nil
+}
+func (f *fakeService) ActivateTOTP(_ context.Context, name string, code string, force bool) ([]string, error) {
+	if err := f.record("ActivateTOTP %s %s %v", name, code, force); err != nil {
 		return nil, err
 	}
 	return []string{"aaaa-bbbb-cccc-dddd", "eeee-ffff-gggg-hhhh"}, nil
@@ -279,11 +287,20 @@ func TestRoundTrip(t *testing.T) {
 	check("Unlock", c.Unlock(ctx, "bob"), "Unlock bob")
 	check("SetGroups", c.SetGroups(ctx, "bob", []string{"a", "b"}), `SetGroups bob ["a" "b"]`)
 	check("SetGroups none", c.SetGroups(ctx, "bob", nil), `SetGroups bob []`)
-	codes, err := c.ActivateTOTP(ctx, "bob", []byte{0, 1, 0xfe, 0xff}, true)
-	check("ActivateTOTP", err, "ActivateTOTP bob 0001feff true")
+	secret, err := c.BeginEnroll(ctx, "bob", true)
+	check("BeginEnroll", err, "BeginEnroll bob true")
+	if !bytes.Equal(secret, []byte{0, 1, 0xfe, 0xff, '"', '\n'}) {
+		t.Errorf("BeginEnroll secret = %x", secret)
+	}
+	_, err = c.BeginEnroll(ctx, "carol", false)
+	check("BeginEnroll without force", err, "BeginEnroll carol false")
+	codes, err := c.ActivateTOTP(ctx, "bob", "012345", true)
+	check("ActivateTOTP", err, "ActivateTOTP bob 012345 true")
 	if len(codes) != 2 || codes[0] != "aaaa-bbbb-cccc-dddd" {
 		t.Errorf("ActivateTOTP codes = %q", codes)
 	}
+	_, err = c.ActivateTOTP(ctx, "bob", "", false)
+	check("ActivateTOTP empty code", err, "ActivateTOTP bob  false")
 	check("ResetMFA", c.ResetMFA(ctx, "bob"), "ResetMFA bob")
 	codes, err = c.NewRecoveryCodes(ctx, "bob")
 	check("NewRecoveryCodes", err, "NewRecoveryCodes bob")
@@ -327,6 +344,12 @@ func TestErrorMapping(t *testing.T) {
 			// every method carries the error, not just ShowUser
 			if err := c.Unlock(ctx, "bob"); !errors.Is(err, we.err) {
 				t.Errorf("Unlock error %v does not wrap %v", err, we.err)
+			}
+			if _, err := c.BeginEnroll(ctx, "bob", false); !errors.Is(err, we.err) {
+				t.Errorf("BeginEnroll error %v does not wrap %v", err, we.err)
+			}
+			if _, err := c.ActivateTOTP(ctx, "bob", "123456", false); !errors.Is(err, we.err) {
+				t.Errorf("ActivateTOTP error %v does not wrap %v", err, we.err)
 			}
 			if _, err := c.Backup(ctx, io.Discard); !errors.Is(err, we.err) {
 				t.Errorf("Backup error %v does not wrap %v", err, we.err)
@@ -525,4 +548,77 @@ func TestRealPeerCredentials(t *testing.T) {
 		t.Errorf("peer = %+v, want uid %d pid %d", got, os.Geteuid(), os.Getpid())
 	}
 	_ = http.StatusOK
+}
+
+// TestEnrollThroughSocket runs both enrollment steps against a real
+// admin.Local on a real store behind the socket: the secret crosses intact,
+// and every enrollment sentinel keeps errors.Is on the client side.
+func TestEnrollThroughSocket(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	local := admin.NewLocal(st, password.Params{Time: 1, MemKiB: 1024, Threads: 1}, "Test VPN")
+	path, _ := startServer(t, local)
+	c, err := Dial(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddUser(ctx, admin.NewUser{Name: "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ActivateTOTP(ctx, "bob", "123456", false); !errors.Is(err, admin.ErrNoPendingEnroll) {
+		t.Fatalf("activate without begin: %v, want ErrNoPendingEnroll", err)
+	}
+	secret, err := c.BeginEnroll(ctx, "bob", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := st.Get(ctx, "bob"); u.PendingTOTP == nil || !bytes.Equal(u.PendingTOTP.Secret, secret) {
+		t.Fatal("the secret the client got is not the pending one stored")
+	}
+	if info, err := c.ShowUser(ctx, "bob"); err != nil || !info.PendingEnroll || info.Enrolled {
+		t.Fatalf("ShowUser = %+v, %v; want pending, not enrolled", info, err)
+	}
+	now := time.Now()
+	code, err := enroll.Code(secret, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := "000000"
+	for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second} {
+		if c, _ := enroll.Code(secret, now.Add(d)); c == wrong {
+			wrong = "999999"
+		}
+	}
+	if _, err := c.ActivateTOTP(ctx, "bob", wrong, false); !errors.Is(err, enroll.ErrWrongCode) || !errors.Is(err, admin.ErrWrongCode) {
+		t.Fatalf("wrong code: %v, want ErrWrongCode", err)
+	}
+	codes, err := c.ActivateTOTP(ctx, "bob", code, false)
+	if err != nil || len(codes) != admin.RecoveryCodeCount {
+		t.Fatalf("activate: %d codes, %v", len(codes), err)
+	}
+	if _, err := c.BeginEnroll(ctx, "bob", false); !errors.Is(err, admin.ErrAlreadyEnrolled) {
+		t.Fatalf("begin with an active token: %v, want ErrAlreadyEnrolled", err)
+	}
+	// Five wrong codes on a forced re-enrollment discard it.
+	if _, err := c.BeginEnroll(ctx, "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= admin.MaxEnrollTries; i++ {
+		_, err := c.ActivateTOTP(ctx, "bob", "12345"+fmt.Sprint(i), true)
+		want := admin.ErrWrongCode
+		if i == admin.MaxEnrollTries {
+			want = admin.ErrEnrollDiscarded
+		}
+		if !errors.Is(err, want) {
+			// A random secret may match one of these; vanishingly rare.
+			t.Fatalf("wrong code %d: %v, want %v", i, err, want)
+		}
+	}
+	if info, _ := c.ShowUser(ctx, "bob"); info.PendingEnroll || !info.Enrolled {
+		t.Errorf("after the discarded re-enrollment: %+v; want the old token, nothing pending", info)
+	}
 }

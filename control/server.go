@@ -301,6 +301,7 @@ func (s *Server) Handler() http.Handler {
 		{"PUT", "/v1/users/{name}/disabled", s.setDisabled},
 		{"PUT", "/v1/users/{name}/groups", s.setGroups},
 		{"POST", "/v1/users/{name}/unlock", s.unlock},
+		{"POST", "/v1/users/{name}/enroll", s.beginEnroll},
 		{"POST", "/v1/users/{name}/totp", s.activateTOTP},
 		{"DELETE", "/v1/users/{name}/totp", s.resetMFA},
 		{"POST", "/v1/users/{name}/recovery-codes", s.newRecoveryCodes},
@@ -456,13 +457,40 @@ func (s *Server) unlock(w http.ResponseWriter, r *http.Request) {
 	done(w, s.svc.Unlock(r.Context(), r.PathValue("name")))
 }
 
-type totpBody struct {
+// forceBody is the request of POST /v1/users/{name}/enroll.
+type forceBody struct {
+	Force bool `json:"force"`
+}
+
+// enrollReply carries the pending secret (base64 in JSON). The socket is
+// reachable only by root, the daemon's user and control.group, and the
+// secret is never logged.
+type enrollReply struct {
 	Secret []byte `json:"secret"`
-	Force  bool   `json:"force"`
+}
+
+// totpBody is the request of POST /v1/users/{name}/totp: the code typed
+// from the app for the pending token.
+type totpBody struct {
+	Code  string `json:"code"`
+	Force bool   `json:"force"`
 }
 
 type codesBody struct {
 	RecoveryCodes []string `json:"recovery_codes"`
+}
+
+func (s *Server) beginEnroll(w http.ResponseWriter, r *http.Request) {
+	var b forceBody
+	if !readJSON(w, r, &b, maxBody) {
+		return
+	}
+	secret, err := s.svc.BeginEnroll(r.Context(), r.PathValue("name"), b.Force)
+	if err != nil {
+		writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, enrollReply{Secret: secret})
 }
 
 func (s *Server) activateTOTP(w http.ResponseWriter, r *http.Request) {
@@ -470,7 +498,7 @@ func (s *Server) activateTOTP(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, &b, maxBody) {
 		return
 	}
-	codes, err := s.svc.ActivateTOTP(r.Context(), r.PathValue("name"), b.Secret, b.Force)
+	codes, err := s.svc.ActivateTOTP(r.Context(), r.PathValue("name"), b.Code, b.Force)
 	if err != nil {
 		writeErr(w, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -639,5 +640,93 @@ func TestCLIWithDaemon(t *testing.T) {
 	u, err := st.Get(context.Background(), "carol")
 	if err != nil || u.TOTP == nil || !bytes.Equal(u.TOTP.Secret, carolSecret) {
 		t.Errorf("the backup lacks carol's token: %v", err)
+	}
+}
+
+// TestCLIEnrollScripted is the scripted two-step enrollment against a
+// running otpgated, with no terminal: `otpgate enroll bob --json` prints
+// the pending secret, oathtool computes a code from it, `otpgate enroll bob
+// --code CODE --json` activates the token and prints the recovery codes.
+// radclient then shows that the enrollment code is used up (a replay is
+// refused as code_reused) while a later step's code and a recovery code log
+// in.
+func TestCLIEnrollScripted(t *testing.T) {
+	requireTool(t, "oathtool")
+	requireTool(t, "radclient")
+	d := startDaemon(t, "", "")
+	e := &cliEnv{t: t, dir: d.Dir, config: d.Config}
+	e.mustOtpgate("bob-pw\n", "user", "add", "bob", "--password-stdin")
+	e.mustOtpgate("carol-pw\n", "user", "add", "carol", "--password-stdin")
+
+	// Text first step without a terminal (standard input ends at once):
+	// QR code and key, then how to finish; exit 0.
+	out := e.mustOtpgate("", "enroll", "carol")
+	for _, want := range []string{"Scan this QR code", "Can't scan it?", "Key:", "otpauth://totp/otpgate-e2e:carol?secret=",
+		"The enrollment of carol is pending", "otpgate enroll carol --code CODE"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first step for carol lacks %q:\n%s", want, out)
+		}
+	}
+
+	// JSON first step for bob.
+	out = e.mustOtpgate("", "enroll", "bob", "--json")
+	var begun struct {
+		User    string `json:"user"`
+		URI     string `json:"uri"`
+		Secret  string `json:"secret"`
+		Pending bool   `json:"pending"`
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&begun); err != nil {
+		t.Fatalf("enroll bob --json: %v\n%s", err, out)
+	}
+	if begun.User != "bob" || !begun.Pending || begun.Secret == "" ||
+		!strings.HasPrefix(begun.URI, "otpauth://totp/otpgate-e2e:bob?secret="+begun.Secret+"&") {
+		t.Fatalf("enroll bob --json = %+v", begun)
+	}
+	var info struct {
+		Enrolled      bool `json:"enrolled"`
+		PendingEnroll bool `json:"pending_enroll"`
+	}
+	if err := json.Unmarshal([]byte(e.mustOtpgate("", "user", "show", "bob", "--json")), &info); err != nil || info.Enrolled || !info.PendingEnroll {
+		t.Fatalf("user show bob after the first step: %+v, %v", info, err)
+	}
+
+	// Second step with oathtool's code for the printed secret.
+	waitStepStart()
+	enrollCode := oathtoolCode(t, begun.Secret)
+	out = e.mustOtpgate("", "enroll", "bob", "--code", enrollCode, "--json")
+	var done struct {
+		User          string   `json:"user"`
+		RecoveryCodes []string `json:"recovery_codes"`
+	}
+	dec = json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&done); err != nil || done.User != "bob" || len(done.RecoveryCodes) != 10 {
+		t.Fatalf("enroll bob --code --json: %+v, %v\n%s", done, err, out)
+	}
+	if err := json.Unmarshal([]byte(e.mustOtpgate("", "user", "show", "bob", "--json")), &info); err != nil || !info.Enrolled || info.PendingEnroll {
+		t.Fatalf("user show bob after the second step: %+v, %v", info, err)
+	}
+	code, _, stderr := e.otpgate("", "enroll", "bob", "--code", enrollCode)
+	if code != 1 || !strings.Contains(stderr, "no enrollment in progress for bob; start one with: otpgate enroll bob") {
+		t.Errorf("a second --code: exit %d, stderr %q", code, stderr)
+	}
+
+	// The enrollment code is used up.
+	if got := radLogin(t, d, "bob", "bob-pw"+enrollCode); got != "Access-Reject" {
+		t.Errorf("radclient login with the enrollment code: %q, want Access-Reject", got)
+	}
+	if !regexp.MustCompile(`user"?[=:]"?bob"?.*reason"?[=:]"?code_reused`).MatchString(d.Output()) {
+		t.Errorf("the audit log does not show the enrollment code refused as code_reused:\n%s", d.Output())
+	}
+	// The next step's code (within the skew of one step) logs in.
+	if got := radLogin(t, d, "bob", "bob-pw"+oathCode(t, begun.Secret, 30*time.Second)); got != "Access-Accept" {
+		t.Errorf("radclient login with the next step's code: %q, want Access-Accept\n%s", got, d.Output())
+	}
+	// So does a recovery code the second step printed.
+	if got := radLogin(t, d, "bob", "bob-pw"+done.RecoveryCodes[0]); got != "Access-Accept" {
+		t.Errorf("radclient login with a recovery code: %q, want Access-Accept\n%s", got, d.Output())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -37,17 +38,24 @@ func wrongCode(t *testing.T, secret []byte, n int) string {
 	}
 }
 
+// activateRecorder plays the server: it checks each code against secret at
+// flowNow, as admin.Local.ActivateTOTP does, and records what it got.
 type activateRecorder struct {
-	calls  int
 	secret []byte
+	sent   []string // codes sent, in order
 	codes  []string
-	err    error
+	err    error // returned instead of checking, when set
 }
 
-func (a *activateRecorder) activate(_ context.Context, secret []byte) ([]string, error) {
-	a.calls++
-	a.secret = append([]byte(nil), secret...)
-	return a.codes, a.err
+func (a *activateRecorder) activate(_ context.Context, code string) ([]string, error) {
+	a.sent = append(a.sent, code)
+	if a.err != nil {
+		return nil, a.err
+	}
+	if _, ok := Verify(a.secret, code, flowNow, Skew); !ok {
+		return nil, fmt.Errorf("admin: activate token for %q: %w (2 more tries before the enrollment is discarded)", "alice", ErrWrongCode)
+	}
+	return a.codes, nil
 }
 
 var recoveryCodes = []string{
@@ -65,20 +73,20 @@ func TestFlowRun(t *testing.T) {
 	if _, ok := Verify(secret, tooFar, flowNow, Skew); ok {
 		t.Fatal("test setup: code 3 steps ahead happens to verify")
 	}
-	activateErr := errors.New("store: user not found")
+	activateErr := errors.New("admin: too many wrong codes; the enrollment was discarded")
 
 	tests := []struct {
-		name        string
-		in          string
-		code        string
-		json        bool
-		user        string
-		activateErr error
-		wantErr     error  // errors.Is target; nil = success
-		wantErrText string // substring of the error
-		wantOut     []string
-		wantNotOut  []string
-		wantPrompts int
+		name         string
+		in           string
+		user         string
+		pendingOnEOF bool
+		activateErr  error
+		wantErr      error  // errors.Is target; nil = success
+		wantErrText  string // substring of the error
+		wantOut      []string
+		wantNotOut   []string
+		wantPrompts  int
+		wantSent     []string // codes sent to Activate
 	}{
 		{
 			name: "right first try", in: right + "\n",
@@ -86,13 +94,14 @@ func TestFlowRun(t *testing.T) {
 				"Google Authenticator, Microsoft Authenticator, Authy or any TOTP app",
 				"otpauth://totp/otpgate:alice?secret=" + EncodeSecret(secret),
 				"Key:     " + FormatSecret(secret),
+				"Can't scan it?",
 				"\x1b[30;47m",
 				"now active for alice",
 				"store these somewhere safe; each works once",
 				strings.Join(recoveryCodes, "\n  "),
 			},
-			wantNotOut:  []string{"not right"},
-			wantPrompts: 1,
+			wantNotOut:  []string{"not right", "pending"},
+			wantPrompts: 1, wantSent: []string{right},
 		},
 		{
 			name: "three wrong codes", in: wrong1 + "\n" + wrong2 + "\n" + wrong3 + "\n" + right + "\n",
@@ -102,67 +111,53 @@ func TestFlowRun(t *testing.T) {
 				"That code is not right; check the phone's clock and try again (1 try left)",
 			},
 			wantNotOut:  []string{"recovery", "Recovery", "0 tries", recoveryCodes[0]},
-			wantPrompts: 3,
+			wantPrompts: 3, wantSent: []string{wrong1, wrong2, wrong3},
 		},
 		{
 			name: "wrong then right", in: wrong1 + "\n" + right + "\n",
 			wantOut:     []string{"(2 tries left)", "now active", recoveryCodes[9]},
 			wantNotOut:  []string{"(1 try left)"},
-			wantPrompts: 2,
+			wantPrompts: 2, wantSent: []string{wrong1, right},
 		},
 		{
-			name: "not digits then right", in: "hello\n" + right + "\n",
+			name: "not digits is not sent", in: "hello\n" + right + "\n",
 			wantOut:     []string{"A code is the 6 digits your app shows; try again (2 tries left)", "now active"},
-			wantPrompts: 2,
+			wantPrompts: 2, wantSent: []string{right},
 		},
 		{
 			name: "code as the app shows it, CRLF", in: "  " + right[:3] + " " + right[3:] + "\r\n",
-			wantOut: []string{"now active"}, wantPrompts: 1,
+			wantOut: []string{"now active"}, wantPrompts: 1, wantSent: []string{right},
 		},
 		{
 			name: "previous time step", in: prevStep + "\n",
-			wantOut: []string{"now active"}, wantPrompts: 1,
+			wantOut: []string{"now active"}, wantPrompts: 1, wantSent: []string{prevStep},
 		},
 		{
 			name: "three steps ahead", in: tooFar + "\n",
-			wantErr: ErrAborted, wantOut: []string{"not right"}, wantPrompts: 2,
+			wantErr: ErrAborted, wantOut: []string{"not right"}, wantPrompts: 2, wantSent: []string{tooFar},
 		},
 		{
 			name: "last line without newline", in: right,
-			wantOut: []string{"now active"}, wantPrompts: 1,
+			wantOut: []string{"now active"}, wantPrompts: 1, wantSent: []string{right},
 		},
 		{
 			name: "EOF", in: "",
-			wantErr: ErrAborted, wantErrText: "input ended", wantNotOut: []string{"recovery"}, wantPrompts: 1,
+			wantErr: ErrAborted, wantErrText: "input ended", wantNotOut: []string{"recovery", "pending"}, wantPrompts: 1,
 		},
 		{
-			name: "EOF after a wrong code", in: wrong1 + "\n",
-			wantErr: ErrAborted, wantOut: []string{"(2 tries left)"}, wantPrompts: 2,
+			name: "EOF without a terminal leaves it pending", in: "", pendingOnEOF: true,
+			wantOut:     []string{"Key:     " + FormatSecret(secret), "The enrollment of alice is pending", "otpgate enroll alice --code CODE"},
+			wantNotOut:  []string{"recovery", "now active"},
+			wantPrompts: 1,
 		},
 		{
-			name: "--code right", code: right,
-			wantOut: []string{"now active", recoveryCodes[0], "otpauth://"}, wantPrompts: 0,
+			name: "EOF after a wrong code", in: wrong1 + "\n", pendingOnEOF: true,
+			wantErr: ErrAborted, wantOut: []string{"(2 tries left)"}, wantNotOut: []string{"pending"}, wantPrompts: 2, wantSent: []string{wrong1},
 		},
 		{
-			name: "--code wrong", code: wrong1, in: right + "\n",
-			wantErr: ErrWrongCode, wantNotOut: []string{"now active", recoveryCodes[0]}, wantPrompts: 0,
-		},
-		{
-			name: "--code not digits", code: "12345x",
-			wantErr: ErrWrongCode, wantPrompts: 0,
-		},
-		{
-			name: "JSON without code", json: true, in: right + "\n",
-			wantErr: ErrCodeRequired, wantPrompts: 0,
-		},
-		{
-			name: "JSON wrong code", json: true, code: wrong1,
-			wantErr: ErrWrongCode, wantPrompts: 0,
-		},
-		{
-			name: "activate fails", in: right + "\n", activateErr: activateErr,
+			name: "server ends the enrollment", in: right + "\n" + right + "\n", activateErr: activateErr,
 			wantErr: activateErr, wantErrText: "activate \"alice\"",
-			wantNotOut: []string{"now active", "Recovery"}, wantPrompts: 1,
+			wantNotOut: []string{"now active", "Recovery", "not right"}, wantPrompts: 1, wantSent: []string{right},
 		},
 		{
 			name: "colon in user", in: right + "\n", user: "dom:alice",
@@ -171,7 +166,7 @@ func TestFlowRun(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			act := &activateRecorder{codes: recoveryCodes, err: tt.activateErr}
+			act := &activateRecorder{secret: secret, codes: recoveryCodes, err: tt.activateErr}
 			var out bytes.Buffer
 			user := tt.user
 			if user == "" {
@@ -179,8 +174,8 @@ func TestFlowRun(t *testing.T) {
 			}
 			f := Flow{
 				In: strings.NewReader(tt.in), Out: &out,
-				Issuer: "otpgate", User: user, Code: tt.code, JSON: tt.json,
-				Secret: secret, Now: func() time.Time { return flowNow }, Activate: act.activate,
+				Issuer: "otpgate", User: user, Secret: secret, Activate: act.activate,
+				PendingOnEOF: tt.pendingOnEOF, FinishHint: "otpgate enroll alice --code CODE",
 			}
 			err := f.Run(context.Background())
 			wantFail := tt.wantErr != nil || tt.wantErrText != ""
@@ -195,22 +190,14 @@ func TestFlowRun(t *testing.T) {
 				t.Fatalf("Run error %q, want it to contain %q", err, tt.wantErrText)
 			}
 			if err != nil {
-				for _, secretText := range []string{EncodeSecret(secret), right, tt.code} {
-					if secretText != "" && strings.Contains(err.Error(), secretText) {
+				for _, secretText := range []string{EncodeSecret(secret), right} {
+					if strings.Contains(err.Error(), secretText) {
 						t.Fatalf("error %q reveals a secret or code", err)
 					}
 				}
 			}
-			// Activate runs only after a correct code, with the secret shown.
-			wantCalls := 0
-			if !wantFail || errors.Is(tt.wantErr, activateErr) {
-				wantCalls = 1
-			}
-			if act.calls != wantCalls {
-				t.Fatalf("Activate called %d times, want %d", act.calls, wantCalls)
-			}
-			if act.calls == 1 && !bytes.Equal(act.secret, secret) {
-				t.Fatalf("Activate got a different secret")
+			if strings.Join(act.sent, ",") != strings.Join(tt.wantSent, ",") {
+				t.Errorf("codes sent to Activate %q, want %q", act.sent, tt.wantSent)
 			}
 			o := out.String()
 			if got := strings.Count(o, "Enter the 6-digit code from your app: "); got != tt.wantPrompts {
@@ -226,41 +213,89 @@ func TestFlowRun(t *testing.T) {
 					t.Errorf("output contains %q\noutput:\n%s", s, o)
 				}
 			}
-			if tt.json && o != "" && err != nil {
-				t.Errorf("JSON mode wrote %q before failing", o)
+		})
+	}
+}
+
+// TestFlowStartFinish is the scripted two-step enrollment: Start shows the
+// pending secret and says how to finish, Finish sends the code once.
+func TestFlowStartFinish(t *testing.T) {
+	secret := []byte("0123456789abcdefghij")
+	right := mustCode(t, secret, flowNow)
+	for _, asJSON := range []bool{false, true} {
+		t.Run(fmt.Sprintf("json=%v", asJSON), func(t *testing.T) {
+			act := &activateRecorder{secret: secret, codes: recoveryCodes}
+			var out bytes.Buffer
+			f := Flow{Out: &out, Issuer: "ACME VPN", User: "bob", Secret: secret, JSON: asJSON,
+				FinishHint: "otpgate enroll bob --code CODE", Activate: act.activate}
+			if err := f.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			wantURI, _ := URI("ACME VPN", "bob", secret)
+			if asJSON {
+				var got PendingResult
+				decodeOne(t, out.Bytes(), &got)
+				if got != (PendingResult{User: "bob", URI: wantURI, Secret: EncodeSecret(secret), Pending: true}) {
+					t.Fatalf("JSON start %+v", got)
+				}
+				if strings.Contains(out.String(), "\\u0026") {
+					t.Errorf("JSON escapes '&' in the URI: %s", out.String())
+				}
+			} else {
+				for _, want := range []string{"Scan this QR code", "Key:     " + FormatSecret(secret), wantURI,
+					"The enrollment of bob is pending", "  otpgate enroll bob --code CODE\n"} {
+					if !strings.Contains(out.String(), want) {
+						t.Errorf("start output lacks %q:\n%s", want, out.String())
+					}
+				}
+				if strings.Contains(out.String(), "Enter the 6-digit code") {
+					t.Error("Start asked for a code")
+				}
+			}
+			if len(act.sent) != 0 {
+				t.Fatal("Start sent a code")
+			}
+
+			// Finish: a wrong code, then the right one as the app shows it.
+			f.Secret = nil // Finish needs no secret: the server holds it
+			out.Reset()
+			wrong := wrongCode(t, secret, 0)
+			err := f.Finish(context.Background(), wrong)
+			if !errors.Is(err, ErrWrongCode) || out.Len() != 0 {
+				t.Fatalf("Finish(wrong) = %v, output %q", err, out.String())
+			}
+			if strings.Contains(err.Error(), wrong) {
+				t.Errorf("error %q contains the code", err)
+			}
+			if err := f.Finish(context.Background(), right[:3]+" "+right[3:]); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(act.sent, ",") != wrong+","+right {
+				t.Errorf("codes sent %q", act.sent)
+			}
+			if asJSON {
+				var got Result
+				decodeOne(t, out.Bytes(), &got)
+				if got.User != "bob" || strings.Join(got.RecoveryCodes, ",") != strings.Join(recoveryCodes, ",") {
+					t.Fatalf("JSON finish %+v", got)
+				}
+			} else if !strings.Contains(out.String(), "now active for bob") || !strings.Contains(out.String(), recoveryCodes[0]) {
+				t.Errorf("finish output:\n%s", out.String())
 			}
 		})
 	}
 }
 
-func TestFlowJSON(t *testing.T) {
-	secret := []byte("0123456789abcdefghij")
-	act := &activateRecorder{codes: recoveryCodes}
-	var out bytes.Buffer
-	f := Flow{
-		In: strings.NewReader(""), Out: &out, Issuer: "ACME VPN", User: "bob",
-		Code: mustCode(t, secret, flowNow), JSON: true, Secret: secret,
-		Now: func() time.Time { return flowNow }, Activate: act.activate,
-	}
-	if err := f.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	dec := json.NewDecoder(&out)
+// decodeOne decodes exactly one JSON object with no unknown fields.
+func decodeOne(t *testing.T, data []byte, v any) {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
-	var got Result
-	if err := dec.Decode(&got); err != nil {
-		t.Fatalf("output is not one JSON object: %v\n%s", err, out.String())
+	if err := dec.Decode(v); err != nil {
+		t.Fatalf("output is not one JSON object: %v\n%s", err, data)
 	}
 	if dec.More() {
-		t.Fatalf("more than one JSON value in output")
-	}
-	wantURI, _ := URI("ACME VPN", "bob", secret)
-	if got.User != "bob" || got.URI != wantURI || got.Secret != EncodeSecret(secret) ||
-		strings.Join(got.RecoveryCodes, ",") != strings.Join(recoveryCodes, ",") {
-		t.Fatalf("JSON result %+v", got)
-	}
-	if strings.Contains(out.String(), "\\u0026") {
-		t.Errorf("JSON escapes '&' in the URI: %s", out.String())
+		t.Fatalf("more than one JSON value in output:\n%s", data)
 	}
 }
 
@@ -301,17 +336,21 @@ func TestFlowGeneratedSecretAndPNG(t *testing.T) {
 	if err := os.WriteFile(pngPath, []byte("old"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	act := &activateRecorder{codes: recoveryCodes}
+	secret, err := NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	act := &activateRecorder{secret: secret, codes: recoveryCodes}
 	var out bytes.Buffer
 	f := Flow{
 		In: &keyReader{t: t, out: &out}, Out: &out, Issuer: "otpgate", User: "alice",
-		PNGPath: pngPath, Now: func() time.Time { return flowNow }, Activate: act.activate,
+		PNGPath: pngPath, Secret: secret, Activate: act.activate,
 	}
 	if err := f.Run(context.Background()); err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
-	if act.calls != 1 || len(act.secret) != SecretSize {
-		t.Fatalf("Activate calls %d, secret %d bytes", act.calls, len(act.secret))
+	if len(act.sent) != 1 || len(act.secret) != SecretSize {
+		t.Fatalf("Activate calls %d, secret %d bytes", len(act.sent), len(act.secret))
 	}
 	if !strings.Contains(out.String(), "Key:     "+FormatSecret(act.secret)) {
 		t.Fatal("activated secret is not the one shown")
@@ -339,7 +378,8 @@ func TestFlowGeneratedSecretAndPNG(t *testing.T) {
 
 func TestFlowSetupErrors(t *testing.T) {
 	act := &activateRecorder{}
-	ok := Flow{In: strings.NewReader(""), Out: io.Discard, Issuer: "otpgate", User: "alice", Activate: act.activate}
+	ok := Flow{In: strings.NewReader(""), Out: io.Discard, Issuer: "otpgate", User: "alice",
+		Secret: []byte("0123456789abcdefghij"), Activate: act.activate}
 	tests := []struct {
 		name   string
 		modify func(f *Flow)
@@ -347,7 +387,8 @@ func TestFlowSetupErrors(t *testing.T) {
 	}{
 		{"no Activate", func(f *Flow) { f.Activate = nil }, "Activate and Out must be set"},
 		{"no Out", func(f *Flow) { f.Out = nil }, "Activate and Out must be set"},
-		{"no In and no code", func(f *Flow) { f.In = nil }, "no input"},
+		{"no In", func(f *Flow) { f.In = nil }, "no input"},
+		{"no secret", func(f *Flow) { f.Secret = nil }, "no secret"},
 		{"short secret", func(f *Flow) { f.Secret = make([]byte, 10) }, "shorter than 16 bytes"},
 		{"empty issuer", func(f *Flow) { f.Issuer = "" }, "issuer is empty"},
 		{"PNG in missing dir", func(f *Flow) { f.PNGPath = "/nonexistent-otpgate-dir/x.png" }, "write png"},
@@ -366,7 +407,7 @@ func TestFlowSetupErrors(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Run err = %v, want %q", err, tt.want)
 			}
-			if act.calls != 0 {
+			if len(act.sent) != 0 {
 				t.Fatal("Activate was called")
 			}
 		})

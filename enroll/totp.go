@@ -1,7 +1,8 @@
 // Package enroll turns a user into a TOTP user: it makes the secret, the
 // otpauth:// URI (Google Authenticator "Key Uri Format"), the QR code for a
-// terminal or a PNG file, checks one code from the user's app, and only then
-// activates the token and shows the recovery codes (Flow).
+// terminal or a PNG file, and runs the enrollment dialogue (Flow): show the
+// pending secret, send a code from the user's app to the server, which
+// activates the token only if the code checks, and show the recovery codes.
 //
 // Every token otpgate issues is SHA1, 6 digits, 30 seconds: the only
 // parameters all common apps honour (Google Authenticator ignores the

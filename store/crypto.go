@@ -25,6 +25,10 @@ const (
 	labelKeyCheck    = "otpgate key-check v1"
 	labelRecoveryKey = "otpgate recovery-code v1"
 	seedAADPrefix    = "otpgate/seed/v1\x00"
+	// pendingSeedAADPrefix binds a pending (not yet verified) seed to its
+	// user and to the pending slot: sealed under it, a seed fails to open
+	// as an active one, and the other way round.
+	pendingSeedAADPrefix = "otpgate/pending-seed/v1\x00"
 )
 
 // keyring holds the subkeys derived from the master key. The master key itself
@@ -60,16 +64,27 @@ func newKeyring(master []byte) (*keyring, error) {
 	}, nil
 }
 
-func seedAAD(name string) []byte { return []byte(seedAADPrefix + name) }
+func seedAAD(name string) []byte        { return []byte(seedAADPrefix + name) }
+func pendingSeedAAD(name string) []byte { return []byte(pendingSeedAADPrefix + name) }
 
-// sealSeed encrypts seed for user name: nonce (12 random bytes) || ciphertext || tag.
+// sealSeed encrypts the active seed of user name: nonce (12 random bytes) ||
+// ciphertext || tag.
 func (k *keyring) sealSeed(name string, seed []byte) ([]byte, error) {
+	return k.seal(seedAAD(name), seed)
+}
+
+// sealPendingSeed is sealSeed for the pending (not yet verified) seed.
+func (k *keyring) sealPendingSeed(name string, seed []byte) ([]byte, error) {
+	return k.seal(pendingSeedAAD(name), seed)
+}
+
+func (k *keyring) seal(aad, seed []byte) ([]byte, error) {
 	ns := k.seed.NonceSize()
 	out := make([]byte, ns, ns+len(seed)+k.seed.Overhead())
 	if _, err := rand.Read(out); err != nil {
 		return nil, fmt.Errorf("store: seed nonce: %w", err)
 	}
-	return k.seed.Seal(out, out, seed, seedAAD(name)), nil
+	return k.seed.Seal(out, out, seed, aad), nil
 }
 
 // errSeedAuth is returned when a sealed seed fails authentication: wrong key,
@@ -77,11 +92,20 @@ func (k *keyring) sealSeed(name string, seed []byte) ([]byte, error) {
 var errSeedAuth = errors.New("encrypted seed failed authentication (wrong key, or the record was tampered with)")
 
 func (k *keyring) openSeed(name string, sealed []byte) ([]byte, error) {
+	return k.open(seedAAD(name), sealed)
+}
+
+// openPendingSeed opens what sealPendingSeed sealed.
+func (k *keyring) openPendingSeed(name string, sealed []byte) ([]byte, error) {
+	return k.open(pendingSeedAAD(name), sealed)
+}
+
+func (k *keyring) open(aad, sealed []byte) ([]byte, error) {
 	ns := k.seed.NonceSize()
 	if len(sealed) < ns+k.seed.Overhead() {
 		return nil, fmt.Errorf("encrypted seed is %d bytes, too short", len(sealed))
 	}
-	seed, err := k.seed.Open(nil, sealed[:ns], sealed[ns:], seedAAD(name))
+	seed, err := k.seed.Open(nil, sealed[:ns], sealed[ns:], aad)
 	if err != nil {
 		return nil, errSeedAuth
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -57,15 +58,28 @@ func TestNoSeedInRawFile(t *testing.T) {
 	db, path := testDB(t)
 	var seeds [][]byte
 	for i, name := range []string{"alice", "bob", "carol"} {
-		seed := randomSeed(t)
-		seeds = append(seeds, seed)
-		if err := db.Create(ctx, totpUser(name, seed)); err != nil {
+		seed, pending, later := randomSeed(t), randomSeed(t), randomSeed(t)
+		seeds = append(seeds, seed, pending, later)
+		u := totpUser(name, seed)
+		u.PendingTOTP = &TOTP{Secret: pending, Algorithm: "SHA1", Digits: 6, Period: 30}
+		if err := db.Create(ctx, u); err != nil {
 			t.Fatal(err)
 		}
-		// Rewrite once so old pages (free list) would hold stale copies too.
-		if err := db.Update(ctx, name, func(u *User) error { u.TOTP.LastStep = uint64(i + 1); return nil }); err != nil {
+		// Rewrite once so old pages (free list) would hold stale copies too,
+		// and begin a new pending enrollment as BeginEnroll does.
+		if err := db.Update(ctx, name, func(u *User) error {
+			u.TOTP.LastStep = uint64(i + 1)
+			u.PendingTOTP = &TOTP{Secret: later, Algorithm: "SHA1", Digits: 6, Period: 30}
+			return nil
+		}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// One user with only a pending seed (a first enrollment in progress).
+	only := randomSeed(t)
+	seeds = append(seeds, only)
+	if err := db.Create(ctx, User{Name: "dave", PendingTOTP: &TOTP{Secret: only, Algorithm: "SHA1", Digits: 6, Period: 30}}); err != nil {
+		t.Fatal(err)
 	}
 	var backup bytes.Buffer
 	if _, err := db.Backup(ctx, &backup); err != nil {
@@ -99,8 +113,10 @@ func TestNoSeedInRawFile(t *testing.T) {
 		}
 	}
 	// The check can fail: the sealed form is in the file.
-	if !bytes.Contains(raw, []byte("sealed_seed")) {
-		t.Fatal("no sealed_seed in the file; the scan above proves nothing")
+	for _, field := range []string{"sealed_seed", "sealed_pending_seed"} {
+		if !bytes.Contains(raw, []byte(field)) {
+			t.Fatalf("no %s in the file; the scan above proves nothing", field)
+		}
 	}
 }
 
@@ -294,5 +310,70 @@ func TestOpenBadPaths(t *testing.T) {
 	// A database that failed to open created no key file beside it.
 	if _, err := os.Stat(filepath.Join(dir, DefaultKeyFileName)); err == nil {
 		t.Error("a failed Open left a key file")
+	}
+}
+
+// TestPendingSeedSlotsBound moves a sealed seed between the active and the
+// pending slot of the same record: each slot has its own additional data,
+// so a pending (never verified) seed can't be made the active one by
+// editing the database, nor the other way round.
+func TestPendingSeedSlotsBound(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		edit func(r map[string]any)
+	}{
+		{"pending into active", func(r map[string]any) { r["sealed_seed"] = r["sealed_pending_seed"] }},
+		{"active into pending", func(r map[string]any) { r["sealed_pending_seed"] = r["sealed_seed"] }},
+		{"pending into active, pending dropped", func(r map[string]any) {
+			r["sealed_seed"] = r["sealed_pending_seed"]
+			delete(r, "sealed_pending_seed")
+			delete(r, "pending_totp")
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db, path := testDB(t)
+			u := totpUser("alice", randomSeed(t))
+			u.PendingTOTP = &TOTP{Secret: randomSeed(t), Algorithm: "SHA1", Digits: 6, Period: 30}
+			if err := db.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.Get(ctx, "alice")
+			if err != nil || got.PendingTOTP == nil || !bytes.Equal(got.PendingTOTP.Secret, u.PendingTOTP.Secret) {
+				t.Fatalf("Get before the edit: %v (pending %v)", err, got.PendingTOTP != nil)
+			}
+			db.Close()
+			b := rawBolt(t, path)
+			err = b.Update(func(tx *bolt.Tx) error {
+				users := tx.Bucket(bucketUsers)
+				var r map[string]any
+				if err := json.Unmarshal(users.Get([]byte("alice")), &r); err != nil {
+					return err
+				}
+				if r["sealed_pending_seed"] == nil || r["sealed_seed"] == nil {
+					return errors.New("record lacks a sealed seed")
+				}
+				tt.edit(r)
+				v, err := json.Marshal(r)
+				if err != nil {
+					return err
+				}
+				return users.Put([]byte("alice"), v)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.Close()
+			db, err = Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			_, err = db.Get(ctx, "alice")
+			if err == nil || !strings.Contains(err.Error(), "authentication") {
+				t.Fatalf("Get after moving a seed between slots: %v, want an authentication failure", err)
+			}
+		})
 	}
 }

@@ -12,10 +12,16 @@ const maxSeedLen = 128
 
 // record is the JSON value stored under a user's name in the users bucket.
 // TOTP.Secret is never marshalled (json:"-"); the seed is stored only as
-// SealedSeed, AES-GCM-encrypted with the user name as additional data.
+// SealedSeed, AES-GCM-encrypted with the user name as additional data. The
+// pending seed (PendingTOTP.Secret) is stored the same way as
+// SealedPendingSeed, under its own additional data (pendingSeedAAD), so it
+// can't be moved into SealedSeed. Both fields are optional: records written
+// before pending enrollments existed decode unchanged, and no schema bump
+// is needed.
 type record struct {
 	User
-	SealedSeed []byte `json:"sealed_seed,omitempty"`
+	SealedSeed        []byte `json:"sealed_seed,omitempty"`
+	SealedPendingSeed []byte `json:"sealed_pending_seed,omitempty"`
 }
 
 // validateUser checks what the store itself relies on.
@@ -23,17 +29,25 @@ func validateUser(u *User) error {
 	if err := ValidateName(u.Name); err != nil {
 		return err
 	}
-	if t := u.TOTP; t != nil {
-		switch {
-		case len(t.Secret) == 0:
-			return fmt.Errorf("store: user %q: totp secret is empty", u.Name)
-		case len(t.Secret) > maxSeedLen:
-			return fmt.Errorf("store: user %q: totp secret is %d bytes, at most %d allowed", u.Name, len(t.Secret), maxSeedLen)
-		case t.Digits < 0 || t.Digits > 10:
-			return fmt.Errorf("store: user %q: totp digits %d out of range", u.Name, t.Digits)
-		case t.Period < 0:
-			return fmt.Errorf("store: user %q: totp period %d is negative", u.Name, t.Period)
-		}
+	if err := validateTOTP(u.Name, "totp", u.TOTP); err != nil {
+		return err
+	}
+	return validateTOTP(u.Name, "pending totp", u.PendingTOTP)
+}
+
+func validateTOTP(name, what string, t *TOTP) error {
+	if t == nil {
+		return nil
+	}
+	switch {
+	case len(t.Secret) == 0:
+		return fmt.Errorf("store: user %q: %s secret is empty", name, what)
+	case len(t.Secret) > maxSeedLen:
+		return fmt.Errorf("store: user %q: %s secret is %d bytes, at most %d allowed", name, what, len(t.Secret), maxSeedLen)
+	case t.Digits < 0 || t.Digits > 10:
+		return fmt.Errorf("store: user %q: %s digits %d out of range", name, what, t.Digits)
+	case t.Period < 0:
+		return fmt.Errorf("store: user %q: %s period %d is negative", name, what, t.Period)
 	}
 	return nil
 }
@@ -50,6 +64,13 @@ func encodeRecord(k *keyring, u *User) ([]byte, error) {
 			return nil, err
 		}
 		r.SealedSeed = sealed
+	}
+	if u.PendingTOTP != nil {
+		sealed, err := k.sealPendingSeed(u.Name, u.PendingTOTP.Secret)
+		if err != nil {
+			return nil, err
+		}
+		r.SealedPendingSeed = sealed
 	}
 	data, err := json.Marshal(&r)
 	if err != nil {
@@ -80,6 +101,18 @@ func decodeRecord(k *keyring, name string, data []byte) (User, error) {
 			return User{}, fmt.Errorf("decode record: %w", err)
 		}
 		r.TOTP.Secret = seed
+	}
+	switch {
+	case r.PendingTOTP != nil && r.SealedPendingSeed == nil:
+		return User{}, errors.New("decode record: pending totp without an encrypted seed")
+	case r.PendingTOTP == nil && r.SealedPendingSeed != nil:
+		return User{}, errors.New("decode record: encrypted pending seed without pending totp settings")
+	case r.PendingTOTP != nil:
+		seed, err := k.openPendingSeed(name, r.SealedPendingSeed)
+		if err != nil {
+			return User{}, fmt.Errorf("decode record: pending seed: %w", err)
+		}
+		r.PendingTOTP.Secret = seed
 	}
 	return r.User, nil
 }

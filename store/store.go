@@ -39,6 +39,16 @@ type User struct {
 	PasswordHash string   `json:"password_hash,omitempty"` // PHC argon2id or bcrypt; "" = no password
 	TOTP         *TOTP    `json:"totp,omitempty"`
 
+	// PendingTOTP is a token whose enrollment has begun but is not verified
+	// yet (admin BeginEnroll): it is never used to log in, and becomes TOTP
+	// only when a code from it is checked. Its secret is encrypted at rest
+	// like TOTP's, under a different additional data, so a sealed pending
+	// seed can't be moved into the active slot. nil = none.
+	PendingTOTP *TOTP `json:"pending_totp,omitempty"`
+	// PendingTries counts wrong codes entered for PendingTOTP; the admin
+	// layer discards the pending token after a few.
+	PendingTries int `json:"pending_tries,omitempty"`
+
 	// RecoveryCodes holds hashes (see HashRecoveryCode) of unused recovery codes.
 	RecoveryCodes []string `json:"recovery_codes,omitempty"`
 

@@ -340,3 +340,50 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Fatal("Create after Close succeeded")
 	}
 }
+
+// TestPendingTOTP stores, reads back and clears a pending token, and checks
+// that a record written without one (an older otpgate) reads as none.
+func TestPendingTOTP(t *testing.T) {
+	ctx := context.Background()
+	db, _ := testDB(t)
+	active, pending := randomSeed(t), randomSeed(t)
+	u := totpUser("alice", active)
+	if err := db.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Get(ctx, "alice")
+	if err != nil || got.PendingTOTP != nil || got.PendingTries != 0 {
+		t.Fatalf("record without a pending token: %v, pending %+v", err, got.PendingTOTP)
+	}
+	begun := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	err = db.Update(ctx, "alice", func(u *User) error {
+		u.PendingTOTP = &TOTP{Secret: pending, Algorithm: "SHA1", Digits: 6, Period: 30, Enrolled: begun}
+		u.PendingTries = 2
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err = db.Get(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &TOTP{Secret: pending, Algorithm: "SHA1", Digits: 6, Period: 30, Enrolled: begun}
+	if !reflect.DeepEqual(got.PendingTOTP, want) || got.PendingTries != 2 {
+		t.Fatalf("pending = %+v, tries %d; want %+v, 2", got.PendingTOTP, got.PendingTries, want)
+	}
+	if !bytes.Equal(got.TOTP.Secret, active) {
+		t.Fatal("storing a pending token changed the active one")
+	}
+	err = db.Update(ctx, "alice", func(u *User) error { u.PendingTOTP = &TOTP{}; return nil })
+	if err == nil || !strings.Contains(err.Error(), "pending totp secret is empty") {
+		t.Errorf("empty pending secret: %v", err)
+	}
+	err = db.Update(ctx, "alice", func(u *User) error { u.PendingTOTP, u.PendingTries = nil, 0; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ = db.Get(ctx, "alice"); got.PendingTOTP != nil {
+		t.Errorf("pending token not cleared: %+v", got.PendingTOTP)
+	}
+}
