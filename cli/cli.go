@@ -92,7 +92,7 @@ func newCommands() commandList {
 	var cs commandList
 	cs = append(cs, userCommands()...)
 	cs = append(cs, mfaCommands()...)
-	cs = append(cs, importCommand(), backupCommand())
+	cs = append(cs, importCommand(), backupCommand(), versionCommand())
 	return cs
 }
 
@@ -395,6 +395,10 @@ func openStore(cfg *config.Config) (store.Store, error) {
 	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), LockTimeout: storeLockTimeout})
 	switch {
 	case err == nil:
+		if err := matchDataDirOwner(cfg.DBPath(), cfg.KeyPath()); err != nil {
+			st.Close()
+			return nil, err
+		}
 		return st, nil
 	case errors.Is(err, store.ErrLocked):
 		return nil, &advice{err: err, msg: fmt.Sprintf("the database %s is locked by another process (otpgated?) but its control socket %s does not answer; check `systemctl status otpgated`", cfg.DBPath(), cfg.SocketPath())}

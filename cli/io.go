@@ -116,6 +116,21 @@ starts with '.' (like ~/.google_authenticator) --user is required.`,
 	}
 }
 
+// Version is set by cmd/otpgate from the linker (-X main.version).
+var Version = "dev"
+
+func versionCommand() *command {
+	return &command{
+		name:    "version",
+		summary: "Print the version of otpgate.",
+		help:    "Prints the version this binary was built from (git describe in packages).",
+		run: func(a *app, _ *flag.FlagSet, _ []string) error {
+			fmt.Fprintf(a.stdout, "otpgate %s\n", Version)
+			return nil
+		},
+	}
+}
+
 func backupCommand() *command {
 	return &command{
 		name:    "backup",
