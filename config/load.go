@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +29,12 @@ const maxSecretFileSize = 4096
 // Find returns the config file to use: flag when set, else ./radiusd.toml
 // when it exists, else /etc/otpgate/radiusd.toml when it exists. The error
 // says which files were tried.
+//
+// A file found without the flag must belong to this user or root and must
+// not be writable by group or others: root running otpgate in someone
+// else's directory (a home, /tmp) must not pick up a radiusd.toml planted
+// there, which would point the CLI at a socket or database of the planter's
+// choosing. -config PATH uses any file.
 func Find(flag string) (string, error) {
 	return find(flag, []string{"radiusd.toml", DefaultPath})
 }
@@ -38,6 +45,9 @@ func find(flag string, candidates []string) (string, error) {
 	}
 	for _, c := range candidates {
 		if fi, err := os.Stat(c); err == nil && !fi.IsDir() {
+			if err := checkImplicit(c, fi); err != nil {
+				return "", err
+			}
 			return c, nil
 		}
 	}
@@ -49,6 +59,23 @@ func find(flag string, candidates []string) (string, error) {
 		tried[i] = c
 	}
 	return "", fmt.Errorf("config: no config file found (tried %s); pass -config PATH", strings.Join(tried, ", "))
+}
+
+// checkImplicit refuses a config file found by search (not named with
+// -config) that another user could have written.
+func checkImplicit(path string, fi os.FileInfo) error {
+	shown := path
+	if !filepath.IsAbs(shown) && !strings.HasPrefix(shown, ".") {
+		shown = "./" + shown
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Errorf("config: %s is writable by group or others (mode %04o); refusing to use it without -config (fix: chmod go-w %s)", shown, perm, shown)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if euid := os.Geteuid(); ok && st.Uid != 0 && int(st.Uid) != euid {
+		return fmt.Errorf("config: %s belongs to uid %d, not to you (uid %d) or root; refusing to use it without -config (pass -config %s if you trust it)", shown, st.Uid, euid, shown)
+	}
+	return nil
 }
 
 // Load reads, decodes, defaults and validates the config file at path.
@@ -148,13 +175,16 @@ func (e *ValidationError) Error() string {
 	return fmt.Sprintf("%s: %d problems:\n  %s", e.Path, len(e.Problems), strings.Join(e.Problems, "\n  "))
 }
 
-// decodeError keeps TOML syntax errors readable without ever echoing the
-// value of a secret key back (an unquoted secret is a syntax error whose
-// message would quote it).
+// decodeError keeps TOML syntax errors readable without ever echoing a
+// secret back: a parse error's message quotes the text it choked on, and
+// that text is the value of the last key. The message is shown only when
+// the last key is a known key that holds no secret (or a table, or none);
+// for client.secret, a misspelt key ("secert", "secret.x", "Secret") or
+// anything else unknown, only the line and the key are shown.
 func decodeError(err error) error {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
-		if k := strings.ToLower(pe.LastKey); strings.HasSuffix(k, "secret") {
+		if pe.LastKey != "" && !showsValue[pe.LastKey] {
 			return fmt.Errorf("toml: line %d (last key %q): syntax error (value not shown)", pe.Position.Line, pe.LastKey)
 		}
 		return errors.New(pe.Error())
@@ -162,11 +192,77 @@ func decodeError(err error) error {
 	return err
 }
 
+// secretKeys are the key paths whose values are never quoted in an error.
+var secretKeys = []string{"client.secret"}
+
+// knownKeys is every key path of Config ("radius.listen", "client.name"),
+// tables included, without array indexes.
+var knownKeys = keyPaths(reflect.TypeFor[Config](), "")
+
+// showsValue is knownKeys without secretKeys.
+var showsValue = func() map[string]bool {
+	m := make(map[string]bool, len(knownKeys))
+	for _, k := range knownKeys {
+		if !slices.Contains(secretKeys, k) {
+			m[k] = true
+		}
+	}
+	return m
+}()
+
+// keyPaths lists the TOML key paths of a struct type.
+func keyPaths(typ reflect.Type, prefix string) []string {
+	var keys []string
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := prefix + tag
+		keys = append(keys, key)
+		ft := f.Type
+		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeFor[Duration]() {
+			keys = append(keys, keyPaths(ft, key+".")...)
+		}
+	}
+	return keys
+}
+
+// miscasedKeys returns the keys that match a Config key only when case is
+// ignored ("radius.Workers"). BurntSushi/toml decodes them into the field,
+// but TOML keys are case-sensitive and the defaults, which look keys up by
+// their exact name, would then silently overwrite the value.
+func miscasedKeys(md toml.MetaData) []toml.Key {
+	var out []toml.Key
+	for _, k := range md.Keys() {
+		if _, ok := canonicalKey(k); ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// canonicalKey returns the Config key path k matches when case is ignored,
+// and whether k differs from it (only in case).
+func canonicalKey(k toml.Key) (string, bool) {
+	p := strings.Join(k, ".")
+	for _, known := range knownKeys {
+		if strings.EqualFold(p, known) {
+			return known, p != known
+		}
+	}
+	return "", false
+}
+
 // unknownKeys names every key that did not map to a Config field, with
 // array-of-table indexes ("client[0].secrt"), each once and without the
 // children of an already unknown table.
 func unknownKeys(md toml.MetaData, data []byte) []string {
-	und := md.Undecoded()
+	und := append(md.Undecoded(), miscasedKeys(md)...)
 	if len(und) == 0 {
 		return nil
 	}
@@ -183,8 +279,12 @@ func unknownKeys(md toml.MetaData, data []byte) []string {
 		if len(names) == 0 {
 			names = []string{k.String()}
 		}
+		hint := ""
+		if want, ok := canonicalKey(k); ok {
+			hint = fmt.Sprintf(" (keys are case-sensitive: %s)", want)
+		}
 		for _, n := range names {
-			q := strconv.Quote(n)
+			q := strconv.Quote(n) + hint
 			if !slices.Contains(out, q) {
 				out = append(out, q)
 			}
@@ -278,21 +378,34 @@ func (c *Config) loadSecrets() []string {
 }
 
 func readSecretFile(path string) (string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
+	// Never open a device or FIFO (opening one can block or act).
+	if fi, err := os.Stat(path); err != nil {
 		return "", err
-	}
-	if !fi.Mode().IsRegular() {
+	} else if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("%s is not a regular file", path)
 	}
-	if fi.Mode().Perm()&0o044 != 0 {
-		return "", fmt.Errorf("%s is readable by group or others (mode %04o); run: chmod 600 %s", path, fi.Mode().Perm(), path)
-	}
+	// O_NONBLOCK: a FIFO swapped in since the Stat must not hang the start.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	// The checks below are on the file that was opened, not the path.
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("stat %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s is not a regular file", path)
+	}
+	switch perm := fi.Mode().Perm(); {
+	case perm&0o044 != 0:
+		return "", fmt.Errorf("%s is readable by group or others (mode %04o); run: chmod 600 %s", path, perm, path)
+	case perm&0o022 != 0:
+		// Whoever can write it chooses the secret, and can then read the
+		// passwords of that client's requests.
+		return "", fmt.Errorf("%s is writable by group or others (mode %04o); run: chmod 600 %s", path, perm, path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)

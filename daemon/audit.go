@@ -3,22 +3,38 @@ package daemon
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync"
+	"time"
 )
+
+// auditReportEvery bounds how often a failing audit write is reported in
+// the operational log (a full disk fails every write).
+const auditReportEvery = time.Minute
 
 // auditSink is the audit log destination: stderr, nothing ("off"), or a
 // file opened 0600 for append. Reopen switches it, so SIGHUP after
-// logrotate moved the file starts a new one.
+// logrotate moved the file starts a new one. Write failures (a full disk)
+// are reported in the operational log, at most once a minute, with the
+// number of records lost: slog drops a handler's write error silently.
 type auditSink struct {
 	mu     sync.Mutex
 	stderr io.Writer
+	log    *slog.Logger // operational log; never receives audit content
 	target string
 	f      *os.File
+
+	lost       int       // records lost since the last report
+	lastReport time.Time // when a failure was last reported
+	now        func() time.Time
 }
 
-func newAuditSink(target string, stderr io.Writer) (*auditSink, error) {
-	s := &auditSink{stderr: stderr}
+func newAuditSink(target string, stderr io.Writer, log *slog.Logger) (*auditSink, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &auditSink{stderr: stderr, log: log, now: time.Now}
 	if err := s.Reopen(target); err != nil {
 		return nil, err
 	}
@@ -26,7 +42,9 @@ func newAuditSink(target string, stderr io.Writer) (*auditSink, error) {
 }
 
 // Reopen points the sink at target ("stderr", "off" or a path). On error
-// the sink keeps writing where it did.
+// the sink keeps writing where it did. A file that already exists with a
+// mode looser than 0600 is used but logged: the audit log names users and
+// clients.
 func (s *auditSink) Reopen(target string) error {
 	var f *os.File
 	if target != "stderr" && target != "off" {
@@ -34,6 +52,10 @@ func (s *auditSink) Reopen(target string) error {
 		f, err = os.OpenFile(target, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return fmt.Errorf("audit log: %w", err)
+		}
+		if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			s.log.Warn("audit log: the file is accessible by group or others; it names users and clients", "path", target,
+				"mode", fmt.Sprintf("%04o", fi.Mode().Perm()), "fix", "chmod 600 "+target)
 		}
 	}
 	s.mu.Lock()
@@ -49,14 +71,26 @@ func (s *auditSink) Reopen(target string) error {
 func (s *auditSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var (
+		n   int
+		err error
+	)
 	switch {
 	case s.f != nil:
-		return s.f.Write(p)
+		n, err = s.f.Write(p)
 	case s.target == "stderr":
-		return s.stderr.Write(p)
+		n, err = s.stderr.Write(p)
 	default:
 		return len(p), nil
 	}
+	if err != nil {
+		s.lost++
+		if now := s.now(); s.lastReport.IsZero() || now.Sub(s.lastReport) >= auditReportEvery {
+			s.log.Error("audit log: write failed; audit records are being lost", "target", s.target, "lost", s.lost, "err", err)
+			s.lastReport, s.lost = now, 0
+		}
+	}
+	return n, err
 }
 
 // Close closes an audit file.

@@ -73,9 +73,15 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 	}
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	err = RunWithOptions(ctx, Options{ConfigPath: path, Log: log, Level: level, AuditStderr: stderr, Version: version})
+	ready := make(chan struct{})
+	err = RunWithOptions(ctx, Options{ConfigPath: path, Log: log, Level: level, AuditStderr: stderr, Version: version, Ready: ready})
 	if err != nil {
-		log.Error("otpgated stopped", "err", err)
+		select {
+		case <-ready:
+			log.Error("otpgated stopped", "err", err)
+		default:
+			log.Error("otpgated could not start", "config", path, "err", err)
+		}
 		return 1
 	}
 	return 0
@@ -158,7 +164,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 
-	audit, err := newAuditSink(cfg.Log.Audit, opt.AuditStderr)
+	audit, err := newAuditSink(cfg.Log.Audit, opt.AuditStderr, log)
 	if err != nil {
 		return err
 	}
@@ -345,6 +351,7 @@ func reload(cur *config.Config, opt Options, log *slog.Logger, rs *radius.Server
 	}
 	if err := audit.Reopen(next.Log.Audit); err != nil {
 		log.Error("audit log: reopen failed; still writing to the old one", "err", err)
+		next.Log.Audit = cur.Log.Audit // what runs, so the next diff is right
 	}
 	for _, w := range next.Warnings {
 		log.Warn("config warning", "config", next.Path, "warning", w)

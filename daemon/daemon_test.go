@@ -294,7 +294,7 @@ secret = "dddddddddddddddddddddddddddddddd"
 func TestAuditSink(t *testing.T) {
 	dir := t.TempDir()
 	var stderr bytes.Buffer
-	s, err := newAuditSink("stderr", &stderr)
+	s, err := newAuditSink("stderr", &stderr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,11 @@ package pamhelper
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // MaxAuthtok is the most stdin may hold: pam_exec passes at most
@@ -19,7 +21,40 @@ var (
 	ErrAuthtokEmpty   = errors.New("pamhelper: empty authtok on stdin (is expose_authtok on the pam_exec line?)")
 	ErrAuthtokTooLong = fmt.Errorf("pamhelper: authtok on stdin is longer than %d bytes", MaxAuthtok)
 	ErrAuthtokNUL     = errors.New("pamhelper: authtok contains a NUL byte before its end")
+	ErrAuthtokTimeout = errors.New("pamhelper: no end of the authtok on stdin in time (otpgate-pam reads it from pam_exec expose_authtok; " +
+		"by hand: printf '%s' \"$PASSWORD$CODE\" | PAM_TYPE=auth PAM_USER=name otpgate-pam)")
 )
+
+// DefaultStdinTimeout bounds the wait for the authtok. pam_exec writes it
+// and closes the pipe right after starting the helper, so it arrives at
+// once; the bound only matters when stdin is a terminal (the helper run by
+// hand) or a pipe nobody closes, where reading to EOF would wait forever.
+const DefaultStdinTimeout = 10 * time.Second
+
+// ReadAuthtokWithin is ReadAuthtok bounded by timeout and ctx. On timeout
+// it returns ErrAuthtokTimeout and leaves the read blocked in the
+// background: the process is about to exit anyway.
+func ReadAuthtokWithin(ctx context.Context, r io.Reader, timeout time.Duration) ([]byte, error) {
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b, err := ReadAuthtok(r)
+		done <- result{b, err}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case res := <-done:
+		return res.b, res.err
+	case <-t.C:
+		return nil, ErrAuthtokTimeout
+	case <-ctx.Done():
+		return nil, fmt.Errorf("pamhelper: read authtok from stdin: %w", ctx.Err())
+	}
+}
 
 // ReadAuthtok reads what pam_exec expose_authtok writes: the authtok with no
 // newline (Debian 12 writes strlen bytes, then closes the pipe), so it reads

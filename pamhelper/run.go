@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -41,6 +42,8 @@ type Options struct {
 	Stdin io.Reader // the authtok from pam_exec expose_authtok
 	Euid  int       // os.Geteuid(): as root the config must be owned by root
 	Log   *slog.Logger
+	// StdinTimeout bounds the wait for the authtok (0: DefaultStdinTimeout).
+	StdinTimeout time.Duration
 }
 
 // Run is the whole of otpgate-pam; main only wires the process into Options.
@@ -92,7 +95,11 @@ func Run(ctx context.Context, o Options) int {
 		log = log.With("rhost", rhost)
 	}
 
-	authtok, err := ReadAuthtok(o.Stdin)
+	stdinTimeout := o.StdinTimeout
+	if stdinTimeout <= 0 {
+		stdinTimeout = DefaultStdinTimeout
+	}
+	authtok, err := ReadAuthtokWithin(ctx, o.Stdin, stdinTimeout)
 	if err != nil {
 		code := ExitReject
 		if !errors.Is(err, ErrAuthtokEmpty) && !errors.Is(err, ErrAuthtokTooLong) && !errors.Is(err, ErrAuthtokNUL) {
