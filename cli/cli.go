@@ -337,7 +337,9 @@ func (a *app) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(pass the configuration with: otpgate -config PATH ...)", err)
 	}
-	cfg, err := config.Load(path)
+	// The CLI needs no client secrets: an admin in control.group who
+	// cannot read the secret files can still manage users.
+	cfg, err := config.LoadWithoutSecrets(path)
 	if err != nil {
 		return nil, err
 	}

@@ -399,8 +399,10 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("%s is not a regular file", path)
 	}
 	switch perm := fi.Mode().Perm(); {
-	case perm&0o044 != 0:
-		return "", fmt.Errorf("%s is readable by group or others (mode %04o); run: chmod 600 %s", path, perm, path)
+	case perm&0o004 != 0:
+		// Group read is fine: root:otpgate 0640 lets the daemon's group
+		// read a root-owned secret, as FreeRADIUS does with root:freerad.
+		return "", fmt.Errorf("%s is readable by others (mode %04o); run: chmod 640 %s (owner root, group otpgate) or chmod 600", path, perm, path)
 	case perm&0o022 != 0:
 		// Whoever can write it chooses the secret, and can then read the
 		// passwords of that client's requests.

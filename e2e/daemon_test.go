@@ -63,7 +63,7 @@ func TestDaemonCheck(t *testing.T) {
 		{"no version", strings.Replace(good, "version = 1", "", 1), 1, "", `missing "version = 1"`},
 		{"version 2", strings.Replace(good, "version = 1", "version = 2", 1), 1, "", `version = 2 is not supported`},
 		{"secret file readable by others", good + "[[client]]\nname = \"vpn\"\naddress = \"10.0.0.1\"\nsecret_file = \"vpn.secret\"\n", 1, "",
-			"client[1].secret_file: " + filepath.Join(dir, "vpn.secret") + " is readable by group or others (mode 0644); run: chmod 600"},
+			"client[1].secret_file: " + filepath.Join(dir, "vpn.secret") + " is readable by others (mode 0644); run: chmod 640"},
 		{"metrics not loopback", strings.Replace(good, `listen = "127.0.0.1:9812"`, `listen = "0.0.0.0:9812"`, 1), 1, "", `metrics.listen: "0.0.0.0:9812" must be a loopback address`},
 		{"syntax", good + "[auth\n", 1, "", "toml: line"},
 	}
