@@ -68,6 +68,9 @@ type Server struct {
 	set     atomic.Pointer[settings]
 	cache   *replyCache
 	unknown *unknownLimiter
+	// badMA and missingMA rate-limit the warnings for a known client whose
+	// requests are dropped: the usual misconfigurations of a new NAS.
+	badMA, missingMA *unknownLimiter
 	metrics *metrics
 	queue   chan *job
 	workers int
@@ -118,6 +121,8 @@ func New(cfg *config.Config, a Authenticator, log, audit *slog.Logger) (*Server,
 	s.set.Store(st)
 	s.cache = newReplyCache(cfg.Radius.ReplyCacheTTL.Duration, cfg.Radius.ReplyCacheMax, s.now)
 	s.unknown = newUnknownLimiter(s.now)
+	s.badMA = newUnknownLimiter(s.now)
+	s.missingMA = newUnknownLimiter(s.now)
 	s.listen = append([]string(nil), cfg.Radius.Listen...)
 	s.workers = cfg.Radius.Workers
 	if s.workers <= 0 {
@@ -370,12 +375,18 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	switch checkMessageAuthenticator(raw, c.secret) {
 	case maInvalid:
 		s.metrics.drops.inc(dropBadMA)
-		s.log.Debug("radius: dropped packet with an invalid Message-Authenticator (wrong secret?)", "client", c.name, "source", src.String())
+		if ok, n := s.badMA.note(src.Addr()); ok {
+			s.log.Warn("radius: dropped requests with an invalid Message-Authenticator; is the shared secret the same on the NAS?",
+				"client", c.name, "source", src.Addr().String(), "dropped", n)
+		}
 		return
 	case maAbsent:
 		if c.requireMA || pkt.Code == rad.CodeStatusServer {
 			s.metrics.drops.inc(dropMissingMA)
-			s.log.Debug("radius: dropped packet without Message-Authenticator", "client", c.name, "source", src.String())
+			if ok, n := s.missingMA.note(src.Addr()); ok {
+				s.log.Warn("radius: dropped requests without Message-Authenticator (BlastRADIUS protection); update the NAS, or set require_message_authenticator = false for this client only",
+					"client", c.name, "source", src.Addr().String(), "dropped", n)
+			}
 			return
 		}
 		if c.limitProxyState && hasProxyState(pkt) {

@@ -672,3 +672,24 @@ func TestMetricsHandler(t *testing.T) {
 		}
 	}
 }
+
+// TestMisconfiguredNASWarns: a known client whose requests are dropped for
+// a wrong secret or a missing Message-Authenticator gets one warning per
+// source per minute naming the likely fix, and the secret never appears.
+func TestMisconfiguredNASWarns(t *testing.T) {
+	s := startServer(t, testConfig(), &fakeAuth{})
+	c := newClient(t, s.addr)
+	for i := range 3 {
+		expectDrop(t, s, c, makeRequest(t, reqOpts{id: byte(i), user: "a", password: "b", signSecret: "not-the-secret"}), dropBadMA)
+		expectDrop(t, s, c, makeRequest(t, reqOpts{id: byte(10 + i), user: "a", password: "b", noMA: true}), dropMissingMA)
+	}
+	logs := s.log.String()
+	for _, want := range []string{"is the shared secret the same on the NAS?", "require_message_authenticator = false for this client only"} {
+		if n := strings.Count(logs, want); n != 1 {
+			t.Errorf("%d warnings containing %q for 3 drops from one source, want 1:\n%s", n, want, logs)
+		}
+	}
+	if strings.Contains(logs, testSecret) || strings.Contains(logs, "not-the-secret") {
+		t.Error("a shared secret reached the log")
+	}
+}
