@@ -71,11 +71,11 @@ type Server struct {
 	// badMA and missingMA rate-limit the warnings for a known client whose
 	// requests are dropped: the usual misconfigurations of a new NAS.
 	badMA, missingMA *unknownLimiter
-	metrics *metrics
-	queue   chan *job
-	workers int
-	listen  []string
-	now     func() time.Time
+	metrics          *metrics
+	queue            chan *job
+	workers          int
+	listen           []string
+	now              func() time.Time
 
 	baseCtx context.Context // passed to the Authenticator; canceled on a forced shutdown
 	cancel  context.CancelFunc
