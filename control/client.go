@@ -31,7 +31,8 @@ var _ admin.Service = (*Client)(nil)
 // Dial connects to the daemon's control socket and checks that it answers
 // GET /v1/status within a second. A missing socket, or one nothing listens
 // on, gives an error wrapping ErrNotRunning (the CLI then opens the store
-// itself); a socket this user may not use gives ErrAccessDenied.
+// itself); a socket this user may not use (no permission on the file, or a
+// daemon that closes the connection unanswered) gives ErrAccessDenied.
 func Dial(socketPath string) (admin.Service, error) {
 	return DialClient(socketPath)
 }
@@ -61,10 +62,30 @@ func DialClient(socketPath string) (*Client, error) {
 			return nil, fmt.Errorf("%w: %s: permission denied (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
 		case errors.Is(err, context.DeadlineExceeded):
 			return nil, fmt.Errorf("control: otpgated on %s did not answer within %s", socketPath, dialTimeout)
+		case closedAtAccept(socketPath):
+			// The daemon checks SO_PEERCRED at accept and closes a refused
+			// peer's connection without a reply; depending on timing the
+			// HTTP client reports that as a reset, an EOF or a closed idle
+			// connection, so ask the socket directly.
+			return nil, fmt.Errorf("%w: otpgated on %s closes this user's connections unanswered (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
 		}
 		return nil, err
 	}
 	return c, nil
+}
+
+// closedAtAccept reports whether the daemon on socketPath closes a new
+// connection before anything is sent on it, which it does only for a peer
+// it refuses. A daemon that serves this user waits for the request instead.
+func closedAtAccept(socketPath string) bool {
+	c, err := net.DialTimeout("unix", socketPath, 250*time.Millisecond)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+	n, err := c.Read(make([]byte, 1))
+	return n == 0 && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET))
 }
 
 // Close releases idle connections.

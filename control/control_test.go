@@ -222,11 +222,36 @@ func TestGroupMembershipAllows(t *testing.T) {
 // startServer serves svc on a socket in a temp dir and returns its path.
 func startServer(t *testing.T, svc admin.Service) (string, *Server) {
 	t.Helper()
+	return startServerWith(t, svc, serverSetup{})
+}
+
+// serverSetup adjusts a test server before it serves.
+type serverSetup struct {
+	opt   ServerOptions                   // Version defaults to "test"
+	log   *slog.Logger                    // nil: testLogger
+	allow func(unix.Ucred) bool           // replaces the peer check when set
+	wrap  func(net.Listener) net.Listener // wraps the socket's listener when set
+}
+
+func startServerWith(t *testing.T, svc admin.Service, setup serverSetup) (string, *Server) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "control.sock")
-	s := NewServer(svc, ServerOptions{Version: "test"}, testLogger(t))
+	if setup.opt.Version == "" {
+		setup.opt.Version = "test"
+	}
+	if setup.log == nil {
+		setup.log = testLogger(t)
+	}
+	s := NewServer(svc, setup.opt, setup.log)
+	if setup.allow != nil {
+		s.allow = setup.allow
+	}
 	ln, err := s.Listen(path)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup.wrap != nil {
+		ln = setup.wrap(ln)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -422,8 +447,7 @@ func TestDialHungDaemon(t *testing.T) {
 
 func TestDialAccessDenied(t *testing.T) {
 	svc := &fakeService{}
-	path, s := startServer(t, svc)
-	s.allow = func(unix.Ucred) bool { return false }
+	path, _ := startServerWith(t, svc, serverSetup{allow: func(unix.Ucred) bool { return false }})
 	_, err := Dial(path)
 	if !errors.Is(err, ErrAccessDenied) {
 		t.Errorf("Dial as a refused peer = %v, want ErrAccessDenied", err)
@@ -538,12 +562,19 @@ func TestListenWithGroup(t *testing.T) {
 func TestRealPeerCredentials(t *testing.T) {
 	// Over a real socket the context carries this process's credentials.
 	svc := &fakeService{}
-	path, s := startServer(t, svc)
+	var mu sync.Mutex
 	var got unix.Ucred
-	s.allow = func(p unix.Ucred) bool { got = p; return true }
+	path, _ := startServerWith(t, svc, serverSetup{allow: func(p unix.Ucred) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		got = p
+		return true
+	}})
 	if _, err := Dial(path); err != nil {
 		t.Fatal(err)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if got.Uid != uint32(os.Geteuid()) || got.Pid != int32(os.Getpid()) {
 		t.Errorf("peer = %+v, want uid %d pid %d", got, os.Geteuid(), os.Getpid())
 	}

@@ -47,6 +47,8 @@ type ServerOptions struct {
 	Group string
 	// Version is reported by GET /v1/status.
 	Version string
+	// MaxConns bounds the connections open at once (0: DefaultMaxConns).
+	MaxConns int
 }
 
 // Server serves admin.Service on a Unix socket.
@@ -59,9 +61,10 @@ type Server struct {
 	allow func(peer unix.Ucred) bool
 }
 
-// NewServer returns a server for svc. Peers are authorized per connection
-// with SO_PEERCRED: uid 0, the daemon's effective uid, or (when opt.Group is
-// set) a member of that group.
+// NewServer returns a server for svc. Peers are authorized with SO_PEERCRED
+// when their connection is accepted (a refused peer's connection is closed
+// before anything is read from it) and again on every request: uid 0, the
+// daemon's effective uid, or (when opt.Group is set) a member of that group.
 func NewServer(svc admin.Service, opt ServerOptions, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -114,8 +117,10 @@ func (s *Server) Serve(ctx context.Context, path string) error {
 }
 
 // ServeListener serves on ln until ctx is done, then shuts down and closes
-// ln (which, from Listen, removes the socket file).
+// ln (which, from Listen, removes the socket file). Connections are
+// checked and bounded at Accept (see peerListener).
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
+	ln = newPeerListener(ln, func(p unix.Ucred) bool { return s.allow(p) }, s.opt.MaxConns, newRefusalLog(s.log, s.opt.Group))
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ConnContext:       connContext,
@@ -255,26 +260,6 @@ func (l *socketListener) Close() error {
 }
 
 type peerKey struct{}
-
-// connContext records the peer credentials of every accepted connection.
-func connContext(ctx context.Context, c net.Conn) context.Context {
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return ctx
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return ctx
-	}
-	var cred *unix.Ucred
-	_ = raw.Control(func(fd uintptr) {
-		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	})
-	if err != nil || cred == nil {
-		return ctx
-	}
-	return withPeer(ctx, *cred)
-}
 
 func withPeer(ctx context.Context, cred unix.Ucred) context.Context {
 	return context.WithValue(ctx, peerKey{}, cred)

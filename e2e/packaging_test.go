@@ -127,6 +127,19 @@ func TestManPageOtpgatedFlags(t *testing.T) {
 	}
 }
 
+func TestManPageOtpgatePamFlags(t *testing.T) {
+	page := readManPage(t, "otpgate-pam")
+	flags := flagNames(helpOutput(t, bin("otpgate-pam"), "-h"))
+	if len(flags) < 2 {
+		t.Fatalf("otpgate-pam -h shows %d flags (%v); want -config and -version", len(flags), flags)
+	}
+	for _, f := range flags {
+		if !strings.Contains(page, "-"+f) {
+			t.Errorf("packaging/man/otpgate-pam.8 does not document -%s", f)
+		}
+	}
+}
+
 func TestManPageOtpgateCommands(t *testing.T) {
 	page := readManPage(t, "otpgate")
 	overview := helpOutput(t, bin("otpgate"), "--help")

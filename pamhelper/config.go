@@ -33,7 +33,9 @@ type Config struct {
 	// Servers are "host:port" of otpgated RADIUS listeners, tried in order.
 	Servers []string `toml:"servers"`
 	// Secret is the RADIUS shared secret; SecretFile names a file holding it
-	// instead (one line; surrounding whitespace is trimmed). Exactly one is set.
+	// instead (one line: one trailing "\n" or "\r\n" is dropped, nothing
+	// else, exactly as otpgated reads a client's secret_file, so both can
+	// share one file). Exactly one is set.
 	Secret     string `toml:"secret"`
 	SecretFile string `toml:"secret_file"`
 	// Timeout is how long to wait for an answer to one transmission.
@@ -109,7 +111,7 @@ func LoadConfig(path string, euid int) (*Config, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pamhelper: config %s: secret_file: %w", path, err)
 		}
-		c.Secret = strings.TrimSpace(string(b))
+		c.Secret = trimSecretFile(b)
 		if c.Secret == "" {
 			return nil, fmt.Errorf("pamhelper: config %s: secret_file %s is empty", path, c.SecretFile)
 		}
@@ -125,6 +127,15 @@ func LoadConfig(path string, euid int) (*Config, error) {
 		}
 	}
 	return &c, nil
+}
+
+// trimSecretFile returns a secret_file's contents without one trailing
+// "\n" and then one trailing "\r": the same rule as otpgated's
+// config.readSecretFile. Any other whitespace is part of the secret; trimming
+// more here than there would make a shared file give two different secrets.
+func trimSecretFile(b []byte) string {
+	s := strings.TrimSuffix(string(b), "\n")
+	return strings.TrimSuffix(s, "\r")
 }
 
 func (c *Config) validate() error {

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/config"
 )
 
 func writeFile(t *testing.T, dir, name, body string, mode os.FileMode) string {
@@ -86,14 +88,14 @@ nas_identifier = "web1"
 
 func TestLoadConfigDefaultsAndValues(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "secret.txt", "  from-file \n", 0o600)
+	writeFile(t, dir, "secret.txt", "from-file\r\n", 0o600)
 	p := writeFile(t, dir, "pam.toml", "servers = [\"127.0.0.1:1812\"]\nsecret_file = \"secret.txt\"\n", 0o600)
 	c, err := LoadConfig(p, os.Geteuid())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Secret != "from-file" {
-		t.Errorf("secret from secret_file has %d bytes; want the trimmed 9", len(c.Secret))
+		t.Errorf("secret from secret_file has %d bytes; want 9 (CRLF dropped)", len(c.Secret))
 	}
 	if c.Timeout.Duration != DefaultTimeout || c.RetryCount() != DefaultRetries {
 		t.Errorf("defaults = timeout %s, retries %d; want %s, %d", c.Timeout.Duration, c.RetryCount(), DefaultTimeout, DefaultRetries)
@@ -106,6 +108,50 @@ func TestLoadConfigDefaultsAndValues(t *testing.T) {
 	}
 	if c.RetryCount() != 0 || c.Timeout.Duration != 250*time.Millisecond {
 		t.Errorf("retries = 0, timeout = 250ms read as %d, %s", c.RetryCount(), c.Timeout.Duration)
+	}
+}
+
+// TestSecretFileTrimMatchesDaemon reads one secret_file through both
+// pamhelper.LoadConfig and otpgated's config.Load: a file shared by the PAM
+// host and the daemon must give the same secret, whatever whitespace it has.
+func TestSecretFileTrimMatchesDaemon(t *testing.T) {
+	const secret = "0123456789abcdef-shared"
+	tests := []struct {
+		name    string
+		content string
+		want    string
+	}{
+		{"no newline", secret, secret},
+		{"one newline", secret + "\n", secret},
+		{"crlf", secret + "\r\n", secret},
+		{"only one newline dropped", secret + "\n\n", secret + "\n"},
+		{"trailing space kept", secret + " \n", secret + " "},
+		{"leading space kept", "  " + secret + "\n", "  " + secret},
+		{"tab kept", secret + "\t", secret + "\t"},
+		{"lone cr dropped", secret + "\r", secret},
+		{"cr before crlf kept", secret + "\r\r\n", secret + "\r"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeFile(t, dir, "shared.secret", tt.content, 0o600)
+			p := writeFile(t, dir, "pam.toml", "servers = [\"127.0.0.1:1812\"]\nsecret_file = \"shared.secret\"\n", 0o600)
+			c, err := LoadConfig(p, os.Geteuid())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Secret != tt.want {
+				t.Errorf("pamhelper secret = %q, want %q", c.Secret, tt.want)
+			}
+			rp := writeFile(t, dir, "radiusd.toml", "version = 1\n[[client]]\nname = \"pam\"\naddress = \"127.0.0.1\"\nsecret_file = \"shared.secret\"\n", 0o600)
+			dc, err := config.Load(rp)
+			if err != nil {
+				t.Fatalf("otpgated config.Load: %v", err)
+			}
+			if got := dc.Clients[0].Secret; got != c.Secret {
+				t.Errorf("otpgated reads %q, otpgate-pam reads %q from the same secret_file", got, c.Secret)
+			}
+		})
 	}
 }
 

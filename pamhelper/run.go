@@ -44,21 +44,56 @@ type Options struct {
 	Log   *slog.Logger
 	// StdinTimeout bounds the wait for the authtok (0: DefaultStdinTimeout).
 	StdinTimeout time.Duration
+	// Version is printed by -version ("" prints "dev").
+	Version string
+	// Stdout gets the -version line, Stderr the -h usage (nil: discarded).
+	Stdout, Stderr io.Writer
 }
+
+const usageLine = "usage: otpgate-pam [-config PATH] [-version]"
 
 // Run is the whole of otpgate-pam; main only wires the process into Options.
 func Run(ctx context.Context, o Options) int {
 	log := o.Log
+	stdout, stderr := o.Stdout, o.Stderr
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
 	fs := flag.NewFlagSet("otpgate-pam", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	configPath := fs.String("config", DefaultConfigPath, "pam.toml to read")
+	showVersion := fs.Bool("version", false, "print the version and exit (not on a PAM stack line)")
 	if err := fs.Parse(o.Args); err != nil {
-		log.Error("bad command line; usage: otpgate-pam [-config PATH]", "err", err)
+		if errors.Is(err, flag.ErrHelp) {
+			// Exit non-zero: under pam_exec any 0 is a successful login.
+			fmt.Fprintf(stderr, "%s\n\n", usageLine)
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return ExitError
+		}
+		log.Error("bad command line; "+usageLine, "err", err)
 		return ExitError
 	}
 	if fs.NArg() > 0 {
-		log.Error("unexpected arguments; usage: otpgate-pam [-config PATH]", "args", fs.Args())
+		log.Error("unexpected arguments; "+usageLine, "args", fs.Args())
 		return ExitError
+	}
+	if *showVersion {
+		if _, underPAM := lookupEnv(o.Env, "PAM_TYPE"); underPAM {
+			// pam_exec treats exit 0 as success: "otpgate-pam -version" on
+			// a stack line must not let every login through.
+			log.Error("-version given under pam_exec (PAM_TYPE is set); failing closed")
+			return ExitError
+		}
+		version := o.Version
+		if version == "" {
+			version = "dev"
+		}
+		fmt.Fprintln(stdout, "otpgate-pam", version)
+		return ExitAccept
 	}
 
 	pamType, err := envValue(o.Env, "PAM_TYPE")
@@ -155,6 +190,16 @@ func envValue(env []string, key string) (string, error) {
 	return val, nil
 }
 
+// lookupEnv reports whether key is set in env at all.
+func lookupEnv(env []string, key string) (string, bool) {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
 // checkText accepts 0–253 bytes of printable UTF-8 (RADIUS string limits).
 func checkText(name, s string) error {
 	if len(s) > 253 {
@@ -172,8 +217,9 @@ func checkText(name, s string) error {
 }
 
 // Main is what cmd/otpgate-pam runs: it logs to syslog (LOG_AUTHPRIV) and to
-// stderr, which pam_exec discards unless its log= option is set.
-func Main() int {
+// stderr, which pam_exec discards unless its log= option is set. version is
+// what -version prints.
+func Main(version string) int {
 	stderr := slog.NewTextHandler(os.Stderr, nil)
 	var h slog.Handler = stderr
 	if sh, err := NewSyslogHandler("otpgate-pam", slog.LevelInfo); err == nil {
@@ -182,10 +228,13 @@ func Main() int {
 		slog.New(stderr).Warn("syslog unavailable; logging to stderr only", "err", err)
 	}
 	return Run(context.Background(), Options{
-		Args:  os.Args[1:],
-		Env:   os.Environ(),
-		Stdin: os.Stdin,
-		Euid:  os.Geteuid(),
-		Log:   slog.New(h),
+		Args:    os.Args[1:],
+		Env:     os.Environ(),
+		Stdin:   os.Stdin,
+		Euid:    os.Geteuid(),
+		Log:     slog.New(h),
+		Version: version,
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
 	})
 }

@@ -280,3 +280,55 @@ func TestAllServersDead(t *testing.T) {
 		t.Error("the second server got the same Identifier and Request Authenticator as the first")
 	}
 }
+
+func TestVersionAndHelpFlags(t *testing.T) {
+	missing := "/nonexistent/pam.toml" // -version and -h never read the config
+	tests := []struct {
+		name       string
+		args       []string
+		env        []string
+		version    string
+		wantExit   int
+		wantStdout string
+		wantStderr []string // substrings
+		wantLog    string
+	}{
+		{name: "version", args: []string{"-version"}, version: "1.2.3", wantExit: ExitAccept, wantStdout: "otpgate-pam 1.2.3\n"},
+		{name: "version unset", args: []string{"-version"}, wantExit: ExitAccept, wantStdout: "otpgate-pam dev\n"},
+		{name: "version with config", args: []string{"-config", missing, "-version"}, version: "v9", wantExit: ExitAccept, wantStdout: "otpgate-pam v9\n"},
+		{name: "version under pam_exec fails closed", args: []string{"-version"}, env: []string{"PAM_TYPE=auth", "PAM_USER=alice"},
+			version: "1.2.3", wantExit: ExitError, wantLog: "failing closed"},
+		{name: "version under pam_exec with empty PAM_TYPE", args: []string{"-version"}, env: []string{"PAM_TYPE="}, wantExit: ExitError, wantLog: "failing closed"},
+		{name: "help", args: []string{"-h"}, wantExit: ExitError, wantStderr: []string{"usage: otpgate-pam", "-config", "-version"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			var logs syncBuffer
+			code := Run(context.Background(), Options{
+				Args:    tt.args,
+				Env:     tt.env,
+				Stdin:   strings.NewReader(testPassword),
+				Euid:    os.Geteuid(),
+				Log:     slog.New(slog.NewTextHandler(&logs, nil)),
+				Version: tt.version,
+				Stdout:  &stdout,
+				Stderr:  &stderr,
+			})
+			if code != tt.wantExit {
+				t.Errorf("exit = %d; want %d\nlog:\n%s", code, tt.wantExit, logs.String())
+			}
+			if stdout.String() != tt.wantStdout {
+				t.Errorf("stdout = %q; want %q", stdout.String(), tt.wantStdout)
+			}
+			for _, want := range tt.wantStderr {
+				if !strings.Contains(stderr.String(), want) {
+					t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+				}
+			}
+			if !strings.Contains(logs.String(), tt.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tt.wantLog, logs.String())
+			}
+		})
+	}
+}
