@@ -40,12 +40,15 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := a.run(args)
 	var he helpRequest
 	var ue *usageError
+	var ee exitCode
 	switch {
 	case err == nil:
 		return ExitOK
 	case errors.As(err, &he):
 		fmt.Fprint(stdout, he.text)
 		return ExitOK
+	case errors.As(err, &ee):
+		return ee.code // the command has already said why
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "otpgate: %s\n", ue.msg)
 		if ue.hint != "" {
@@ -81,7 +84,15 @@ type command struct {
 	// minArgs and maxArgs bound the positional arguments; maxArgs < 0 = any.
 	minArgs, maxArgs int
 	run              func(a *app, fs *flag.FlagSet, args []string) error
+	// rawArgs hands every argument to run unparsed (fs is nil): for a
+	// command with a flag parser of its own, such as bench.
+	rawArgs bool
 }
+
+// exitCode ends Run with that status; the command printed its own message.
+type exitCode struct{ code int }
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", e.code) }
 
 // commandList is every leaf command in the order help shows them.
 type commandList []*command
@@ -92,7 +103,7 @@ func newCommands() commandList {
 	var cs commandList
 	cs = append(cs, userCommands()...)
 	cs = append(cs, mfaCommands()...)
-	cs = append(cs, importCommand(), backupCommand(), versionCommand())
+	cs = append(cs, importCommand(), backupCommand(), benchCommand(), versionCommand())
 	return cs
 }
 
@@ -253,6 +264,9 @@ func (c *command) flagSet(configPath *string) *flag.FlagSet {
 }
 
 func (a *app) runCommand(c *command, args []string) error {
+	if c.rawArgs {
+		return c.run(a, nil, args)
+	}
 	fs := c.flagSet(&a.configFlag)
 	pos, err := parseInterleaved(fs, args)
 	if errors.Is(err, flag.ErrHelp) {

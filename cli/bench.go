@@ -1,0 +1,24 @@
+package cli
+
+import (
+	"flag"
+
+	"github.com/otpgate/otpgate/loadgen"
+)
+
+// benchCommand is the RADIUS load generator; loadgen parses its flags.
+func benchCommand() *command {
+	return &command{
+		name:    "bench",
+		args:    "-users FILE [-server HOST:PORT] (-secret-file F | -secret S) [FLAGS]",
+		summary: "Load-test a RADIUS server with real, never reused TOTP codes.",
+		help:    "Run `otpgate bench -h` for its flags.",
+		rawArgs: true,
+		run: func(a *app, _ *flag.FlagSet, args []string) error {
+			if code := loadgen.Main(a.ctx, args, a.stdout, a.stderr); code != 0 {
+				return exitCode{code}
+			}
+			return nil
+		},
+	}
+}
