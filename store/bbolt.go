@@ -29,6 +29,8 @@ type DB struct {
 	bolt *bolt.DB
 	path string
 	keys *keyring
+	// commit runs every write transaction (group commit, see commit.go).
+	commit *committer
 
 	closeMu sync.Mutex
 	closed  bool
@@ -36,29 +38,51 @@ type DB struct {
 
 var _ Store = (*DB)(nil)
 
-// write runs fn in one read-write transaction; bbolt fsyncs on commit, so
-// the change is durable when write returns nil. It is the only place that
-// starts write transactions, so switching to group commit (bolt.DB.Batch or
-// an own batcher) changes nothing else. fn must not have side effects
-// outside tx if that happens, since Batch may run it twice.
-func (db *DB) write(fn func(tx *bolt.Tx) error) error { return db.bolt.Update(fn) }
+// write runs fn in a read-write transaction and returns when it is durable
+// (bbolt fsyncs on commit) or failed. It is the single write path: all
+// writes go through the group committer (commit.go), which may put fn in one
+// transaction with other writers' requests. Any error fn returns rolls back
+// what fn wrote (and re-runs the others), so fn may fail after writing. fn
+// must not have effects outside tx: it may run more than once.
+func (db *DB) write(fn func(tx *bolt.Tx) error) error {
+	return db.submit(fn, false).error()
+}
+
+// submit runs fn through the committer and re-raises a panic of fn on the
+// caller's goroutine.
+func (db *DB) submit(fn func(tx *bolt.Tx) error, clean bool) writeResult {
+	res := db.commit.submit(fn, clean)
+	if res.panicked {
+		panic(res.panicVal)
+	}
+	return res
+}
+
+func (r writeResult) error() error {
+	if r.err != nil {
+		return r.err
+	}
+	return r.txErr
+}
 
 // read runs fn in one read-only transaction.
 func (db *DB) read(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }
 
-// writeOp is write for one Store method: errors fn returns (already wrapped
-// with context) come back unchanged; bbolt's own errors (closed database,
-// commit or fsync failure such as a full disk) are wrapped with op.
+// writeOp is write for one Store method, whose fn validates before it
+// writes: an error fn returns before writing leaves the rest of a batch
+// untouched; after writing, fn must wrap the error with dirty. Errors fn
+// returns (already wrapped with context) come back unchanged; bbolt's own
+// errors (closed database, commit or fsync failure such as a full disk) are
+// wrapped with op.
 func (db *DB) writeOp(op string, fn func(tx *bolt.Tx) error) error {
-	var inner error
-	err := db.write(func(tx *bolt.Tx) error {
-		inner = fn(tx)
-		return inner
-	})
-	if err != nil && inner == nil {
-		return fmt.Errorf("store: %s: %w", op, err)
+	res := db.submit(fn, true)
+	if res.err != nil {
+		return res.err
 	}
-	return err
+	if res.txErr != nil {
+		return fmt.Errorf("store: %s: %w", op, res.txErr)
+	}
+	return nil
 }
 
 // readOp is writeOp for read-only transactions.
@@ -166,7 +190,7 @@ func (db *DB) Create(ctx context.Context, u User) error {
 			return fmt.Errorf("store: create %q: %w", u.Name, ErrUserExists)
 		}
 		if err := b.Put(key, data); err != nil {
-			return fmt.Errorf("store: create %q: %w", u.Name, err)
+			return dirty(fmt.Errorf("store: create %q: %w", u.Name, err))
 		}
 		return nil
 	})
@@ -175,7 +199,9 @@ func (db *DB) Create(ctx context.Context, u User) error {
 // Update reads user name, applies fn to a fresh copy and writes the result,
 // all in one transaction that is durable when Update returns nil. If fn
 // returns an error nothing is written and Update returns that error as is.
-// fn must not change u.Name.
+// fn must not change u.Name. Concurrent Updates share one transaction and
+// one fsync (group commit); fn may then run more than once, each time on a
+// fresh copy, so it must not have effects beyond u and variables it sets.
 func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: update: %w", err)
@@ -208,7 +234,7 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 			return fmt.Errorf("store: update %q: %w", name, err)
 		}
 		if err := b.Put(key, data); err != nil {
-			return fmt.Errorf("store: update %q: %w", name, err)
+			return dirty(fmt.Errorf("store: update %q: %w", name, err))
 		}
 		return nil
 	})
@@ -232,7 +258,7 @@ func (db *DB) Delete(ctx context.Context, name string) error {
 			return fmt.Errorf("store: delete %q: %w", name, ErrUserNotFound)
 		}
 		if err := b.Delete(key); err != nil {
-			return fmt.Errorf("store: delete %q: %w", name, err)
+			return dirty(fmt.Errorf("store: delete %q: %w", name, err))
 		}
 		return nil
 	})
@@ -278,21 +304,29 @@ func (db *DB) Import(ctx context.Context, users []User) error {
 		if err != nil {
 			return err
 		}
-		if last, _ := b.Cursor().Last(); last == nil || bytes.Compare(last, []byte(items[0].name)) < 0 {
-			b.FillPercent = importFillPercent // pure append in key order
-		}
+		// Check everything before the first Put, so a refused import
+		// writes nothing (see writeOp).
 		for i, it := range items {
 			if i%4096 == 0 {
 				if err := ctx.Err(); err != nil {
 					return fmt.Errorf("store: import: %w", err)
 				}
 			}
-			key := []byte(it.name)
-			if b.Get(key) != nil {
+			if b.Get([]byte(it.name)) != nil {
 				return fmt.Errorf("store: import: user %q: %w", it.name, ErrUserExists)
 			}
-			if err := b.Put(key, it.data); err != nil {
-				return fmt.Errorf("store: import: user %q: %w", it.name, err)
+		}
+		if last, _ := b.Cursor().Last(); last == nil || bytes.Compare(last, []byte(items[0].name)) < 0 {
+			b.FillPercent = importFillPercent // pure append in key order
+		}
+		for i, it := range items {
+			if i%4096 == 0 {
+				if err := ctx.Err(); err != nil {
+					return dirty(fmt.Errorf("store: import: %w", err))
+				}
+			}
+			if err := b.Put([]byte(it.name), it.data); err != nil {
+				return dirty(fmt.Errorf("store: import: user %q: %w", it.name, err))
 			}
 		}
 		return nil
@@ -331,6 +365,7 @@ func (db *DB) Close() error {
 		return nil
 	}
 	db.closed = true
+	db.commit.close()
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", db.path, err)
 	}

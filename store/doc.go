@@ -28,9 +28,16 @@
 //
 // bbolt takes an exclusive lock on the file, so one process (normally
 // otpgated) owns the database; a second Open waits Options.LockTimeout and
-// then fails with ErrLocked. Every write is one transaction that bbolt fsyncs
-// before the method returns; a failed write (including a full disk) leaves
-// the previous state intact.
+// then fails with ErrLocked. Every write is committed and fsynced before the
+// method returns; a failed write (including a full disk) leaves the previous
+// state intact.
+//
+// Writes use group commit: one goroutine runs the write transactions back
+// to back, and all writes that queued while the previous transaction was
+// being fsynced share the next one, so many concurrent logins cost about one
+// fsync instead of one each. Each write still sees the effects of the writes
+// before it, and a write that fails leaves no trace and does not fail the
+// others in its transaction (see commit.go).
 //
 // # Schema versions
 //

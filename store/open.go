@@ -39,6 +39,7 @@ func Open(path string, opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
+	db.commit = newCommitter(bdb)
 	return db, nil
 }
 
@@ -66,7 +67,8 @@ func (db *DB) init(keyFile string) error {
 	if !st.fresh && st.keyCheck != nil && st.hasCreated && st.version == currentSchema {
 		return nil // nothing to write
 	}
-	err = db.write(func(tx *bolt.Tx) error {
+	// Before the committer starts: a plain transaction.
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
 		if err := initMeta(tx, st, k, time.Now()); err != nil {
 			return err
 		}

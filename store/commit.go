@@ -1,0 +1,178 @@
+package store
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// maxBatch bounds the write requests one transaction carries.
+const maxBatch = 1024
+
+// committer is group commit: one goroutine runs all write transactions back
+// to back. Every request that queued while the previous transaction was
+// committing (fsync) goes into the next transaction, so N concurrent
+// writers pay for about one fsync instead of N. Each request's fn runs in
+// turn on the same transaction, so it reads the effects of the requests
+// before it (a fresh read, as in a transaction of its own), and nothing is
+// acknowledged before the transaction holding it is durable.
+//
+// bbolt has no nested transactions, so a failing request is isolated like
+// this: a request marked clean promises that fn returns an error only
+// before it has written anything (it validates first) unless it wraps the
+// error with dirty. A clean error just goes back to its caller and the
+// transaction goes on with the others. Any other error (a dirty one, an
+// error from an unmarked fn, a panic) rolls the whole transaction back,
+// goes to its caller alone, and the other requests run again in a new
+// transaction. fn must therefore not have effects outside tx.
+type committer struct {
+	bolt *bolt.DB
+	mu   sync.RWMutex // held for reading while a request is handed over
+	shut bool
+	reqs chan *writeReq
+	done chan struct{}
+
+	txs      atomic.Int64 // transactions committed or attempted (tests)
+	maxBatch atomic.Int64 // largest batch seen (tests)
+}
+
+type writeReq struct {
+	fn    func(tx *bolt.Tx) error
+	clean bool
+	res   chan writeResult
+}
+
+// writeResult is the outcome of one request: fn's own error (returned to the
+// caller as is), or bbolt's error for the transaction (begin, commit, fsync),
+// or a panic of fn to re-raise on the caller's goroutine.
+type writeResult struct {
+	err      error
+	txErr    error
+	panicked bool
+	panicVal any
+}
+
+// dirtyError marks an error a clean fn returns after it has written.
+type dirtyError struct{ err error }
+
+func (e dirtyError) Error() string { return e.err.Error() }
+func (e dirtyError) Unwrap() error { return e.err }
+
+// dirty wraps err so the committer rolls back what the failing fn wrote.
+func dirty(err error) error { return dirtyError{err} }
+
+var errRollback = errors.New("store: roll back batch")
+
+func newCommitter(b *bolt.DB) *committer {
+	c := &committer{bolt: b, reqs: make(chan *writeReq, maxBatch), done: make(chan struct{})}
+	go c.run()
+	return c
+}
+
+// submit hands fn to the committer and waits until its transaction is
+// durable or failed.
+func (c *committer) submit(fn func(tx *bolt.Tx) error, clean bool) writeResult {
+	r := &writeReq{fn: fn, clean: clean, res: make(chan writeResult, 1)}
+	c.mu.RLock()
+	if c.shut {
+		c.mu.RUnlock()
+		return writeResult{txErr: bolterrors.ErrDatabaseNotOpen}
+	}
+	c.reqs <- r
+	c.mu.RUnlock()
+	return <-r.res
+}
+
+// close lets the committer finish every request handed over and stops it.
+func (c *committer) close() {
+	c.mu.Lock()
+	if !c.shut {
+		c.shut = true
+		close(c.reqs)
+	}
+	c.mu.Unlock()
+	<-c.done
+}
+
+func (c *committer) run() {
+	defer close(c.done)
+	batch := make([]*writeReq, 0, maxBatch)
+	for r := range c.reqs {
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-c.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		c.commit(batch)
+		clear(batch)
+	}
+}
+
+// commit runs the requests in one transaction; a dirty failure is answered
+// alone and the rest run again.
+func (c *committer) commit(pending []*writeReq) {
+	if n := int64(len(pending)); n > c.maxBatch.Load() {
+		c.maxBatch.Store(n)
+	}
+	results := make([]writeResult, len(pending))
+	for len(pending) > 0 {
+		c.txs.Add(1)
+		failed := -1
+		err := c.bolt.Update(func(tx *bolt.Tx) error {
+			for i, r := range pending {
+				var isDirty bool
+				results[i], isDirty = apply(tx, r)
+				if isDirty {
+					failed = i
+					return errRollback
+				}
+			}
+			return nil
+		})
+		if failed >= 0 {
+			pending[failed].res <- results[failed]
+			pending = slices.Delete(slices.Clone(pending), failed, failed+1)
+			results = results[:len(pending)]
+			continue
+		}
+		for i, r := range pending {
+			res := results[i]
+			if err != nil && res.err == nil {
+				res.txErr = err // nothing of this batch was written
+			}
+			r.res <- res
+		}
+		return
+	}
+}
+
+// apply runs one request's fn inside tx and says whether the transaction
+// must be rolled back.
+func apply(tx *bolt.Tx, r *writeReq) (res writeResult, isDirty bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			res, isDirty = writeResult{panicked: true, panicVal: p}, true
+		}
+	}()
+	err := r.fn(tx)
+	if err == nil {
+		return writeResult{}, false
+	}
+	var d dirtyError
+	if errors.As(err, &d) {
+		return writeResult{err: d.err}, true
+	}
+	return writeResult{err: err}, !r.clean
+}

@@ -1,0 +1,284 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// holdCommitter makes the committer run a request that blocks until release
+// is called, so requests submitted meanwhile queue up and form one batch.
+func holdCommitter(t *testing.T, db *DB) (release func()) {
+	t.Helper()
+	started, gate := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- db.write(func(*bolt.Tx) error {
+			close(started)
+			<-gate
+			return nil
+		})
+	}()
+	<-started
+	return func() {
+		close(gate)
+		if err := <-done; err != nil {
+			t.Errorf("holding write: %v", err)
+		}
+	}
+}
+
+// waitQueued waits until n requests wait for the committer.
+func waitQueued(t *testing.T, db *DB, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(db.commit.reqs) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", len(db.commit.reqs), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestGroupCommitBatchesQueuedWrites(t *testing.T) {
+	ctx := context.Background()
+	db, path := testDB(t)
+	const n = 64
+	users := manyUsers(t, "u", n)
+	if err := db.Import(ctx, users); err != nil {
+		t.Fatal(err)
+	}
+	release := holdCommitter(t, db)
+	txsBefore := db.commit.txs.Load()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			errs[i] = db.Update(ctx, users[i].Name, func(u *User) error {
+				u.TOTP.LastStep = uint64(1000 + i)
+				return nil
+			})
+		})
+	}
+	waitQueued(t, db, n)
+	release()
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("update %d: %v", i, err)
+		}
+	}
+	if txs := db.commit.txs.Load() - txsBefore; txs != 1 {
+		t.Errorf("%d transactions for %d queued updates, want 1 (one batch)", txs, n)
+	}
+	if mb := db.commit.maxBatch.Load(); mb < n {
+		t.Errorf("largest batch %d, want >= %d", mb, n)
+	}
+	db.Close()
+	db2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	for i, u := range users {
+		got, err := db2.Get(ctx, u.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.TOTP.LastStep != uint64(1000+i) {
+			t.Fatalf("%s: LastStep %d after reopen, want %d", u.Name, got.TOTP.LastStep, 1000+i)
+		}
+	}
+}
+
+// Updates of one user in one batch see each other's results: none is lost.
+func TestGroupCommitSameUserSerialized(t *testing.T) {
+	ctx := context.Background()
+	db, _ := testDB(t)
+	if err := db.Create(ctx, totpUser("alice", randomSeed(t))); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	release := holdCommitter(t, db)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			if err := db.Update(ctx, "alice", func(u *User) error { u.CodeFailures++; return nil }); err != nil {
+				t.Errorf("update: %v", err)
+			}
+		})
+	}
+	waitQueued(t, db, n)
+	release()
+	wg.Wait()
+	u, err := db.Get(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.CodeFailures != n {
+		t.Fatalf("CodeFailures = %d after %d concurrent increments", u.CodeFailures, n)
+	}
+}
+
+// A failing request in a batch gets its own error and leaves no trace; the
+// others in the same batch are committed.
+func TestGroupCommitErrorIsolation(t *testing.T) {
+	ctx := context.Background()
+	db, path := testDB(t)
+	if err := db.Import(ctx, manyUsers(t, "u", 10)); err != nil {
+		t.Fatal(err)
+	}
+	errBoom := errors.New("boom")
+	// Two updates of u000001 in one batch: the second sees the first's
+	// write and fails, like a replayed code.
+	useOnce := func(u *User) error {
+		if u.CodeFailures != 0 {
+			return ErrCodeReused
+		}
+		u.CodeFailures = 1
+		return nil
+	}
+	ops := []struct {
+		name string
+		run  func() error
+		want func(o batchOutcome) error
+	}{
+		{"good update", func() error {
+			return db.Update(ctx, "u000000", func(u *User) error { u.CodeFailures = 7; return nil })
+		}, wantNil},
+		{"first use", func() error { return db.Update(ctx, "u000001", useOnce) }, wantNil},
+		{"second use, clean fn error in the batch", func() error { return db.Update(ctx, "u000001", useOnce) }, wantIs(ErrCodeReused)},
+		{"clean fn error", func() error {
+			return db.Update(ctx, "u000006", func(u *User) error { u.CodeFailures = 99; return ErrCodeReused })
+		}, wantIs(ErrCodeReused)},
+		{"dirty write error", func() error {
+			return db.write(func(tx *bolt.Tx) error {
+				if err := tx.Bucket(bucketMeta).Put([]byte("junk"), []byte("x")); err != nil {
+					return err
+				}
+				return errBoom
+			})
+		}, wantIs(errBoom)},
+		{"create existing", func() error { return db.Create(ctx, totpUser("u000002", randomSeed(t))) }, wantIs(ErrUserExists)},
+		{"import with a clash", func() error {
+			return db.Import(ctx, []User{totpUser("new1", randomSeed(t)), totpUser("u000003", randomSeed(t))})
+		}, wantIs(ErrUserExists)},
+		{"update missing", func() error { return db.Update(ctx, "nobody", func(*User) error { return nil }) }, wantIs(ErrUserNotFound)},
+		{"delete missing", func() error { return db.Delete(ctx, "nobody") }, wantIs(ErrUserNotFound)},
+		{"panic", func() error {
+			return db.write(func(tx *bolt.Tx) error {
+				tx.Bucket(bucketMeta).Put([]byte("junk2"), []byte("x"))
+				panic("fn panicked")
+			})
+		}, wantPanic},
+		{"good create", func() error { return db.Create(ctx, totpUser("new2", randomSeed(t))) }, wantNil},
+		{"good delete", func() error { return db.Delete(ctx, "u000004") }, wantNil},
+		{"second good update", func() error {
+			return db.Update(ctx, "u000005", func(u *User) error { u.CodeFailures = 5; return nil })
+		}, wantNil},
+	}
+	release := holdCommitter(t, db)
+	results := make([]batchOutcome, len(ops))
+	var wg sync.WaitGroup
+	queued := 0
+	for i, op := range ops {
+		wg.Go(func() {
+			defer func() {
+				if p := recover(); p != nil {
+					results[i] = batchOutcome{name: op.name, pan: p}
+				}
+			}()
+			results[i] = batchOutcome{name: op.name, err: op.run()}
+		})
+		queued++ // one at a time, so the batch has this order
+		waitQueued(t, db, queued)
+	}
+	release()
+	wg.Wait()
+	for i, op := range ops {
+		if err := op.want(results[i]); err != nil {
+			t.Errorf("%s: %v", op.name, err)
+		}
+	}
+
+	db.Close()
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	get := func(name string) (User, error) { return db.Get(ctx, name) }
+	if u, _ := get("u000000"); u.CodeFailures != 7 {
+		t.Errorf("good update lost: CodeFailures %d", u.CodeFailures)
+	}
+	if u, _ := get("u000005"); u.CodeFailures != 5 {
+		t.Errorf("second good update lost: CodeFailures %d", u.CodeFailures)
+	}
+	if u, _ := get("u000001"); u.CodeFailures != 1 {
+		t.Errorf("u000001: CodeFailures %d, want 1 (first use written, second refused)", u.CodeFailures)
+	}
+	if u, _ := get("u000006"); u.CodeFailures != 0 {
+		t.Errorf("failed update was written: CodeFailures %d", u.CodeFailures)
+	}
+	if _, err := get("new2"); err != nil {
+		t.Errorf("good create lost: %v", err)
+	}
+	if _, err := get("new1"); !errors.Is(err, ErrUserNotFound) {
+		t.Errorf("refused import left user new1 behind: %v", err)
+	}
+	if _, err := get("u000004"); !errors.Is(err, ErrUserNotFound) {
+		t.Errorf("good delete lost: %v", err)
+	}
+	db.read(func(tx *bolt.Tx) error {
+		for _, k := range []string{"junk", "junk2"} {
+			if tx.Bucket(bucketMeta).Get([]byte(k)) != nil {
+				t.Errorf("the write of a failed request (%s) was committed", k)
+			}
+		}
+		return nil
+	})
+}
+
+// batchOutcome is what one request of a batch got back.
+type batchOutcome struct {
+	name string
+	err  error
+	pan  any
+}
+
+func wantNil(o batchOutcome) error {
+	if o.pan != nil || o.err != nil {
+		return fmt.Errorf("err %v, panic %v; want success", o.err, o.pan)
+	}
+	return nil
+}
+
+func wantIs(target error) func(batchOutcome) error {
+	return func(o batchOutcome) error {
+		if o.pan != nil || !errors.Is(o.err, target) {
+			return fmt.Errorf("err %v, panic %v; want %v", o.err, o.pan, target)
+		}
+		return nil
+	}
+}
+
+func wantPanic(o batchOutcome) error {
+	if o.pan != "fn panicked" {
+		return fmt.Errorf("err %v, panic %v; want the panic re-raised in the caller", o.err, o.pan)
+	}
+	return nil
+}
+
+func TestWriteAfterClose(t *testing.T) {
+	ctx := context.Background()
+	db, _ := testDB(t)
+	db.Close()
+	if err := db.Create(ctx, totpUser("late", randomSeed(t))); err == nil {
+		t.Fatal("Create after Close succeeded")
+	}
+}
