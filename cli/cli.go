@@ -265,6 +265,9 @@ func (c *command) flagSet(configPath *string) *flag.FlagSet {
 
 func (a *app) runCommand(c *command, args []string) error {
 	if c.rawArgs {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+			return helpRequest{c.usage(nil)}
+		}
 		return c.run(a, nil, args)
 	}
 	fs := c.flagSet(&a.configFlag)
