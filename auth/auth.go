@@ -396,21 +396,20 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User) Decision {
 
 // otpOnly handles a field that is the code alone (the NAS checked the
 // password). Users without a token pass or fail by policy alone.
+//
+// A user with a token is decided in one store.Update (no separate read
+// first): checkFactor checks disabled, locked and the token on the fresh
+// record in the same order the lookup did, and parses the field with the
+// token's digits there. A user without a token goes on to noToken with the
+// record that Update read.
 func (a *Authenticator) otpOnly(ctx context.Context, r Request) Decision {
-	u, found, err := a.lookup(ctx, r.User)
-	switch {
-	case err != nil:
-		return a.internal("auth: read user", r.User, err)
-	case !found:
-		return reject(ReasonUnknownUser)
-	case u.Disabled:
-		return reject(ReasonDisabled)
-	case a.locked(&u):
-		return reject(ReasonLocked)
-	case !hasToken(&u):
-		return a.noToken(ctx, &u)
+	d, noTok := a.checkFactorWith(ctx, r.User, func(u *store.User) factor {
+		return parseFactor(r.Password, tokenDigits(u.TOTP))
+	}, true)
+	if noTok != nil {
+		return a.noToken(ctx, noTok)
 	}
-	return a.checkFactor(ctx, u.Name, parseFactor(r.Password, tokenDigits(u.TOTP)))
+	return d
 }
 
 // answer handles the answer to a Challenge: the State must be one we issued,
@@ -445,12 +444,18 @@ var errNoWrite = errors.New("auth: nothing to write")
 // code removal and the failure count are atomic and durable before we
 // answer.
 func (a *Authenticator) checkFactor(ctx context.Context, name string, f factor) Decision {
-	var recHash string
-	if f.kind == factorRecovery {
-		recHash = a.st.HashRecoveryCode(name, f.value)
-	}
+	d, _ := a.checkFactorWith(ctx, name, func(*store.User) factor { return f }, false)
+	return d
+}
+
+// checkFactorWith is checkFactor with the factor read from the field inside
+// the transaction (parse gets the fresh record, which has a token). When the
+// record has no token and wantNoToken is set, nothing is written and the
+// record comes back as noTok (the Decision is then not to be used).
+func (a *Authenticator) checkFactorWith(ctx context.Context, name string, parse func(u *store.User) factor, wantNoToken bool) (d Decision, noTok *store.User) {
 	var out Decision
 	err := a.st.Update(ctx, name, func(u *store.User) error {
+		noTok = nil // fn may run again (group commit)
 		now := a.now()
 		switch {
 		case u.Disabled:
@@ -459,9 +464,18 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, f factor) 
 		case now.Before(u.LockedUntil):
 			out = reject(ReasonLocked) // the code is not evaluated
 			return errNoWrite
+		case u.TOTP == nil && wantNoToken:
+			c := *u
+			noTok = &c
+			return errNoWrite
 		case u.TOTP == nil:
 			out = reject(ReasonNotEnrolled)
 			return errNoWrite
+		}
+		f := parse(u)
+		var recHash string
+		if f.kind == factorRecovery {
+			recHash = a.st.HashRecoveryCode(name, f.value)
 		}
 		fail := func(r Reason) error {
 			u.CodeFailures = decayedFailures(u.CodeFailures, u.LastFailure, now, a.opt.LockoutMax) + 1
@@ -515,10 +529,10 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, f factor) 
 	})
 	switch {
 	case err == nil, errors.Is(err, errNoWrite):
-		return out
+		return out, noTok
 	case errors.Is(err, store.ErrUserNotFound):
-		return reject(ReasonUnknownUser)
+		return reject(ReasonUnknownUser), nil
 	default:
-		return a.internal("auth: check code", name, err)
+		return a.internal("auth: check code", name, err), nil
 	}
 }

@@ -59,22 +59,42 @@ func TestNoFactorUserNeedsAFactor(t *testing.T) {
 	}
 }
 
-// enrollAfterGet is a store whose Get returns the record as it was, then
-// lets an enrollment (or another admin change) commit before the caller's
-// next step: the window between auth's lookup and its store.Update.
+// enrollAfterGet is a store whose first read of the record (a Get, or an
+// Update, as otp-only reads the record with one Update that writes nothing
+// for a user without a token) returns the record as it was, then lets an
+// enrollment (or another admin change) commit before the caller's next step:
+// the window between auth's first read and the store.Update that records
+// the success.
 type enrollAfterGet struct {
 	store.Store
-	change func(u *store.User)
+	change  func(u *store.User)
+	changed bool
+}
+
+func (s *enrollAfterGet) applyChange(ctx context.Context, name string) error {
+	if s.change == nil || s.changed {
+		return nil
+	}
+	s.changed = true
+	return s.Store.Update(ctx, name, func(v *store.User) error { s.change(v); return nil })
 }
 
 func (s *enrollAfterGet) Get(ctx context.Context, name string) (store.User, error) {
 	u, err := s.Store.Get(ctx, name)
-	if err == nil && s.change != nil {
-		if uerr := s.Store.Update(ctx, name, func(v *store.User) error { s.change(v); return nil }); uerr != nil {
+	if err == nil {
+		if uerr := s.applyChange(ctx, name); uerr != nil {
 			return u, uerr
 		}
 	}
 	return u, err
+}
+
+func (s *enrollAfterGet) Update(ctx context.Context, name string, fn func(u *store.User) error) error {
+	err := s.Store.Update(ctx, name, fn)
+	if uerr := s.applyChange(ctx, name); uerr != nil {
+		return uerr
+	}
+	return err
 }
 
 // TestNoTokenDecisionRecheckedInTransaction: the accept-without-code path

@@ -219,7 +219,8 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 		if v == nil {
 			return fmt.Errorf("store: update %q: %w", name, ErrUserNotFound)
 		}
-		u, err := decodeRecord(db.keys, name, v)
+		var prev sealedSeeds
+		u, err := decodeRecordSealed(db.keys, name, v, &prev)
 		if err != nil {
 			return fmt.Errorf("store: update %q: %w", name, err)
 		}
@@ -229,7 +230,7 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 		if u.Name != name {
 			return fmt.Errorf("store: update %q: the update renamed the user to %.64q; renaming is not supported", name, u.Name)
 		}
-		data, err := encodeRecord(db.keys, &u)
+		data, err := encodeRecordReusing(db.keys, &u, &prev)
 		if err != nil {
 			return fmt.Errorf("store: update %q: %w", name, err)
 		}

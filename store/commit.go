@@ -131,6 +131,7 @@ func (c *committer) commit(pending []*writeReq) {
 		c.txs.Add(1)
 		failed := -1
 		err := c.bolt.Update(func(tx *bolt.Tx) error {
+			wrote := false
 			for i, r := range pending {
 				var isDirty bool
 				results[i], isDirty = apply(tx, r)
@@ -138,6 +139,14 @@ func (c *committer) commit(pending []*writeReq) {
 					failed = i
 					return errRollback
 				}
+				wrote = wrote || results[i].err == nil
+			}
+			if !wrote {
+				// Every request failed clean, so nothing was written:
+				// roll back and spare the commit its fsync. Each
+				// caller gets its own error (the loop below sets no
+				// txErr for a request with an error).
+				return errRollback
 			}
 			return nil
 		})

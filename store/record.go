@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,23 +55,48 @@ func validateTOTP(name, what string, t *TOTP) error {
 
 // encodeRecord validates u and returns its stored form.
 func encodeRecord(k *keyring, u *User) ([]byte, error) {
+	return encodeRecordReusing(k, u, nil)
+}
+
+// sealedSeeds is what decodeRecordSealed read: each seed as decrypted (a
+// private copy) and the stored ciphertext it came from.
+type sealedSeeds struct {
+	seed, sealed               []byte
+	pendingSeed, pendingSealed []byte
+}
+
+// encodeRecordReusing is encodeRecord that keeps a seed's stored ciphertext
+// (prev, from the record u was decoded from) when the seed bytes did not
+// change, instead of sealing them again. The ciphertext is bound to the
+// user name by its additional data, and u.Name is the name it was stored
+// under (the caller checks), so the kept ciphertext is exactly what a fresh
+// seal would protect; it saves a random nonce and an AES-GCM seal per write.
+func encodeRecordReusing(k *keyring, u *User, prev *sealedSeeds) ([]byte, error) {
 	if err := validateUser(u); err != nil {
 		return nil, err
 	}
 	r := record{User: *u}
 	if u.TOTP != nil {
-		sealed, err := k.sealSeed(u.Name, u.TOTP.Secret)
-		if err != nil {
-			return nil, err
+		if prev != nil && prev.sealed != nil && bytes.Equal(prev.seed, u.TOTP.Secret) {
+			r.SealedSeed = prev.sealed
+		} else {
+			sealed, err := k.sealSeed(u.Name, u.TOTP.Secret)
+			if err != nil {
+				return nil, err
+			}
+			r.SealedSeed = sealed
 		}
-		r.SealedSeed = sealed
 	}
 	if u.PendingTOTP != nil {
-		sealed, err := k.sealPendingSeed(u.Name, u.PendingTOTP.Secret)
-		if err != nil {
-			return nil, err
+		if prev != nil && prev.pendingSealed != nil && bytes.Equal(prev.pendingSeed, u.PendingTOTP.Secret) {
+			r.SealedPendingSeed = prev.pendingSealed
+		} else {
+			sealed, err := k.sealPendingSeed(u.Name, u.PendingTOTP.Secret)
+			if err != nil {
+				return nil, err
+			}
+			r.SealedPendingSeed = sealed
 		}
-		r.SealedPendingSeed = sealed
 	}
 	data, err := json.Marshal(&r)
 	if err != nil {
@@ -83,6 +109,14 @@ func encodeRecord(k *keyring, u *User) ([]byte, error) {
 // shares no memory with data (bbolt values are only valid inside their
 // transaction) and, since it is freshly decoded, none with any other caller.
 func decodeRecord(k *keyring, name string, data []byte) (User, error) {
+	return decodeRecordSealed(k, name, data, nil)
+}
+
+// decodeRecordSealed is decodeRecord that also fills prev (when not nil)
+// with the seeds and their stored ciphertexts, for encodeRecordReusing. The
+// seeds in prev are copies: changes fn makes to the User's secrets in place
+// are seen as changes.
+func decodeRecordSealed(k *keyring, name string, data []byte, prev *sealedSeeds) (User, error) {
 	var r record
 	if err := json.Unmarshal(data, &r); err != nil {
 		return User{}, fmt.Errorf("decode record: %w", err)
@@ -101,6 +135,9 @@ func decodeRecord(k *keyring, name string, data []byte) (User, error) {
 			return User{}, fmt.Errorf("decode record: %w", err)
 		}
 		r.TOTP.Secret = seed
+		if prev != nil {
+			prev.seed, prev.sealed = bytes.Clone(seed), r.SealedSeed
+		}
 	}
 	switch {
 	case r.PendingTOTP != nil && r.SealedPendingSeed == nil:
@@ -113,6 +150,9 @@ func decodeRecord(k *keyring, name string, data []byte) (User, error) {
 			return User{}, fmt.Errorf("decode record: pending seed: %w", err)
 		}
 		r.PendingTOTP.Secret = seed
+		if prev != nil {
+			prev.pendingSeed, prev.pendingSealed = bytes.Clone(seed), r.SealedPendingSeed
+		}
 	}
 	return r.User, nil
 }
