@@ -169,7 +169,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 	defer audit.Close()
-	auditLog := slog.New(slog.NewJSONHandler(audit, nil))
+	auditLog := newAuditLogger(audit)
 
 	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath()})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -284,5 +285,38 @@ func TestMainStartFailureSaysSo(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "data", "control.sock")); !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("control socket after a failed start: %v", err)
+	}
+}
+
+// TestAuditLoggerOffSkipsFormatting: with audit = "off" the audit logger
+// reports itself disabled (records are not formatted); reopening to a file
+// enables it at once, and records then reach the file.
+func TestAuditLoggerOffSkipsFormatting(t *testing.T) {
+	sink, err := newAuditSink("off", io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	l := newAuditLogger(sink)
+	if l.Enabled(context.Background(), slog.LevelInfo) {
+		t.Fatal("audit logger enabled while the sink is off")
+	}
+	path := filepath.Join(t.TempDir(), "audit.log")
+	if err := sink.Reopen(path); err != nil {
+		t.Fatal(err)
+	}
+	if !l.With("k", "v").Enabled(context.Background(), slog.LevelInfo) {
+		t.Fatal("audit logger still disabled after reopening to a file")
+	}
+	l.Info("radius access", "user", "alice")
+	b, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(b), `"user":"alice"`) {
+		t.Fatalf("audit file = %q, %v; want the record", b, err)
+	}
+	if err := sink.Reopen("off"); err != nil {
+		t.Fatal(err)
+	}
+	if l.Enabled(context.Background(), slog.LevelInfo) {
+		t.Fatal("audit logger enabled after switching back to off")
 	}
 }
