@@ -123,27 +123,27 @@ type Daemon struct {
 	Secret  string // secret of the 127.0.0.1/32 client
 
 	cmd    *exec.Cmd
-	out    *daemonOutput
+	out    *lockedBuffer
 	exited chan struct{}
 	err    error // cmd.Wait result, valid after exited is closed
 }
 
-// daemonOutput collects otpgated's stdout and stderr.
-type daemonOutput struct {
+// lockedBuffer is an io.Writer safe for a process's output (written by exec) and the test (reading).
+type lockedBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (o *daemonOutput) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
 }
 
-func (o *daemonOutput) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // daemonConfig is the config startDaemon writes: cheap argon2 for speed,
@@ -194,7 +194,7 @@ func startDaemon(t testing.TB, dir string, extraToml string) *Daemon {
 		Metrics: fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
 		Socket:  filepath.Join(dir, "data", "control.sock"),
 		Secret:  daemonSecret,
-		out:     &daemonOutput{},
+		out:     &lockedBuffer{},
 		exited:  make(chan struct{}),
 	}
 	d.WriteConfig(extraToml)

@@ -19,7 +19,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -39,24 +38,6 @@ secret = %q
 mode = "challenge"
 require_message_authenticator = false
 `, pamSecretRadius)
-
-// lockedBuffer is an io.Writer safe for a process's output and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // pamServer is an otpgated from startDaemon (RADIUS on 127.0.0.1, whose
 // 127.0.0.1/32 client "localhost" has the secret Secret) and the otpgate CLI

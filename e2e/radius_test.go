@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,25 +36,8 @@ type radiusDaemon struct {
 	addr   string
 	audit  string
 	cmd    *exec.Cmd
-	stderr *radiusLog
+	stderr *lockedBuffer
 	exited chan error
-}
-
-type radiusLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *radiusLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *radiusLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func newRadiusEnv(t *testing.T) (*cliEnv, string, string) {
@@ -102,7 +84,7 @@ require_message_authenticator = false
 // startRadiusDaemon starts otpgated and waits until it answers Status-Server.
 func startRadiusDaemon(t *testing.T, e *cliEnv, addr, audit string) *radiusDaemon {
 	t.Helper()
-	d := &radiusDaemon{t: t, env: e, addr: addr, audit: audit, stderr: &radiusLog{}, exited: make(chan error, 1)}
+	d := &radiusDaemon{t: t, env: e, addr: addr, audit: audit, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	d.cmd = exec.Command(bin("otpgated"), "-config", e.config)
 	d.cmd.Stdout, d.cmd.Stderr = d.stderr, d.stderr
 	if err := d.cmd.Start(); err != nil {
