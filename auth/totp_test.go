@@ -3,12 +3,12 @@ package auth
 import (
 	"encoding/base32"
 	"fmt"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/testtool"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -91,12 +91,7 @@ func TestMatchStepStrictDigits(t *testing.T) {
 // TestMatchStepOathtool cross-checks codes with oathtool (an independent
 // implementation) for random-ish seeds and times.
 func TestMatchStepOathtool(t *testing.T) {
-	if _, err := exec.LookPath("oathtool"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("oathtool missing (apt-get install oathtool)")
-		}
-		t.Skip("oathtool not installed")
-	}
+	testtool.Require(t, "oathtool")
 	for i, alg := range []string{"SHA1", "SHA256", "SHA512", "SHA1"} {
 		seed := []byte(fmt.Sprintf("otpgate-oathtool-seed-%d-%s", i, alg))
 		unix := int64(1_700_000_000 + i*7_777_777)

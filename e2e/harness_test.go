@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/control"
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // binDir holds otpgated, otpgate and otpgate-pam built once for the run.
@@ -49,24 +50,10 @@ func TestMain(m *testing.M) {
 // bin returns the path of a binary built for this run.
 func bin(name string) string { return filepath.Join(binDir, name) }
 
-// requireTool returns the path of an external tool. A missing tool fails the
-// test in CI (CI=true) and skips it elsewhere.
+// requireTool returns the path of an external tool; see testtool.Require.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
-		if c := filepath.Join(dir, name); fileExists(c) {
-			return c
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed; run `make deps` (CI must have it)", name)
-	}
-	t.Skipf("%s is not installed; `make deps` installs it", name)
-	return ""
+	return testtool.Require(t, name)
 }
 
 // requireRoot fails in CI and skips elsewhere when not root (PAM services,

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 var flowNow = time.Unix(1700000000, 0)
@@ -330,7 +332,7 @@ func (k *keyReader) Read(p []byte) (int, error) {
 // TestFlowGeneratedSecretAndPNG runs the flow with a fresh random secret,
 // answers with oathtool's code for the key shown, and checks the PNG file.
 func TestFlowGeneratedSecretAndPNG(t *testing.T) {
-	requireTool(t, "oathtool")
+	testtool.Require(t, "oathtool")
 	dir := t.TempDir()
 	pngPath := filepath.Join(dir, "alice.png")
 	if err := os.WriteFile(pngPath, []byte("old"), 0o644); err != nil {

@@ -2,10 +2,8 @@ package importer
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -17,6 +15,7 @@ import (
 
 	"github.com/otpgate/otpgate/admin"
 	"github.com/otpgate/otpgate/enroll"
+	"github.com/otpgate/otpgate/internal/testtool"
 	"github.com/otpgate/otpgate/password"
 )
 
@@ -358,40 +357,13 @@ func TestParseGoogleAuthenticatorErrors(t *testing.T) {
 	}
 }
 
-// requireTool fails in CI and skips elsewhere when an external program is missing.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not installed (needed in CI): %v", name, err)
-		}
-		t.Skipf("%s not installed: %v", name, err)
-	}
-	return p
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, requireTool(t, name), args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.Stdin = strings.NewReader("") // never wait for a question
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", name, strings.Join(args, " "), err, stdout.String(), stderr.String())
-	}
-	return stdout.String()
-}
-
 // gaWrite runs the real google-authenticator command non-interactively and
 // returns the file it wrote.
 func gaWrite(t *testing.T, extra ...string) (path string, content []byte) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "google_authenticator")
 	args := append([]string{"-f", "-w", "3", "-Q", "NONE", "-e", "5", "-q", "-s", path, "-l", "otpgate-test"}, extra...)
-	run(t, "google-authenticator", args...)
+	testtool.Run(t, "google-authenticator", args...)
 	content, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -402,7 +374,7 @@ func gaWrite(t *testing.T, extra ...string) (path string, content []byte) {
 // TestGoogleAuthenticatorReal parses a file written by the real
 // google-authenticator command and checks its secret against oathtool.
 func TestGoogleAuthenticatorReal(t *testing.T) {
-	requireTool(t, "oathtool")
+	testtool.Require(t, "oathtool")
 	_, content := gaWrite(t, "-t", "-d", "-r", "3", "-R", "30")
 	lines := strings.Split(strings.TrimSpace(string(content)), "\n")
 	var scratch []string
@@ -428,7 +400,7 @@ func TestGoogleAuthenticatorReal(t *testing.T) {
 	now := time.Now()
 	for _, off := range []time.Duration{0, -30 * time.Second, 30 * time.Second} {
 		at := now.Add(off)
-		want := strings.TrimSpace(run(t, "oathtool", "--totp", "-b", lines[0], "--now", "@"+strconv.FormatInt(at.Unix(), 10)))
+		want := strings.TrimSpace(testtool.Run(t, "oathtool", "--totp", "-b", lines[0], "--now", "@"+strconv.FormatInt(at.Unix(), 10)))
 		got, err := enroll.Code(u.Secret, at)
 		if err != nil {
 			t.Fatal(err)

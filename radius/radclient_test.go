@@ -5,12 +5,12 @@ import (
 	"context"
 	"crypto/md5"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/testtool"
 	rad "layeh.com/radius"
 )
 
@@ -31,23 +31,11 @@ func runRadclient(t *testing.T, path, addr, secret, command, attrs string) (int,
 	return cmd.ProcessState.ExitCode(), out.String()
 }
 
-func lookRadclient(t *testing.T) string {
-	t.Helper()
-	p, err := exec.LookPath("radclient")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("radclient (freeradius-utils) is not installed")
-		}
-		t.Skip("radclient (freeradius-utils) is not installed")
-	}
-	return p
-}
-
 // TestRadclientInterop checks the in-process server with radclient, which
 // verifies the Response Authenticator and the Message-Authenticator of
 // every reply.
 func TestRadclientInterop(t *testing.T) {
-	rc := lookRadclient(t)
+	rc := testtool.Require(t, "radclient")
 	s := startServer(t, testConfig(), &fakeAuth{fn: byPassword})
 	addr := s.addr.String()
 	const ma = ",Message-Authenticator=0x00"
@@ -93,7 +81,7 @@ func TestRadclientInterop(t *testing.T) {
 // acceptance above means something: a reply whose Response Authenticator is
 // right but whose Message-Authenticator is wrong is not accepted.
 func TestRadclientRejectsBadMessageAuthenticator(t *testing.T) {
-	rc := lookRadclient(t)
+	rc := testtool.Require(t, "radclient")
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
