@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,24 +17,12 @@ import (
 	"github.com/otpgate/otpgate/config"
 	"github.com/otpgate/otpgate/control"
 	"github.com/otpgate/otpgate/store"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is testtool.Buffer: safe for a writer goroutine and the test.
+type syncBuffer = testtool.Buffer
 
 func freePort(t *testing.T, network string) int {
 	t.Helper()

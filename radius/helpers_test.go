@@ -19,6 +19,8 @@ import (
 
 	"github.com/otpgate/otpgate/auth"
 	"github.com/otpgate/otpgate/config"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 const testSecret = "s3cret-shared-with-the-nas-0123"
@@ -81,22 +83,7 @@ func testConfig() *config.Config {
 }
 
 // syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testtool.Buffer
 
 type testServer struct {
 	*Server
