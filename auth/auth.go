@@ -132,8 +132,10 @@ func (a *Authenticator) Authenticate(ctx context.Context, r Request) Decision {
 		d = Decision{Result: Drop, Reason: ReasonOverload}
 	}
 	d.Elapsed = time.Since(start)
-	a.log.Debug("decision", "user", r.User, "client", r.Client, "mode", string(r.Mode),
-		"result", d.Result.String(), "reason", string(d.Reason), "dur_s", d.Elapsed.Seconds())
+	if a.log.Enabled(ctx, slog.LevelDebug) { // the arguments allocate even when discarded
+		a.log.Debug("decision", "user", r.User, "client", r.Client, "mode", string(r.Mode),
+			"result", d.Result.String(), "reason", string(d.Reason), "dur_s", d.Elapsed.Seconds())
+	}
 	return d
 }
 
@@ -419,20 +421,12 @@ func (a *Authenticator) answer(ctx context.Context, r Request) Decision {
 	if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(r.User)) != 1 || client != r.Client {
 		return reject(ReasonBadState)
 	}
-	u, found, err := a.lookup(ctx, r.User)
-	switch {
-	case err != nil:
-		return a.internal("auth: read user", r.User, err)
-	case !found:
-		return reject(ReasonUnknownUser)
-	case u.Disabled:
-		return reject(ReasonDisabled)
-	case a.locked(&u):
-		return reject(ReasonLocked)
-	case !hasToken(&u):
-		return reject(ReasonNotEnrolled) // token removed since the challenge
-	}
-	return a.checkFactor(ctx, u.Name, parseFactor(r.Password, tokenDigits(u.TOTP)))
+	// One transaction: checkFactorWith checks disabled, locked and the token
+	// (removed since the challenge: not_enrolled) on the fresh record.
+	d, _ := a.checkFactorWith(ctx, r.User, func(u *store.User) factor {
+		return parseFactor(r.Password, tokenDigits(u.TOTP))
+	}, false)
+	return d
 }
 
 // errNoWrite makes store.Update discard fn's changes; the outcome is in the

@@ -53,11 +53,12 @@ func checkMessageAuthenticator(raw, secret []byte) maStatus {
 	if at < 0 {
 		return maAbsent
 	}
-	zeroed := make([]byte, len(raw))
-	copy(zeroed, raw)
-	clear(zeroed[at+2 : at+maLen])
+	// HMAC over the packet with the MA value read as zeros, without copying.
+	var zero [md5.Size]byte
 	m := hmac.New(md5.New, secret)
-	m.Write(zeroed)
+	m.Write(raw[:at+2])
+	m.Write(zero[:])
+	m.Write(raw[at+maLen:])
 	if hmac.Equal(m.Sum(nil), raw[at+2:at+maLen]) {
 		return maValid
 	}

@@ -23,9 +23,11 @@ const (
 // false when the packet lacks a usable User-Name or User-Password, or has
 // more than one State: the caller answers such a request with a Reject.
 func buildRequest(p *rad.Packet, c *client, src netip.AddrPort) (req auth.Request, ok bool) {
-	req = auth.Request{Client: c.name, Mode: c.mode, Station: src.Addr().String()}
+	req = auth.Request{Client: c.name, Mode: c.mode}
 	if st, err := rfc2865.CallingStationID_LookupString(p); err == nil && st != "" {
 		req.Station = st
+	} else {
+		req.Station = src.Addr().String()
 	}
 	user, err := rfc2865.UserName_LookupString(p)
 	if err != nil || user == "" || len(user) > maxUserLen {
