@@ -73,29 +73,38 @@ func (db *DB) read(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }
 // untouched; after writing, fn must wrap the error with dirty. Errors fn
 // returns (already wrapped with context) come back unchanged; bbolt's own
 // errors (closed database, commit or fsync failure such as a full disk) are
-// wrapped with op.
-func (db *DB) writeOp(op string, fn func(tx *bolt.Tx) error) error {
+// wrapped with op and name (the user, or "" for whole-store operations).
+func (db *DB) writeOp(op, name string, fn func(tx *bolt.Tx) error) error {
 	res := db.submit(fn, true)
 	if res.err != nil {
 		return res.err
 	}
 	if res.txErr != nil {
-		return fmt.Errorf("store: %s: %w", op, res.txErr)
+		return opError(op, name, res.txErr)
 	}
 	return nil
 }
 
 // readOp is writeOp for read-only transactions.
-func (db *DB) readOp(op string, fn func(tx *bolt.Tx) error) error {
+func (db *DB) readOp(op, name string, fn func(tx *bolt.Tx) error) error {
 	var inner error
 	err := db.read(func(tx *bolt.Tx) error {
 		inner = fn(tx)
 		return inner
 	})
 	if err != nil && inner == nil {
-		return fmt.Errorf("store: %s: %w", op, err)
+		return opError(op, name, err)
 	}
 	return err
+}
+
+// opError wraps a bbolt error; built only on failure, so the hot path
+// formats nothing.
+func opError(op, name string, err error) error {
+	if name == "" {
+		return fmt.Errorf("store: %s: %w", op, err)
+	}
+	return fmt.Errorf("store: %s %q: %w", op, name, err)
 }
 
 func usersBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
@@ -125,7 +134,7 @@ func (db *DB) Get(ctx context.Context, name string) (User, error) {
 		return User{}, err
 	}
 	var u User
-	err := db.readOp(fmt.Sprintf("get %q", name), func(tx *bolt.Tx) error {
+	err := db.readOp("get", name, func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
@@ -148,7 +157,7 @@ func (db *DB) List(ctx context.Context) ([]User, error) {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
 	users := []User{}
-	err := db.readOp("list", func(tx *bolt.Tx) error {
+	err := db.readOp("list", "", func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
@@ -180,7 +189,7 @@ func (db *DB) Create(ctx context.Context, u User) error {
 	if err != nil {
 		return err
 	}
-	return db.writeOp(fmt.Sprintf("create %q", u.Name), func(tx *bolt.Tx) error {
+	return db.writeOp("create", u.Name, func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
@@ -209,7 +218,7 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err := lookupName("update", name); err != nil {
 		return err
 	}
-	return db.writeOp(fmt.Sprintf("update %q", name), func(tx *bolt.Tx) error {
+	return db.writeOp("update", name, func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
@@ -249,7 +258,7 @@ func (db *DB) Delete(ctx context.Context, name string) error {
 	if err := lookupName("delete", name); err != nil {
 		return err
 	}
-	return db.writeOp(fmt.Sprintf("delete %q", name), func(tx *bolt.Tx) error {
+	return db.writeOp("delete", name, func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
@@ -300,7 +309,7 @@ func (db *DB) Import(ctx context.Context, users []User) error {
 			return fmt.Errorf("store: import: user %q appears more than once: %w", items[i].name, ErrUserExists)
 		}
 	}
-	return db.writeOp("import", func(tx *bolt.Tx) error {
+	return db.writeOp("import", "", func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
