@@ -119,7 +119,7 @@ func (t *stationTable) locked(key string, now time.Time) bool {
 	if now.Before(e.lockedUntil) {
 		return true
 	}
-	if now.Sub(e.last) >= t.forget && !now.Before(e.lockedUntil) {
+	if now.Sub(e.last) >= t.forget { // not locked: returned above
 		t.lru.Remove(el)
 		delete(t.m, key)
 	}

@@ -3,7 +3,6 @@ package auth
 import (
 	"crypto/hmac"
 	"crypto/subtle"
-	"encoding/base32"
 	"encoding/binary"
 	"fmt"
 	"hash"
@@ -15,8 +14,6 @@ import (
 
 	"github.com/otpgate/otpgate/store"
 )
-
-var seedEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // tokenDigits is the code length of t (6 unless the token says 8).
 func tokenDigits(t *store.TOTP) int {

@@ -71,13 +71,9 @@ func NewServer(svc admin.Service, opt ServerOptions, log *slog.Logger) *Server {
 	}
 	s := &Server{svc: svc, opt: opt, log: log.With("component", "control"), started: time.Now()}
 	euid := uint32(os.Geteuid())
-	gid := int64(-1)
-	if opt.Group != "" {
-		if g, err := user.LookupGroup(opt.Group); err == nil {
-			if n, err := strconv.ParseInt(g.Gid, 10, 64); err == nil {
-				gid = n
-			}
-		}
+	gid := int64(-1) // a bad group is reported by Listen, which needs it too
+	if n, err := lookupGID(opt.Group); err == nil {
+		gid = int64(n)
 	}
 	s.allow = func(p unix.Ucred) bool {
 		if p.Uid == 0 || p.Uid == euid {
@@ -167,12 +163,9 @@ func (s *Server) Listen(path string) (net.Listener, error) {
 	mode := os.FileMode(0o600)
 	gid := -1
 	if s.opt.Group != "" {
-		g, err := user.LookupGroup(s.opt.Group)
-		if err != nil {
-			return nil, fmt.Errorf("control: group %q: %w", s.opt.Group, err)
-		}
-		if gid, err = strconv.Atoi(g.Gid); err != nil {
-			return nil, fmt.Errorf("control: group %q: bad gid %q", s.opt.Group, g.Gid)
+		var err error
+		if gid, err = lookupGID(s.opt.Group); err != nil {
+			return nil, err
 		}
 		mode = 0o660
 	}
@@ -593,4 +586,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// lookupGID returns the gid of the admin group; -1 and no error for none.
+func lookupGID(group string) (int, error) {
+	if group == "" {
+		return -1, nil
+	}
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return -1, fmt.Errorf("control: group %q: %w", group, err)
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return -1, fmt.Errorf("control: group %q: bad gid %q", group, g.Gid)
+	}
+	return gid, nil
 }

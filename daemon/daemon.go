@@ -25,7 +25,6 @@ import (
 	"github.com/otpgate/otpgate/auth"
 	"github.com/otpgate/otpgate/config"
 	"github.com/otpgate/otpgate/control"
-	"github.com/otpgate/otpgate/password"
 	"github.com/otpgate/otpgate/radius"
 	"github.com/otpgate/otpgate/store"
 )
@@ -222,8 +221,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		}
 	}()
 
-	params := password.Params{Time: cfg.Password.Argon2Time, MemKiB: cfg.Password.Argon2MemKiB, Threads: cfg.Password.Argon2Threads}
-	svc := admin.NewLocal(st, params, cfg.Issuer)
+	svc := admin.NewLocal(st, aopt.Password, cfg.Issuer) // the params auth hashes with
 	cs := control.NewServer(svc, control.ServerOptions{Group: cfg.Control.Group, Version: opt.Version}, log)
 	controlLn, err := cs.Listen(cfg.SocketPath())
 	if err != nil {

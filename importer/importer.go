@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -63,7 +64,7 @@ func ParseCSV(r io.Reader) ([]admin.ImportUser, error) {
 		if row == 0 {
 			// Spreadsheets often start a UTF-8 CSV file with a byte order mark.
 			rec[0] = strings.TrimPrefix(rec[0], "\ufeff")
-			if isHeader(rec) {
+			if slices.Equal(rec, CSVHeader) {
 				continue
 			}
 			if strings.EqualFold(strings.TrimSpace(rec[0]), "name") {
@@ -88,19 +89,6 @@ func ParseCSV(r io.Reader) ([]admin.ImportUser, error) {
 		users = append(users, u)
 	}
 	return users, nil
-}
-
-// isHeader reports whether rec is exactly CSVHeader.
-func isHeader(rec []string) bool {
-	if len(rec) != len(CSVHeader) {
-		return false
-	}
-	for i, h := range CSVHeader {
-		if rec[i] != h {
-			return false
-		}
-	}
-	return true
 }
 
 // parseRow turns one record into a user; on error it names the column.
@@ -173,21 +161,12 @@ func splitGroups(s string) []string {
 	var groups []string
 	for _, g := range strings.Split(s, ";") {
 		g = strings.TrimSpace(g)
-		if g == "" || contains(groups, g) {
+		if g == "" || slices.Contains(groups, g) {
 			continue
 		}
 		groups = append(groups, g)
 	}
 	return groups
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // maxGALines bounds a ~/.google_authenticator file: a secret, a handful of
