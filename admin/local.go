@@ -226,7 +226,7 @@ func (l *Local) ActivateTOTP(ctx context.Context, name string, code string, forc
 		if u.TOTP != nil && !force {
 			return ErrAlreadyEnrolled
 		}
-		if !sixDigits(code) {
+		if !recovery.IsDigits(code, totpDigits) {
 			return fmt.Errorf("%w (a code is the %d digits the app shows)", ErrWrongCode, totpDigits)
 		}
 		now := l.now()
@@ -428,19 +428,6 @@ func newTOTP(secret []byte, now time.Time) *store.TOTP {
 		Period:    totpPeriod,
 		Enrolled:  now.UTC(),
 	}
-}
-
-// sixDigits reports whether code is exactly totpDigits ASCII digits.
-func sixDigits(code string) bool {
-	if len(code) != totpDigits {
-		return false
-	}
-	for i := 0; i < len(code); i++ {
-		if code[i] < '0' || code[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func plural(n int, one, many string) string {

@@ -217,7 +217,7 @@ func splitAppend(field string, digits int) (pw string, f factor, ok bool) {
 	if prefix, code, ok := recovery.SplitSuffix(field); ok {
 		return prefix, factor{kind: factorRecovery, value: code}, true
 	}
-	if n := len(field); n >= digits && isDigits(field[n-digits:], digits) {
+	if n := len(field); n >= digits && recovery.IsDigits(field[n-digits:], digits) {
 		return field[:n-digits], factor{kind: factorCode, value: field[n-digits:]}, true
 	}
 	return field, factor{}, false
@@ -225,7 +225,7 @@ func splitAppend(field string, digits int) (pw string, f factor, ok bool) {
 
 // parseFactor reads a field that holds a second factor alone.
 func parseFactor(field string, digits int) factor {
-	if isDigits(field, digits) {
+	if recovery.IsDigits(field, digits) {
 		return factor{kind: factorCode, value: field}
 	}
 	if n, ok := recovery.Normalize(field); ok {

@@ -13,6 +13,8 @@ import (
 	"github.com/pquerna/otp/hotp"
 
 	"github.com/otpgate/otpgate/store"
+
+	"github.com/otpgate/otpgate/recovery"
 )
 
 // tokenDigits is the code length of t (6 unless the token says 8).
@@ -54,19 +56,6 @@ func tokenOpts(t *store.TOTP) (hotp.ValidateOpts, uint64, error) {
 	return o, period, nil
 }
 
-// isDigits reports whether s is exactly n ASCII digits.
-func isDigits(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
 // matchStep checks code against every time step T-skew..T+skew of token t at
 // now. It computes and compares all of them (no early exit, constant-time
 // compare and select) and returns the highest matching step. The caller
@@ -76,7 +65,7 @@ func matchStep(t *store.TOTP, code string, now time.Time, skew int) (step uint64
 	if err != nil {
 		return 0, false, err
 	}
-	if !isDigits(code, opts.Digits.Length()) {
+	if !recovery.IsDigits(code, opts.Digits.Length()) {
 		return 0, false, nil
 	}
 	if len(t.Secret) == 0 {

@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/otpgate/otpgate/recovery"
 )
 
 // Errors Flow.Run returns; the CLI may map them to messages or exit codes.
@@ -258,7 +260,7 @@ func (f Flow) askCode(ctx context.Context, out *errWriter) ([]string, error) {
 		}
 		code := cleanCode(line)
 		left := Tries - try
-		if !isDigits(code, Digits) {
+		if !recovery.IsDigits(code, Digits) {
 			if left == 0 {
 				break
 			}

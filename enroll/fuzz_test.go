@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/recovery"
 )
 
 // FuzzDecodeSecret: no panics; whatever is accepted is at least 16 bytes and
@@ -35,7 +37,7 @@ func FuzzVerify(f *testing.F) {
 		if !ok {
 			return
 		}
-		if !isDigits(code, 6) {
+		if !recovery.IsDigits(code, 6) {
 			t.Fatalf("code %q verified", code)
 		}
 		now, _ := Step(at)

@@ -23,6 +23,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
+
+	"github.com/otpgate/otpgate/recovery"
 )
 
 // Token parameters otpgate issues and verifies.
@@ -206,7 +208,7 @@ const MaxSkew = 10
 // which step (if any) matched. Callers must still refuse steps at or below
 // the user's last accepted step (replay, RFC 6238 §5.2).
 func Verify(secret []byte, code string, t time.Time, skew int) (step uint64, ok bool) {
-	if len(secret) == 0 || !isDigits(code, Digits) {
+	if len(secret) == 0 || !recovery.IsDigits(code, Digits) {
 		return 0, false
 	}
 	now, valid := Step(t)
@@ -233,17 +235,4 @@ func Verify(secret []byte, code string, t time.Time, skew int) (step uint64, ok 
 		found |= eq
 	}
 	return matched, found == 1
-}
-
-// isDigits reports whether s is exactly n ASCII digits.
-func isDigits(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -102,12 +102,16 @@ func isOurs(n string) bool {
 }
 
 // isScratch reports whether n is 8 ASCII digits.
-func isScratch(n string) bool {
-	if len(n) != ScratchLen {
+func isScratch(n string) bool { return IsDigits(n, ScratchLen) }
+
+// IsDigits reports whether s is exactly n ASCII digits: the strict shape of
+// a TOTP code or a scratch code (no spaces, signs or other scripts' digits).
+func IsDigits(s string, n int) bool {
+	if len(s) != n {
 		return false
 	}
-	for i := 0; i < len(n); i++ {
-		if n[i] < '0' || n[i] > '9' {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
 	}
