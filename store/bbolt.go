@@ -206,11 +206,23 @@ func (db *DB) Create(ctx context.Context, u User) error {
 }
 
 // Update reads user name, applies fn to a fresh copy and writes the result,
-// all in one transaction that is durable when Update returns nil. If fn
-// returns an error nothing is written and Update returns that error as is.
-// fn must not change u.Name. Concurrent Updates share one transaction and
-// one fsync (group commit); fn may then run more than once, each time on a
-// fresh copy, so it must not have effects beyond u and variables it sets.
+// all atomically and durably when Update returns nil. If fn returns an error
+// nothing is written and Update returns that error as is. fn must not change
+// u.Name. fn may run more than once, each time on a fresh copy, so it must
+// not have effects beyond u and variables it sets.
+//
+// Update is optimistic, so that the expensive part runs on the caller's
+// goroutine, in parallel with other callers, and the single committer does
+// only a compare and a put: fn runs on a snapshot read in a read-only
+// transaction (decrypting the seed, checking a code, encoding the result),
+// then the committer writes the new value only if the stored value is still
+// byte for byte the one fn saw. Equal bytes are equal state, so that write
+// is exactly what fn would have done on the fresh record. If another write
+// got in between, fn runs again on the fresh record inside the write
+// transaction. An error from fn on the snapshot (it decided not to write)
+// is returned without a write transaction: the decision holds for the state
+// as it was during the call. Concurrent Updates share one transaction and
+// one fsync (group commit).
 func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: update: %w", err)
@@ -218,36 +230,69 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err := lookupName("update", name); err != nil {
 		return err
 	}
+	key := []byte(name)
+	var seen []byte
+	err := db.readOp("update", name, func(tx *bolt.Tx) error {
+		b, err := usersBucket(tx)
+		if err != nil {
+			return err
+		}
+		v := b.Get(key)
+		if v == nil {
+			return fmt.Errorf("store: update %q: %w", name, ErrUserNotFound)
+		}
+		seen = bytes.Clone(v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	data, err := db.applyUpdate(name, seen, fn)
+	if err != nil {
+		return err
+	}
 	return db.writeOp("update", name, func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
 		}
-		key := []byte(name)
 		v := b.Get(key)
 		if v == nil {
 			return fmt.Errorf("store: update %q: %w", name, ErrUserNotFound)
 		}
-		var prev sealedSeeds
-		u, err := decodeRecordSealed(db.keys, name, v, &prev)
-		if err != nil {
-			return fmt.Errorf("store: update %q: %w", name, err)
+		put := data
+		if !bytes.Equal(v, seen) {
+			// Changed since the snapshot: run fn on the fresh record.
+			if put, err = db.applyUpdate(name, v, fn); err != nil {
+				return err
+			}
 		}
-		if err := fn(&u); err != nil {
-			return err
-		}
-		if u.Name != name {
-			return fmt.Errorf("store: update %q: the update renamed the user to %.64q; renaming is not supported", name, u.Name)
-		}
-		data, err := encodeRecordReusing(db.keys, &u, &prev)
-		if err != nil {
-			return fmt.Errorf("store: update %q: %w", name, err)
-		}
-		if err := b.Put(key, data); err != nil {
+		if err := b.Put(key, put); err != nil {
 			return dirty(fmt.Errorf("store: update %q: %w", name, err))
 		}
 		return nil
 	})
+}
+
+// applyUpdate decodes the stored value v of user name, applies fn and
+// returns the value to store. Errors from fn come back as they are.
+func (db *DB) applyUpdate(name string, v []byte, fn func(u *User) error) ([]byte, error) {
+	var prev sealedSeeds
+	u, err := decodeRecordSealed(db.keys, name, v, &prev)
+	if err != nil {
+		return nil, fmt.Errorf("store: update %q: %w", name, err)
+	}
+	if err := fn(&u); err != nil {
+		return nil, err
+	}
+	if u.Name != name {
+		return nil, fmt.Errorf("store: update %q: the update renamed the user to %.64q; renaming is not supported", name, u.Name)
+	}
+	data, err := encodeRecordReusing(db.keys, &u, &prev)
+	if err != nil {
+		return nil, fmt.Errorf("store: update %q: %w", name, err)
+	}
+	return data, nil
 }
 
 // Delete removes user name.

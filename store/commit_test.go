@@ -144,18 +144,19 @@ func TestGroupCommitErrorIsolation(t *testing.T) {
 		return nil
 	}
 	ops := []struct {
-		name string
-		run  func() error
-		want func(o batchOutcome) error
+		name  string
+		run   func() error
+		want  func(o batchOutcome) error
+		early bool // answered before the committer (Update's snapshot)
 	}{
 		{"good update", func() error {
 			return db.Update(ctx, "u000000", func(u *User) error { u.CodeFailures = 7; return nil })
-		}, wantNil},
-		{"first use", func() error { return db.Update(ctx, "u000001", useOnce) }, wantNil},
-		{"second use, clean fn error in the batch", func() error { return db.Update(ctx, "u000001", useOnce) }, wantIs(ErrCodeReused)},
+		}, wantNil, false},
+		{"first use", func() error { return db.Update(ctx, "u000001", useOnce) }, wantNil, false},
+		{"second use, clean fn error in the batch", func() error { return db.Update(ctx, "u000001", useOnce) }, wantIs(ErrCodeReused), false},
 		{"clean fn error", func() error {
 			return db.Update(ctx, "u000006", func(u *User) error { u.CodeFailures = 99; return ErrCodeReused })
-		}, wantIs(ErrCodeReused)},
+		}, wantIs(ErrCodeReused), true},
 		{"dirty write error", func() error {
 			return db.write(func(tx *bolt.Tx) error {
 				if err := tx.Bucket(bucketMeta).Put([]byte("junk"), []byte("x")); err != nil {
@@ -163,30 +164,44 @@ func TestGroupCommitErrorIsolation(t *testing.T) {
 				}
 				return errBoom
 			})
-		}, wantIs(errBoom)},
-		{"create existing", func() error { return db.Create(ctx, totpUser("u000002", randomSeed(t))) }, wantIs(ErrUserExists)},
+		}, wantIs(errBoom), false},
+		{"create existing", func() error { return db.Create(ctx, totpUser("u000002", randomSeed(t))) }, wantIs(ErrUserExists), false},
 		{"import with a clash", func() error {
 			return db.Import(ctx, []User{totpUser("new1", randomSeed(t)), totpUser("u000003", randomSeed(t))})
-		}, wantIs(ErrUserExists)},
-		{"update missing", func() error { return db.Update(ctx, "nobody", func(*User) error { return nil }) }, wantIs(ErrUserNotFound)},
-		{"delete missing", func() error { return db.Delete(ctx, "nobody") }, wantIs(ErrUserNotFound)},
+		}, wantIs(ErrUserExists), false},
+		{"update missing", func() error { return db.Update(ctx, "nobody", func(*User) error { return nil }) }, wantIs(ErrUserNotFound), true},
+		{"delete missing", func() error { return db.Delete(ctx, "nobody") }, wantIs(ErrUserNotFound), false},
 		{"panic", func() error {
 			return db.write(func(tx *bolt.Tx) error {
 				tx.Bucket(bucketMeta).Put([]byte("junk2"), []byte("x"))
 				panic("fn panicked")
 			})
-		}, wantPanic},
-		{"good create", func() error { return db.Create(ctx, totpUser("new2", randomSeed(t))) }, wantNil},
-		{"good delete", func() error { return db.Delete(ctx, "u000004") }, wantNil},
+		}, wantPanic, false},
+		{"good create", func() error { return db.Create(ctx, totpUser("new2", randomSeed(t))) }, wantNil, false},
+		{"good delete", func() error { return db.Delete(ctx, "u000004") }, wantNil, false},
 		{"second good update", func() error {
 			return db.Update(ctx, "u000005", func(u *User) error { u.CodeFailures = 5; return nil })
-		}, wantNil},
+		}, wantNil, false},
 	}
 	release := holdCommitter(t, db)
 	results := make([]batchOutcome, len(ops))
 	var wg sync.WaitGroup
 	queued := 0
 	for i, op := range ops {
+		if op.early {
+			// Decided on Update's snapshot: it must not wait for the
+			// held committer.
+			done := make(chan error, 1)
+			go func() { done <- op.run() }()
+			select {
+			case err := <-done:
+				results[i] = batchOutcome{name: op.name, err: err}
+			case <-time.After(10 * time.Second):
+				release()
+				t.Fatalf("%s waited for the committer", op.name)
+			}
+			continue
+		}
 		wg.Go(func() {
 			defer func() {
 				if p := recover(); p != nil {
