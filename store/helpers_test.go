@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -71,4 +72,37 @@ func copyFile(t testing.TB, src, dst string, mode os.FileMode) {
 	if err := os.Chmod(dst, mode); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// parseStored decodes a stored record in either form without opening the
+// seeds (no key needed), for tests that inspect or edit the raw database.
+func parseStored(t testing.TB, v []byte) record {
+	t.Helper()
+	var r record
+	var err error
+	if isBinaryRecord(v) {
+		err = unmarshalBinaryRecord(v, &r)
+	} else {
+		err = json.Unmarshal(v, &r)
+	}
+	if err != nil {
+		t.Fatalf("parse stored record: %v", err)
+	}
+	return r
+}
+
+// encodeRecordJSON is encodeRecord in the schema 1 (JSON) form, for
+// databases written the way older versions wrote them.
+func encodeRecordJSON(t testing.TB, k *keyring, u *User) []byte {
+	t.Helper()
+	bin, err := encodeRecord(k, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := parseStored(t, bin)
+	data, err := json.Marshal(&r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -112,10 +111,30 @@ func TestNoSeedInRawFile(t *testing.T) {
 			}
 		}
 	}
-	// The check can fail: the sealed form is in the file.
-	for _, field := range []string{"sealed_seed", "sealed_pending_seed"} {
-		if !bytes.Contains(raw, []byte(field)) {
-			t.Fatalf("no %s in the file; the scan above proves nothing", field)
+	// The check can fail: the sealed forms are in the file.
+	var sealed [][]byte
+	b := rawBolt(t, path)
+	defer b.Close()
+	err = b.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketUsers).ForEach(func(_, v []byte) error {
+			r := parseStored(t, v)
+			for _, s := range [][]byte{r.SealedSeed, r.SealedPendingSeed} {
+				if s != nil {
+					sealed = append(sealed, s)
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sealed) != 7 { // alice, bob, carol: active and pending; dave: pending
+		t.Fatalf("%d sealed seeds stored, want 7", len(sealed))
+	}
+	for _, s := range sealed {
+		if !bytes.Contains(raw, s) {
+			t.Fatal("a sealed seed is not in the file as stored; the scan above proves nothing")
 		}
 	}
 }
@@ -261,9 +280,9 @@ func TestSeedSwapDetected(t *testing.T) {
 	b := rawBolt(t, path)
 	err := b.Update(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bucketUsers)
-		alice := string(users.Get([]byte("alice")))
-		swapped := strings.Replace(alice, `"name":"alice"`, `"name":"bob"`, 1)
-		return users.Put([]byte("bob"), []byte(swapped))
+		r := parseStored(t, users.Get([]byte("alice")))
+		r.Name = "bob" // alice's sealed seed, under bob
+		return users.Put([]byte("bob"), marshalBinaryRecord(nil, &r))
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -321,14 +340,14 @@ func TestPendingSeedSlotsBound(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		edit func(r map[string]any)
+		edit func(r *record)
 	}{
-		{"pending into active", func(r map[string]any) { r["sealed_seed"] = r["sealed_pending_seed"] }},
-		{"active into pending", func(r map[string]any) { r["sealed_pending_seed"] = r["sealed_seed"] }},
-		{"pending into active, pending dropped", func(r map[string]any) {
-			r["sealed_seed"] = r["sealed_pending_seed"]
-			delete(r, "sealed_pending_seed")
-			delete(r, "pending_totp")
+		{"pending into active", func(r *record) { r.SealedSeed = r.SealedPendingSeed }},
+		{"active into pending", func(r *record) { r.SealedPendingSeed = r.SealedSeed }},
+		{"pending into active, pending dropped", func(r *record) {
+			r.SealedSeed = r.SealedPendingSeed
+			r.SealedPendingSeed = nil
+			r.PendingTOTP = nil
 		}},
 	}
 	for _, tt := range tests {
@@ -347,19 +366,12 @@ func TestPendingSeedSlotsBound(t *testing.T) {
 			b := rawBolt(t, path)
 			err = b.Update(func(tx *bolt.Tx) error {
 				users := tx.Bucket(bucketUsers)
-				var r map[string]any
-				if err := json.Unmarshal(users.Get([]byte("alice")), &r); err != nil {
-					return err
-				}
-				if r["sealed_pending_seed"] == nil || r["sealed_seed"] == nil {
+				r := parseStored(t, users.Get([]byte("alice")))
+				if r.SealedPendingSeed == nil || r.SealedSeed == nil {
 					return errors.New("record lacks a sealed seed")
 				}
-				tt.edit(r)
-				v, err := json.Marshal(r)
-				if err != nil {
-					return err
-				}
-				return users.Put([]byte("alice"), v)
+				tt.edit(&r)
+				return users.Put([]byte("alice"), marshalBinaryRecord(nil, &r))
 			})
 			if err != nil {
 				t.Fatal(err)

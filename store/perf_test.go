@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"testing"
 
@@ -15,7 +14,8 @@ func storedRecord(t *testing.T, db *DB, name string) record {
 	t.Helper()
 	var r record
 	err := db.read(func(tx *bolt.Tx) error {
-		return json.Unmarshal(tx.Bucket(bucketUsers).Get([]byte(name)), &r)
+		r = parseStored(t, tx.Bucket(bucketUsers).Get([]byte(name)))
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)

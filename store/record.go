@@ -11,8 +11,9 @@ import (
 // to 64 bytes (SHA-512 block-sized keys).
 const maxSeedLen = 128
 
-// record is the JSON value stored under a user's name in the users bucket.
-// TOTP.Secret is never marshalled (json:"-"); the seed is stored only as
+// record is the value stored under a user's name in the users bucket: binary
+// since schema 2 (recordbin.go), JSON before. TOTP.Secret is never stored
+// (json:"-"); the seed is stored only as
 // SealedSeed, AES-GCM-encrypted with the user name as additional data. The
 // pending seed (PendingTOTP.Secret) is stored the same way as
 // SealedPendingSeed, under its own additional data (pendingSeedAAD), so it
@@ -98,11 +99,7 @@ func encodeRecordReusing(k *keyring, u *User, prev *sealedSeeds) ([]byte, error)
 			r.SealedPendingSeed = sealed
 		}
 	}
-	data, err := json.Marshal(&r)
-	if err != nil {
-		return nil, fmt.Errorf("store: encode user %q: %w", u.Name, err)
-	}
-	return data, nil
+	return marshalBinaryRecord(make([]byte, 0, 256), &r), nil
 }
 
 // decodeRecord parses the value stored under key name. The returned User
@@ -118,7 +115,11 @@ func decodeRecord(k *keyring, name string, data []byte) (User, error) {
 // are seen as changes.
 func decodeRecordSealed(k *keyring, name string, data []byte, prev *sealedSeeds) (User, error) {
 	var r record
-	if err := json.Unmarshal(data, &r); err != nil {
+	if isBinaryRecord(data) {
+		if err := unmarshalBinaryRecord(data, &r); err != nil {
+			return User{}, fmt.Errorf("decode record: %w", err)
+		}
+	} else if err := json.Unmarshal(data, &r); err != nil {
 		return User{}, fmt.Errorf("decode record: %w", err)
 	}
 	if r.Name != name {

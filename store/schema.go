@@ -12,7 +12,7 @@ import (
 // currentSchema is the layout version this program writes. Bump it together
 // with a new entry in migrations, and keep testdata/schema<N>.db of the
 // previous version so the step is tested on a real old file.
-const currentSchema = 1
+const currentSchema = 2
 
 // Bucket and meta key names.
 var (
@@ -40,6 +40,16 @@ var migrations = []migration{
 		// Version 0 is the pre-versioned layout: the same meta and users
 		// buckets and record format, but no schema_version key.
 		name:  "stamp schema_version on a pre-versioned database",
+		apply: func(*bolt.Tx) error { return nil },
+	},
+	{
+		to: 2,
+		// Records are written in the binary form (recordbin.go) from now
+		// on; JSON records are still read and turn binary at their next
+		// write, so the step rewrites nothing (start-up stays fast on a
+		// big database). The version stops an older otpgate, which reads
+		// only JSON, from opening the database.
+		name:  "binary user records",
 		apply: func(*bolt.Tx) error { return nil },
 	},
 }
@@ -89,7 +99,13 @@ func readState(tx *bolt.Tx) (dbState, error) {
 // hasSealedSeed is a cheap, conservative pre-check used only to decide
 // whether a database without key_check may already hold seeds (then no new
 // key may be made for it).
-func hasSealedSeed(v []byte) bool { return bytes.Contains(v, []byte(`"sealed_seed"`)) }
+func hasSealedSeed(v []byte) bool {
+	if isBinaryRecord(v) {
+		var r record
+		return unmarshalBinaryRecord(v, &r) != nil || r.SealedSeed != nil || r.SealedPendingSeed != nil
+	}
+	return bytes.Contains(v, []byte(`"sealed_seed"`))
+}
 
 // migrate runs steps from version from up to len(steps), stamping
 // schema_version after each, inside tx. The caller commits (bbolt fsyncs).

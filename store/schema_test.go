@@ -100,10 +100,7 @@ func writeV0(t *testing.T, path, keyFile string, withCheck bool, users ...User) 
 		}
 		bu, _ := tx.CreateBucket(bucketUsers)
 		for i := range users {
-			data, err := encodeRecord(k, &users[i])
-			if err != nil {
-				return err
-			}
+			data := encodeRecordJSON(t, k, &users[i]) // v0 wrote JSON
 			if err := bu.Put([]byte(users[i].Name), data); err != nil {
 				return err
 			}
@@ -136,8 +133,8 @@ func TestMigrateV0(t *testing.T) {
 				t.Fatalf("users after migration = %+v", list)
 			}
 			db.Close()
-			if v := readSchemaVersion(t, path); v != "1" {
-				t.Fatalf("schema_version after migration = %q, want 1", v)
+			if v := readSchemaVersion(t, path); v != strconv.Itoa(currentSchema) {
+				t.Fatalf("schema_version after migration = %q, want %d", v, currentSchema)
 			}
 			b := rawBolt(t, path)
 			b.View(func(tx *bolt.Tx) error {
