@@ -9,8 +9,10 @@
 //
 // One bbolt file with two buckets. meta holds schema_version (decimal),
 // key_check (an HMAC proving the key file belongs to this database) and
-// created. users maps a name to a JSON record: the User fields, with the TOTP
-// secret only as sealed_seed = nonce || AES-256-GCM(seed), whose additional
+// created. users maps a name to a record (a compact binary form since schema
+// 2, see recordbin.go; schema 1 wrote JSON, which is still read): the User
+// fields, with the TOTP secret only as the sealed seed = nonce ||
+// AES-256-GCM(seed), whose additional
 // data is "otpgate/seed/v1\x00" + name, so a seed moved into another user's
 // record fails to decrypt. Recovery codes are stored as HashRecoveryCode
 // values (HMAC-SHA256 under a key derived from the master key).
@@ -37,7 +39,11 @@
 // being fsynced share the next one, so many concurrent logins cost about one
 // fsync instead of one each. Each write still sees the effects of the writes
 // before it, and a write that fails leaves no trace and does not fail the
-// others in its transaction (see commit.go).
+// others in its transaction (see commit.go). Update is optimistic: its
+// function runs on the caller's goroutine against a snapshot, and the
+// committer only checks that the stored bytes are unchanged before it puts
+// the result (else it runs the function again on the fresh record), so the
+// serial stage does a compare and a put per login, not a decode and encode.
 //
 // # Schema versions
 //

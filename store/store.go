@@ -63,9 +63,9 @@ type User struct {
 
 // Store is what the rest of otpgate needs from persistence.
 //
-// Update is the only way to change an existing user: fn runs inside one
-// transaction on a fresh copy of the user and its result is written durably
-// (fsync) before Update returns. If fn returns an error nothing is written and
+// Update is the only way to change an existing user: fn runs on a fresh copy
+// of the user and its result is written atomically (as if in one
+// transaction with the read) and durably (fsync) before Update returns. If fn returns an error nothing is written and
 // Update returns that error unwrapped-compatible (errors.Is works).
 type Store interface {
 	Get(ctx context.Context, name string) (User, error)
