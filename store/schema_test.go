@@ -223,8 +223,9 @@ func TestMigrateFramework(t *testing.T) {
 }
 
 // Fixture: testdata/schema1.db with key testdata/schema1.key, written by
-// `go test ./store -run TestFixtureSchema1 -update-fixtures`. When schema 2
-// comes, this file stays as the input of the 1 -> 2 migration test.
+// `go test ./store -run TestFixtureSchema1 -update-fixtures` while the schema
+// was 1. It stays as the input of the 1 -> 2 migration test (JSON records
+// read, turned binary by their next write); it can't be rewritten now.
 const fixtureSeed = "12345678901234567890" // RFC 6238 test seed
 
 func fixtureUsers() []User {
@@ -246,6 +247,9 @@ func TestFixtureSchema1(t *testing.T) {
 	src, srcKey := filepath.Join("testdata", "schema1.db"), filepath.Join("testdata", "schema1.key")
 	users := fixtureUsers()
 	users[0].RecoveryCodes = []string{"placeholder"}
+	if *updateFixtures && currentSchema != 1 {
+		t.Fatal("testdata/schema1.db holds schema 1 (JSON records) and can't be rewritten by this version")
+	}
 	if *updateFixtures {
 		dir := t.TempDir()
 		db, err := Open(filepath.Join(dir, "f.db"), Options{KeyFile: filepath.Join(dir, "f.key")})
@@ -288,5 +292,28 @@ func TestFixtureSchema1(t *testing.T) {
 	}
 	if string(got[0].TOTP.Secret) != fixtureSeed {
 		t.Fatal("alice's seed does not match")
+	}
+	// The fixture's records are JSON; a write turns one binary, the others
+	// stay JSON, and both read back.
+	isBinary := func(name string) bool {
+		var bin bool
+		db.read(func(tx *bolt.Tx) error {
+			bin = isBinaryRecord(tx.Bucket(bucketUsers).Get([]byte(name)))
+			return nil
+		})
+		return bin
+	}
+	if isBinary("alice") || isBinary("bob") {
+		t.Fatal("the schema 1 fixture already holds binary records")
+	}
+	if err := db.Update(ctx, "alice", func(u *User) error { u.TOTP.LastStep++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !isBinary("alice") || isBinary("bob") {
+		t.Fatal("an Update did not write alice in the binary form, or touched bob")
+	}
+	users[0].TOTP.LastStep++
+	if got, err = db.List(ctx); err != nil || !reflect.DeepEqual(got, users) {
+		t.Fatalf("after the update: %v\n got %+v\nwant %+v", err, got, users)
 	}
 }
