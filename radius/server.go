@@ -367,6 +367,14 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		}
 		return
 	}
+	// Shed load before the parse and the HMAC: with every handler busy and
+	// the queue full, an Access-Request would be dropped after them anyway,
+	// and under overload that work is what the handlers need. The NAS
+	// retransmits. Status-Server, the health check, still gets its answer.
+	if len(b) > 0 && rad.Code(b[0]) == rad.CodeAccessRequest && len(s.queue) == cap(s.queue) {
+		s.metrics.drops.inc(dropOverload)
+		return
+	}
 	pkt, err := rad.Parse(b, c.secret)
 	if err != nil {
 		s.metrics.drops.inc(dropMalformed)

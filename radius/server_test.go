@@ -693,3 +693,39 @@ func TestMisconfiguredNASWarns(t *testing.T) {
 		t.Error("a shared secret reached the log")
 	}
 }
+
+// TestShedBeforeParsing: with every handler busy and the queue full, an
+// Access-Request is dropped before its parse and Message-Authenticator
+// check (a request signed with the wrong secret counts as overload, not as
+// a bad Message-Authenticator), while Status-Server is still answered.
+func TestShedBeforeParsing(t *testing.T) {
+	cfg := testConfig()
+	cfg.Radius.Workers = 1
+	cfg.Radius.Queue = 1 // two handlers, one queue slot
+	gate := make(chan struct{})
+	fa := &fakeAuth{fn: func(ctx context.Context, r auth.Request) auth.Decision {
+		<-gate
+		return auth.Decision{Result: auth.Accept, Reason: auth.ReasonOK}
+	}}
+	s := startServer(t, cfg, fa)
+	defer close(gate) // before the cleanup's Shutdown
+	c := newClient(t, s.addr)
+	for id := range 3 { // one at a time: a burst may overflow the queue
+		c.send(makeRequest(t, reqOpts{id: byte(id), user: "u", password: "p"}))
+		waitFor(t, "the request taken or queued", func() bool {
+			return fa.calls.Load()+int64(len(s.queue)) == int64(id+1)
+		})
+	}
+	if len(s.queue) != cap(s.queue) || s.metrics.drops.get(dropOverload) != 0 {
+		t.Fatalf("queue %d/%d, %d dropped; want it full and none dropped", len(s.queue), cap(s.queue), s.metrics.drops.get(dropOverload))
+	}
+	c.send(makeRequest(t, reqOpts{id: 10, user: "u", password: "p", signSecret: "not-the-secret"}))
+	waitFor(t, "the fourth request shed", func() bool { return s.metrics.drops.get(dropOverload) == 1 })
+	if n := s.metrics.drops.get(dropBadMA); n != 0 {
+		t.Fatalf("%d bad Message-Authenticator drops: the shed request was parsed", n)
+	}
+	req := makeRequest(t, reqOpts{code: rad.CodeStatusServer, id: 11})
+	if p := checkResponse(t, c.exchange(req), req, testSecret); p.Code != rad.CodeAccessAccept {
+		t.Fatalf("Status-Server under overload: %v, want Access-Accept", p.Code)
+	}
+}
