@@ -414,7 +414,7 @@ func openStore(cfg *config.Config) (store.Store, error) {
 	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), LockTimeout: storeLockTimeout})
 	switch {
 	case err == nil:
-		if err := matchDataDirOwner(cfg.DBPath(), cfg.KeyPath()); err != nil {
+		if err := matchDataDirOwner(cfg.DBPath(), cfg.KeyPath(), store.WALPath(cfg.DBPath())); err != nil {
 			st.Close()
 			return nil, err
 		}

@@ -31,6 +31,8 @@ type DB struct {
 	keys *keyring
 	// commit runs every write transaction (group commit, see commit.go).
 	commit *committer
+	// wal logs Updates and serves them until a checkpoint (see wal.go).
+	wal *wal
 
 	closeMu sync.Mutex
 	closed  bool
@@ -75,7 +77,16 @@ func (db *DB) read(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }
 // errors (closed database, commit or fsync failure such as a full disk) are
 // wrapped with op and name (the user, or "" for whole-store operations).
 func (db *DB) writeOp(op, name string, fn func(tx *bolt.Tx) error) error {
-	res := db.submit(fn, true)
+	return db.writeOpReq(op, name, nil, fn)
+}
+
+// writeOpReq is writeOp for Update, which the committer may log (upd)
+// instead of running fn in a transaction.
+func (db *DB) writeOpReq(op, name string, upd *updateReq, fn func(tx *bolt.Tx) error) error {
+	res := db.commit.submitReq(&writeReq{fn: fn, clean: true, upd: upd, res: make(chan writeResult, 1)})
+	if res.panicked {
+		panic(res.panicVal)
+	}
 	if res.err != nil {
 		return res.err
 	}
@@ -134,6 +145,13 @@ func (db *DB) Get(ctx context.Context, name string) (User, error) {
 		return User{}, err
 	}
 	var u User
+	if v, ok := db.wal.get(name); ok {
+		u, err := decodeRecord(db.keys, name, v)
+		if err != nil {
+			return User{}, fmt.Errorf("store: get %q: %w", name, err)
+		}
+		return u, nil
+	}
 	err := db.readOp("get", name, func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
@@ -157,12 +175,18 @@ func (db *DB) List(ctx context.Context) ([]User, error) {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
 	users := []User{}
+	// The overlay is copied before the transaction begins: a checkpoint
+	// in between only puts the same records into bbolt.
+	logged := db.wal.snapshot()
 	err := db.readOp("list", "", func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
 		}
 		return b.ForEach(func(k, v []byte) error {
+			if lv, ok := logged[string(k)]; ok {
+				v = lv
+			}
 			u, err := decodeRecord(db.keys, string(k), v)
 			if err != nil {
 				return fmt.Errorf("store: list: user %q: %w", k, err)
@@ -231,8 +255,11 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 		return err
 	}
 	key := []byte(name)
-	var seen []byte
+	seen, logged := db.wal.get(name) // the overlay first, as in Get
 	err := db.readOp("update", name, func(tx *bolt.Tx) error {
+		if logged {
+			return nil
+		}
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
@@ -251,7 +278,10 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err != nil {
 		return err
 	}
-	return db.writeOp("update", name, func(tx *bolt.Tx) error {
+	upd := &updateReq{name: name, seen: seen, data: data, redo: func(cur []byte) ([]byte, error) {
+		return db.applyUpdate(name, cur, fn)
+	}}
+	return db.writeOpReq("update", name, upd, func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
@@ -394,6 +424,11 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("store: backup: %w", err)
 	}
+	// A write transaction first puts logged updates into bbolt, which the
+	// copy is taken from.
+	if err := db.write(func(*bolt.Tx) error { return nil }); err != nil {
+		return 0, fmt.Errorf("store: backup: checkpoint: %w", err)
+	}
 	var n int64
 	err := db.read(func(tx *bolt.Tx) error {
 		var err error
@@ -421,6 +456,13 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.commit.close()
+	// The committer has stopped: put logged updates into bbolt, and drop the
+	// emptied log file (a crash leaves it, and Open replays it).
+	db.commit.checkpoint()
+	if err := db.wal.close(true); err != nil {
+		db.bolt.Close()
+		return fmt.Errorf("store: close %s: %w", db.wal.path, err)
+	}
 	if err := db.bolt.Close(); err != nil {
 		return fmt.Errorf("store: close %s: %w", db.path, err)
 	}

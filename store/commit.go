@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -31,6 +33,7 @@ const maxBatch = 1024
 // transaction. fn must therefore not have effects outside tx.
 type committer struct {
 	bolt *bolt.DB
+	wal  *wal         // nil: every write is a bbolt transaction (see wal.go)
 	mu   sync.RWMutex // held for reading while a request is handed over
 	shut bool
 	reqs chan *writeReq
@@ -43,7 +46,18 @@ type committer struct {
 type writeReq struct {
 	fn    func(tx *bolt.Tx) error
 	clean bool
+	upd   *updateReq // set by Update: may be logged instead of run in a transaction
 	res   chan writeResult
+}
+
+// updateReq is an Update the committer can decide without a bbolt
+// transaction: if the user's current record is still seen, log data; if
+// it changed, log redo(current).
+type updateReq struct {
+	name string
+	seen []byte // the record fn ran on
+	data []byte // fn's result
+	redo func(cur []byte) ([]byte, error)
 }
 
 // writeResult is the outcome of one request: fn's own error (returned to the
@@ -67,8 +81,8 @@ func dirty(err error) error { return dirtyError{err} }
 
 var errRollback = errors.New("store: roll back batch")
 
-func newCommitter(b *bolt.DB) *committer {
-	c := &committer{bolt: b, reqs: make(chan *writeReq, maxBatch), done: make(chan struct{})}
+func newCommitter(b *bolt.DB, w *wal) *committer {
+	c := &committer{bolt: b, wal: w, reqs: make(chan *writeReq, maxBatch), done: make(chan struct{})}
 	go c.run()
 	return c
 }
@@ -76,7 +90,10 @@ func newCommitter(b *bolt.DB) *committer {
 // submit hands fn to the committer and waits until its transaction is
 // durable or failed.
 func (c *committer) submit(fn func(tx *bolt.Tx) error, clean bool) writeResult {
-	r := &writeReq{fn: fn, clean: clean, res: make(chan writeResult, 1)}
+	return c.submitReq(&writeReq{fn: fn, clean: clean, res: make(chan writeResult, 1)})
+}
+
+func (c *committer) submitReq(r *writeReq) writeResult {
 	c.mu.RLock()
 	if c.shut {
 		c.mu.RUnlock()
@@ -115,8 +132,117 @@ func (c *committer) run() {
 				break fill
 			}
 		}
-		c.commit(batch)
+		if c.wal != nil && allUpdates(batch) {
+			c.commitLogged(batch)
+		} else {
+			c.commit(batch)
+		}
 		clear(batch)
+		if c.wal != nil && c.wal.full() {
+			c.checkpoint()
+		}
+	}
+}
+
+func allUpdates(batch []*writeReq) bool {
+	for _, r := range batch {
+		if r.upd == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// commitLogged decides a batch of Updates against the current records (the
+// overlay, else bbolt) and appends the results to the write-ahead log: one
+// write and one fdatasync for the batch. Nothing is visible or
+// acknowledged before the log is durable.
+func (c *committer) commitLogged(batch []*writeReq) {
+	if n := int64(len(batch)); n > c.maxBatch.Load() {
+		c.maxBatch.Store(n)
+	}
+	c.txs.Add(1)
+	results := make([]writeResult, len(batch))
+	latest := make(map[string][]byte, len(batch)) // written earlier in this batch
+	recs := make([]walRecord, 0, len(batch))
+	logged := make([]int, 0, len(batch))
+	err := c.bolt.View(func(tx *bolt.Tx) error {
+		users, err := usersBucket(tx)
+		if err != nil {
+			return err
+		}
+		for i, r := range batch {
+			u := r.upd
+			cur, ok := latest[u.name]
+			if !ok {
+				cur, ok = c.wal.peek(u.name)
+			}
+			if !ok {
+				cur = users.Get([]byte(u.name)) // valid inside this View only
+			}
+			if cur == nil {
+				results[i].err = fmt.Errorf("store: update %q: %w", u.name, ErrUserNotFound)
+				continue
+			}
+			data := u.data
+			if !bytes.Equal(cur, u.seen) {
+				var res writeResult
+				if data, res = redo(u, cur); res.err != nil || res.panicked {
+					results[i] = res
+					continue
+				}
+			}
+			latest[u.name] = data
+			recs = append(recs, walRecord{name: u.name, data: data})
+			logged = append(logged, i)
+		}
+		return nil
+	})
+	if err != nil {
+		logged = logged[:0]
+		for i := range results {
+			if results[i].err == nil && !results[i].panicked {
+				results[i].txErr = err
+			}
+		}
+	}
+	if len(logged) > 0 {
+		if err := c.wal.append(recs); err != nil {
+			for _, i := range logged {
+				results[i].txErr = err
+			}
+		} else {
+			c.wal.publish(recs)
+		}
+	}
+	for i, r := range batch {
+		r.res <- results[i]
+	}
+}
+
+// redo runs an Update's function again on the changed current record.
+func redo(u *updateReq, cur []byte) (data []byte, res writeResult) {
+	defer func() {
+		if p := recover(); p != nil {
+			data, res = nil, writeResult{panicked: true, panicVal: p}
+		}
+	}()
+	data, err := u.redo(cur)
+	return data, writeResult{err: err}
+}
+
+// checkpoint copies the overlay into bbolt and empties the log. On failure
+// both stay as they are (durable in the log) and the next write
+// transaction or checkpoint tries again.
+func (c *committer) checkpoint() {
+	flushed := false
+	err := c.bolt.Update(func(tx *bolt.Tx) error {
+		var err error
+		flushed, err = c.wal.flushInto(tx)
+		return err
+	})
+	if err == nil && flushed {
+		c.wal.checkpointed()
 	}
 }
 
@@ -130,8 +256,17 @@ func (c *committer) commit(pending []*writeReq) {
 	for len(pending) > 0 {
 		c.txs.Add(1)
 		failed := -1
+		flushed := false
 		err := c.bolt.Update(func(tx *bolt.Tx) error {
-			wrote := false
+			// Logged updates go into bbolt first, so this transaction's
+			// requests see them and bbolt alone holds the truth after.
+			if c.wal != nil {
+				var err error
+				if flushed, err = c.wal.flushInto(tx); err != nil {
+					return err
+				}
+			}
+			wrote := flushed
 			for i, r := range pending {
 				var isDirty bool
 				results[i], isDirty = apply(tx, r)
@@ -155,6 +290,9 @@ func (c *committer) commit(pending []*writeReq) {
 			pending = slices.Delete(slices.Clone(pending), failed, failed+1)
 			results = results[:len(pending)]
 			continue
+		}
+		if err == nil && flushed {
+			c.wal.checkpointed()
 		}
 		for i, r := range pending {
 			res := results[i]

@@ -39,7 +39,13 @@ func Open(path string, opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
-	db.commit = newCommitter(bdb)
+	w, err := openWAL(path, bdb)
+	if err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	db.wal = w
+	db.commit = newCommitter(bdb, w)
 	return db, nil
 }
 

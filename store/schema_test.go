@@ -295,14 +295,7 @@ func TestFixtureSchema1(t *testing.T) {
 	}
 	// The fixture's records are JSON; a write turns one binary, the others
 	// stay JSON, and both read back.
-	isBinary := func(name string) bool {
-		var bin bool
-		db.read(func(tx *bolt.Tx) error {
-			bin = isBinaryRecord(tx.Bucket(bucketUsers).Get([]byte(name)))
-			return nil
-		})
-		return bin
-	}
+	isBinary := func(name string) bool { return isBinaryRecord(storedValue(t, db, name)) }
 	if isBinary("alice") || isBinary("bob") {
 		t.Fatal("the schema 1 fixture already holds binary records")
 	}
