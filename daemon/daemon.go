@@ -70,6 +70,7 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 	if *check {
 		return Check(path, stdout, stderr)
 	}
+	tuneGC()
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ready := make(chan struct{})
