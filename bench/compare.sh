@@ -24,6 +24,7 @@
 # Settings (environment): USERS C_LIST C_PW DUR BCRYPT_COST BIG OVERLOAD_X OVERLOAD_DUR
 #   PW_USERS OTPG_PORT FR_PORT OTP_WORKERS KEEP=1 (keep the work dir)
 #   GEN_CPU=1 (generator on CPU 1 only) OVERLOAD_PIN=0 (overload unpinned)
+#   REPEAT (runs per short figure, median shown; default 3)
 #   BIN_DIR (use otpgated and otpgate from there; default: build)
 #
 # Notes printed with the results:
@@ -53,6 +54,9 @@ FR_PORT=${FR_PORT:-18813}
 # workers + queue, so codes checks share group commits either way.
 OTP_WORKERS=${OTP_WORKERS:-}
 PHASES=${PHASES:-"otp bcrypt argon2 big overload"}
+# Runs per figure for the short phases (otp_c*, big10k, big1M_10k), which
+# last 1-2 s each; the table shows the median.
+REPEAT=${REPEAT:-3}
 SECRET=bench-secret-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -300,12 +304,14 @@ bench() {
 	echo "phase=$phase server=$name $line" | tee -a "$RESULTS" >&2
 }
 
+# kv prints KEY of the runs of PHASE on SERVER: the median when the phase
+# was repeated (REPEAT), the lower middle one for an even count.
 kv() { # PHASE SERVER KEY
 	awk -v p="$1" -v s="$2" -v k="$3" '{
 		ok = 0; v = ""
 		for (i = 1; i <= NF; i++) { split($i, a, "="); if (a[1] == "phase" && a[2] == p) ok++; if (a[1] == "server" && a[2] == s) ok++; if (a[1] == k) v = a[2] }
-		if (ok == 2) last = v
-	} END { print last }' "$RESULTS"
+		if (ok == 2 && v != "") print v
+	}' "$RESULTS" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2fx", a / b }'; }
@@ -331,17 +337,20 @@ for phase in $PHASES; do
 	otp)
 		gen "$USERS" "$WORK/otp.csv" none
 		otpg_start otp-only "$WORK/otp.csv" "$OTP_WORKERS"
-		NOTES+=("otp: otpgated import of $USERS users ${OTPG_IMPORT_S}s; [radius] workers = ${OTP_WORKERS:-default}")
+		NOTES+=("otp: otpgated import of $USERS users ${OTPG_IMPORT_S}s; [radius] workers = ${OTP_WORKERS:-default}; each figure the median of $REPEAT runs, the servers taking turns")
 		warm "127.0.0.1:$OTPG_PORT"
-		for c in $C_LIST; do
-			bench "otp_c$c" otpgated "127.0.0.1:$OTPG_PORT" otp-only "$WORK/otp.csv" -align -n "$USERS" -duration 28s -c "$c"
-		done
-		otpg_stop
 		BENCH_MODE=otp-only fr_start otp-only "$WORK/otp.csv"
 		warm "127.0.0.1:$FR_PORT"
-		for c in $C_LIST; do
-			bench "otp_c$c" freeradius "127.0.0.1:$FR_PORT" otp-only "$WORK/otp.csv" -align -n "$USERS" -duration 28s -c "$c"
+		# Both servers are up (the idle one costs nothing) and take turns,
+		# so drift in the machine's speed hits both alike. Each run waits
+		# for a new time step, so every code is fresh on both.
+		for rep in $(seq "$REPEAT"); do
+			for c in $C_LIST; do
+				bench "otp_c$c" otpgated "127.0.0.1:$OTPG_PORT" otp-only "$WORK/otp.csv" -align -n "$USERS" -duration 28s -c "$c"
+				bench "otp_c$c" freeradius "127.0.0.1:$FR_PORT" otp-only "$WORK/otp.csv" -align -n "$USERS" -duration 28s -c "$c"
+			done
 		done
+		otpg_stop
 		fr_stop
 		;;
 	bcrypt)
@@ -371,7 +380,9 @@ for phase in $PHASES; do
 		gen 10000 "$WORK/u10k.csv" none
 		otpg_start otp-only "$WORK/u10k.csv" "$OTP_WORKERS"
 		warm "127.0.0.1:$OTPG_PORT"
-		bench big10k otpgated "127.0.0.1:$OTPG_PORT" otp-only "$WORK/u10k.csv" -align -n 10000 -duration 28s -c "$C"
+		for rep in $(seq "$REPEAT"); do
+			bench big10k otpgated "127.0.0.1:$OTPG_PORT" otp-only "$WORK/u10k.csv" -align -n 10000 -duration 28s -c "$C"
+		done
 		NOTES+=("big: 10k users: start ${OTPG_START_S}s, RSS $(rss "$OTPG_PID") after the run")
 		otpg_stop
 		t0=$(date +%s%N)
@@ -381,7 +392,9 @@ for phase in $PHASES; do
 		NOTES+=("big: otpgate import of $BIG OTP-only users (no daemon running) ${OTPG_IMPORT_S}s; db $(du -m "$WORK/otpg/data/otpgate.db" | cut -f1) MiB")
 		NOTES+=("big: otpgated start-up with $BIG users ${OTPG_START_S}s (exec to first RADIUS answer); RSS after start $(rss "$OTPG_PID")")
 		warm "127.0.0.1:$OTPG_PORT"
-		bench big1M_10k otpgated "127.0.0.1:$OTPG_PORT" otp-only "$WORK/big.csv" -align -n 10000 -duration 28s -c "$C"
+		for rep in $(seq "$REPEAT"); do
+			bench big1M_10k otpgated "127.0.0.1:$OTPG_PORT" otp-only "$WORK/big.csv" -align -n 10000 -duration 28s -c "$C"
+		done
 		bench big1M otpgated "127.0.0.1:$OTPG_PORT" otp-only "$WORK/big.csv" -align -duration "$DUR" -c "$C"
 		NOTES+=("big: RSS after the 1M run $(rss "$OTPG_PID"), peak VmHWM $(hwm_kib "$OTPG_PID") KiB")
 		if [[ " $PHASES " != *" overload "* ]]; then otpg_stop; fi

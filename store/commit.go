@@ -31,6 +31,11 @@ const maxBatch = 1024
 // error from an unmarked fn, a panic) rolls the whole transaction back,
 // goes to its caller alone, and the other requests run again in a new
 // transaction. fn must therefore not have effects outside tx.
+//
+// A batch made only of Updates does not become a bbolt transaction: the
+// committer compares each with the current record and appends the results
+// to the write-ahead log, one fdatasync for the batch (commitLogged,
+// wal.go). Any other batch first checkpoints the log into its transaction.
 type committer struct {
 	bolt *bolt.DB
 	wal  *wal         // nil: every write is a bbolt transaction (see wal.go)
