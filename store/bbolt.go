@@ -256,23 +256,22 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	}
 	key := []byte(name)
 	seen, logged := db.wal.get(name) // the overlay first, as in Get
-	err := db.readOp("update", name, func(tx *bolt.Tx) error {
-		if logged {
+	if !logged {
+		err := db.readOp("update", name, func(tx *bolt.Tx) error {
+			b, err := usersBucket(tx)
+			if err != nil {
+				return err
+			}
+			v := b.Get(key)
+			if v == nil {
+				return fmt.Errorf("store: update %q: %w", name, ErrUserNotFound)
+			}
+			seen = bytes.Clone(v)
 			return nil
-		}
-		b, err := usersBucket(tx)
+		})
 		if err != nil {
 			return err
 		}
-		v := b.Get(key)
-		if v == nil {
-			return fmt.Errorf("store: update %q: %w", name, ErrUserNotFound)
-		}
-		seen = bytes.Clone(v)
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	data, err := db.applyUpdate(name, seen, fn)
 	if err != nil {
@@ -281,6 +280,9 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	upd := &updateReq{name: name, seen: seen, data: data, redo: func(cur []byte) ([]byte, error) {
 		return db.applyUpdate(name, cur, fn)
 	}}
+	if len(data) > walMaxRecord {
+		upd = nil // too big for the log (never seen in practice): a transaction
+	}
 	return db.writeOpReq("update", name, upd, func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {

@@ -196,6 +196,10 @@ func (c *committer) commitLogged(batch []*writeReq) {
 					results[i] = res
 					continue
 				}
+				if len(data) > walMaxRecord {
+					results[i].txErr = fmt.Errorf("record of %d bytes is too large for the write-ahead log", len(data))
+					continue
+				}
 			}
 			latest[u.name] = data
 			recs = append(recs, walRecord{name: u.name, data: data})

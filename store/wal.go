@@ -52,6 +52,10 @@ const (
 	walPrealloc   = walCheckpointBytes
 	walHeaderLen  = 8
 	walMaxPayload = 1 << 20 // far above any record; bounds a damaged length
+	// walMaxRecord is the largest user record logged (room for the sequence
+	// number and name within walMaxPayload); a bigger one, which no real
+	// user reaches, is written by a bbolt transaction instead.
+	walMaxRecord = walMaxPayload - 1024
 )
 
 // WALPath is the write-ahead log of the database at dbPath. It exists while
@@ -337,6 +341,9 @@ func (w *wal) reset() error {
 	if err != nil {
 		if err := w.f.Truncate(0); err != nil {
 			return fmt.Errorf("truncate: %w", err)
+		}
+		if err := w.f.Sync(); err != nil {
+			return fmt.Errorf("sync: %w", err)
 		}
 	}
 	return nil

@@ -271,3 +271,29 @@ func TestWALStaleRecordsAfterReuse(t *testing.T) {
 		t.Fatalf("u000002 after replay: %v, last step %d, want 9", err, u.TOTP.LastStep)
 	}
 }
+
+// TestWALOversizedRecordUsesTransaction: a record too big for the log is
+// written by a bbolt transaction, and survives a crash.
+func TestWALOversizedRecordUsesTransaction(t *testing.T) {
+	ctx := context.Background()
+	db, path := testDB(t)
+	if err := db.Import(ctx, manyUsers(t, "u", 1)); err != nil {
+		t.Fatal(err)
+	}
+	big := string(bytes.Repeat([]byte("g"), walMaxRecord))
+	if err := db.Update(ctx, "u000000", func(u *User) error { u.Groups = []string{big}; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := db.wal.get("u000000"); ok {
+		t.Fatal("the oversized record went to the log")
+	}
+	crash(t, db)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if u, err := db.Get(ctx, "u000000"); err != nil || len(u.Groups) != 1 || u.Groups[0] != big {
+		t.Fatalf("after the crash: %v, %d groups", err, len(u.Groups))
+	}
+}
