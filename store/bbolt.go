@@ -144,29 +144,45 @@ func (db *DB) Get(ctx context.Context, name string) (User, error) {
 	if err := lookupName("get", name); err != nil {
 		return User{}, err
 	}
-	var u User
-	if v, ok := db.wal.get(name); ok {
-		u, err := decodeRecord(db.keys, name, v)
-		if err != nil {
-			return User{}, fmt.Errorf("store: get %q: %w", name, err)
-		}
-		return u, nil
+	v, err := db.stored("get", name)
+	if err != nil {
+		return User{}, err
 	}
-	err := db.readOp("get", name, func(tx *bolt.Tx) error {
-		b, err := usersBucket(tx)
-		if err != nil {
-			return err
-		}
-		v := b.Get([]byte(name))
-		if v == nil {
-			return fmt.Errorf("store: get %q: %w", name, ErrUserNotFound)
-		}
-		if u, err = decodeRecord(db.keys, name, v); err != nil {
-			return fmt.Errorf("store: get %q: %w", name, err)
-		}
-		return nil
+	u, err := decodeRecord(db.keys, name, v)
+	if err != nil {
+		return User{}, fmt.Errorf("store: get %q: %w", name, err)
+	}
+	return u, nil
+}
+
+// stored returns the current stored value of user name: the write-ahead
+// log's, else bbolt's (a copy). The log is asked first: a record leaves it
+// only after a checkpoint put it into bbolt, so a miss there means bbolt
+// is at least as new.
+func (db *DB) stored(op, name string) ([]byte, error) {
+	if v, ok := db.wal.get(name); ok {
+		return v, nil
+	}
+	var v []byte
+	err := db.readOp(op, name, func(tx *bolt.Tx) error {
+		cur, err := userValue(tx, op, name)
+		v = bytes.Clone(cur)
+		return err
 	})
-	return u, err
+	return v, err
+}
+
+// userValue returns the value of user name in tx (valid only inside tx).
+func userValue(tx *bolt.Tx, op, name string) ([]byte, error) {
+	b, err := usersBucket(tx)
+	if err != nil {
+		return nil, err
+	}
+	v := b.Get([]byte(name))
+	if v == nil {
+		return nil, fmt.Errorf("store: %s %q: %w", op, name, ErrUserNotFound)
+	}
+	return v, nil
 }
 
 // List returns all users sorted by name (byte order).
@@ -254,24 +270,9 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err := lookupName("update", name); err != nil {
 		return err
 	}
-	key := []byte(name)
-	seen, logged := db.wal.get(name) // the overlay first, as in Get
-	if !logged {
-		err := db.readOp("update", name, func(tx *bolt.Tx) error {
-			b, err := usersBucket(tx)
-			if err != nil {
-				return err
-			}
-			v := b.Get(key)
-			if v == nil {
-				return fmt.Errorf("store: update %q: %w", name, ErrUserNotFound)
-			}
-			seen = bytes.Clone(v)
-			return nil
-		})
-		if err != nil {
-			return err
-		}
+	seen, err := db.stored("update", name)
+	if err != nil {
+		return err
 	}
 	data, err := db.applyUpdate(name, seen, fn)
 	if err != nil {
@@ -284,13 +285,9 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 		upd = nil // too big for the log (never seen in practice): a transaction
 	}
 	return db.writeOpReq("update", name, upd, func(tx *bolt.Tx) error {
-		b, err := usersBucket(tx)
+		v, err := userValue(tx, "update", name)
 		if err != nil {
 			return err
-		}
-		v := b.Get(key)
-		if v == nil {
-			return fmt.Errorf("store: update %q: %w", name, ErrUserNotFound)
 		}
 		put := data
 		if !bytes.Equal(v, seen) {
@@ -299,7 +296,7 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 				return err
 			}
 		}
-		if err := b.Put(key, put); err != nil {
+		if err := tx.Bucket(bucketUsers).Put([]byte(name), put); err != nil {
 			return dirty(fmt.Errorf("store: update %q: %w", name, err))
 		}
 		return nil
@@ -336,15 +333,10 @@ func (db *DB) Delete(ctx context.Context, name string) error {
 		return err
 	}
 	return db.writeOp("delete", name, func(tx *bolt.Tx) error {
-		b, err := usersBucket(tx)
-		if err != nil {
+		if _, err := userValue(tx, "delete", name); err != nil {
 			return err
 		}
-		key := []byte(name)
-		if b.Get(key) == nil {
-			return fmt.Errorf("store: delete %q: %w", name, ErrUserNotFound)
-		}
-		if err := b.Delete(key); err != nil {
+		if err := tx.Bucket(bucketUsers).Delete([]byte(name)); err != nil {
 			return dirty(fmt.Errorf("store: delete %q: %w", name, err))
 		}
 		return nil
@@ -459,14 +451,18 @@ func (db *DB) Close() error {
 	db.closed = true
 	db.commit.close()
 	// The committer has stopped: put logged updates into bbolt, and drop the
-	// emptied log file (a crash leaves it, and Open replays it).
-	db.commit.checkpoint()
-	if err := db.wal.close(true); err != nil {
-		db.bolt.Close()
-		return fmt.Errorf("store: close %s: %w", db.wal.path, err)
-	}
-	if err := db.bolt.Close(); err != nil {
-		return fmt.Errorf("store: close %s: %w", db.path, err)
+	// emptied log file. If that fails the log is kept (as after a crash)
+	// and the next Open replays it.
+	cpErr := db.commit.checkpoint()
+	walErr := db.wal.close(cpErr == nil)
+	boltErr := db.bolt.Close()
+	switch {
+	case cpErr != nil:
+		return fmt.Errorf("store: close %s: checkpoint (the write-ahead log is kept and replayed at the next open): %w", db.path, cpErr)
+	case walErr != nil:
+		return fmt.Errorf("store: close %s: %w", db.wal.path, walErr)
+	case boltErr != nil:
+		return fmt.Errorf("store: close %s: %w", db.path, boltErr)
 	}
 	return nil
 }

@@ -144,7 +144,7 @@ func (c *committer) run() {
 		}
 		clear(batch)
 		if c.wal != nil && c.wal.full() {
-			c.checkpoint()
+			_ = c.checkpoint() // on failure the log keeps the records; retried after the next batch
 		}
 	}
 }
@@ -180,7 +180,7 @@ func (c *committer) commitLogged(batch []*writeReq) {
 			u := r.upd
 			cur, ok := latest[u.name]
 			if !ok {
-				cur, ok = c.wal.peek(u.name)
+				cur, ok = c.wal.get(u.name)
 			}
 			if !ok {
 				cur = users.Get([]byte(u.name)) // valid inside this View only
@@ -243,7 +243,7 @@ func redo(u *updateReq, cur []byte) (data []byte, res writeResult) {
 // checkpoint copies the overlay into bbolt and empties the log. On failure
 // both stay as they are (durable in the log) and the next write
 // transaction or checkpoint tries again.
-func (c *committer) checkpoint() {
+func (c *committer) checkpoint() error {
 	flushed := false
 	err := c.bolt.Update(func(tx *bolt.Tx) error {
 		var err error
@@ -253,6 +253,7 @@ func (c *committer) checkpoint() {
 	if err == nil && flushed {
 		c.wal.checkpointed()
 	}
+	return err
 }
 
 // commit runs the requests in one transaction; a dirty failure is answered

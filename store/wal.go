@@ -30,15 +30,15 @@ import (
 //	uint32  CRC-32C of the payload
 //	payload uint64 sequence number, uvarint name length, name, record value
 //
-// The file is preallocated with zeros and reused from the start after each
-// checkpoint, without truncation. Sequence numbers grow by one per record
-// and are never reused, also across checkpoints. meta/wal_applied holds the last sequence number a
-// checkpoint put into bbolt (in the same transaction). Replay at Open
-// applies, in file order, records with a sequence number above it, and
-// stops at the end, a torn or corrupt record, or a sequence number that
-// does not grow (what is left of an older log generation after the file
-// was truncated and rewritten, or of a batch whose write failed). Records
-// whose numbers are not above wal_applied are already in bbolt.
+// The file is preallocated with zeros and written again from its start
+// after each checkpoint, without truncation. Sequence numbers grow by one
+// per record and are never reused, also across checkpoints. meta/wal_applied
+// holds the last sequence number a checkpoint put into bbolt (in the same
+// transaction). Replay at Open applies, in file order, records with a
+// sequence number above it, and stops at the end (zeros), a torn or corrupt
+// record, or a sequence number that does not grow (what is left of a batch
+// whose write failed, behind a newer one). Records not above wal_applied,
+// such as those of an older log generation, are already in bbolt.
 const (
 	walSuffix = "-wal"
 	// walCheckpointEntries and walCheckpointBytes bound the overlay and the
@@ -213,15 +213,14 @@ func putApplied(tx *bolt.Tx, seq uint64) error {
 	return meta.Put(keyWALApplied, []byte(strconv.FormatUint(seq, 10)))
 }
 
-// get returns the overlay's record for name, if any (a copy).
+// get returns the overlay's record for name, if any. Records in the
+// overlay are never changed in place, only replaced, so the slice may be
+// kept; it must not be modified.
 func (w *wal) get(name string) ([]byte, bool) {
 	w.mu.RLock()
 	v, ok := w.overlay[name]
 	w.mu.RUnlock()
-	if !ok {
-		return nil, false
-	}
-	return append([]byte(nil), v...), true
+	return v, ok
 }
 
 // snapshot copies the overlay (for List).
@@ -236,14 +235,6 @@ func (w *wal) snapshot() map[string][]byte {
 		m[k] = v // values are never changed in place, only replaced
 	}
 	return m
-}
-
-// peek is get for the committer, which alone writes the overlay: no copy.
-func (w *wal) peek(name string) ([]byte, bool) {
-	w.mu.RLock()
-	v, ok := w.overlay[name]
-	w.mu.RUnlock()
-	return v, ok
 }
 
 // append writes recs after the last durable record and fdatasyncs. On
