@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -35,7 +36,10 @@ const maxBatch = 1024
 // A batch made only of Updates does not become a bbolt transaction: the
 // committer compares each with the current record and appends the results
 // to the write-ahead log, one fdatasync for the batch (commitLogged,
-// wal.go). Any other batch first checkpoints the log into its transaction.
+// wal.go). When the log's overlay is full, the committer freezes it and a
+// goroutine checkpoints it into bbolt while logging goes on. Any other
+// batch first waits for that checkpoint and puts the rest of the log into
+// its own transaction.
 type committer struct {
 	bolt *bolt.DB
 	wal  *wal         // nil: every write is a bbolt transaction (see wal.go)
@@ -43,6 +47,14 @@ type committer struct {
 	shut bool
 	reqs chan *writeReq
 	done chan struct{}
+
+	// The background checkpoint; only the committer goroutine uses these.
+	cpDone    chan error // its result
+	cpRunning bool
+	cpRetry   time.Time // after a failed one: when to try again
+	// cpHook, if set (tests), runs in the background checkpoint before
+	// its transaction; an error fails the checkpoint.
+	cpHook func() error
 
 	txs      atomic.Int64 // transactions committed or attempted (tests)
 	maxBatch atomic.Int64 // largest batch seen (tests)
@@ -87,7 +99,7 @@ func dirty(err error) error { return dirtyError{err} }
 var errRollback = errors.New("store: roll back batch")
 
 func newCommitter(b *bolt.DB, w *wal) *committer {
-	c := &committer{bolt: b, wal: w, reqs: make(chan *writeReq, maxBatch), done: make(chan struct{})}
+	c := &committer{bolt: b, wal: w, reqs: make(chan *writeReq, maxBatch), done: make(chan struct{}), cpDone: make(chan error, 1)}
 	go c.run()
 	return c
 }
@@ -122,8 +134,20 @@ func (c *committer) close() {
 
 func (c *committer) run() {
 	defer close(c.done)
+	defer c.waitCheckpoint()
 	batch := make([]*writeReq, 0, maxBatch)
-	for r := range c.reqs {
+	for {
+		var r *writeReq
+		select {
+		case err := <-c.cpDone:
+			c.checkpointDone(err)
+			continue
+		case next, ok := <-c.reqs:
+			if !ok {
+				return
+			}
+			r = next
+		}
 		batch = append(batch[:0], r)
 	fill:
 		for len(batch) < maxBatch {
@@ -143,9 +167,7 @@ func (c *committer) run() {
 			c.commit(batch)
 		}
 		clear(batch)
-		if c.wal != nil && c.wal.full() {
-			_ = c.checkpoint() // on failure the log keeps the records; retried after the next batch
-		}
+		c.maybeCheckpoint()
 	}
 }
 
@@ -216,12 +238,10 @@ func (c *committer) commitLogged(batch []*writeReq) {
 		}
 	}
 	if len(logged) > 0 {
-		if err := c.wal.append(recs); err != nil {
+		if err := c.log(recs); err != nil {
 			for _, i := range logged {
 				results[i].txErr = err
 			}
-		} else {
-			c.wal.publish(recs)
 		}
 	}
 	for i, r := range batch {
@@ -240,14 +260,104 @@ func redo(u *updateReq, cur []byte) (data []byte, res writeResult) {
 	return data, writeResult{err: err}
 }
 
-// checkpoint copies the overlay into bbolt and empties the log. On failure
-// both stay as they are (durable in the log) and the next write
-// transaction or checkpoint tries again.
-func (c *committer) checkpoint() error {
+// log makes recs durable and visible: appended to the log's active
+// region, after making room there if needed. A batch bigger than a whole
+// region goes into bbolt with the rest of the log instead.
+func (c *committer) log(recs []walRecord) error {
+	n := encodedLen(recs)
+	if !c.wal.fits(n) {
+		if err := c.makeRoom(); err != nil {
+			return err
+		}
+		if !c.wal.fits(n) {
+			return c.checkpoint(recs...)
+		}
+	}
+	if err := c.wal.append(recs); err != nil {
+		return err
+	}
+	c.wal.publish(recs)
+	return nil
+}
+
+// makeRoom empties the active region: it freezes the overlay for a
+// background checkpoint once the previous one has finished, or, if that
+// one failed, checkpoints everything itself.
+func (c *committer) makeRoom() error {
+	if c.wal.off == 0 {
+		return nil
+	}
+	c.waitCheckpoint()
+	if _, _, failed := c.wal.frozenSet(); failed {
+		return c.checkpoint()
+	}
+	c.startCheckpoint(c.wal.freeze())
+	return nil
+}
+
+// maybeCheckpoint runs after each batch: it starts a background checkpoint
+// when the overlay is full, or retries a failed one (at most once a
+// second; meanwhile logging goes on in the active region).
+func (c *committer) maybeCheckpoint() {
+	if c.wal == nil || c.cpRunning {
+		return
+	}
+	if recs, seq, failed := c.wal.frozenSet(); failed {
+		if time.Now().After(c.cpRetry) {
+			c.startCheckpoint(recs, seq)
+		}
+		return
+	}
+	if c.wal.full() {
+		c.startCheckpoint(c.wal.freeze())
+	}
+}
+
+// startCheckpoint puts the frozen records (up to sequence number seq)
+// into bbolt in a goroutine; the result comes back on cpDone.
+func (c *committer) startCheckpoint(frozen map[string][]byte, seq uint64) {
+	c.cpRunning = true
+	hook := c.cpHook
+	go func() {
+		if hook != nil {
+			if err := hook(); err != nil {
+				c.cpDone <- err
+				return
+			}
+		}
+		c.cpDone <- c.bolt.Update(func(tx *bolt.Tx) error { return putRecords(tx, frozen, seq) })
+	}()
+}
+
+// checkpointDone takes the background checkpoint's result. On failure the
+// frozen records stay (durable in their region, visible to readers) and
+// are tried again later.
+func (c *committer) checkpointDone(err error) {
+	c.cpRunning = false
+	if err != nil {
+		c.cpRetry = time.Now().Add(time.Second)
+		return
+	}
+	c.wal.thaw()
+}
+
+// waitCheckpoint waits for a running background checkpoint to finish.
+func (c *committer) waitCheckpoint() {
+	if c.cpRunning {
+		c.checkpointDone(<-c.cpDone)
+	}
+}
+
+// checkpoint copies every logged record and extra into bbolt in one
+// transaction and empties the log. On failure everything stays as it is
+// (durable in the log) and the next write transaction or checkpoint tries
+// again. It runs on the committer goroutine, or after it has stopped.
+func (c *committer) checkpoint(extra ...walRecord) error {
+	c.waitCheckpoint()
 	flushed := false
 	err := c.bolt.Update(func(tx *bolt.Tx) error {
 		var err error
-		flushed, err = c.wal.flushInto(tx)
+		flushed, err = c.wal.flushInto(tx, extra...)
 		return err
 	})
 	if err == nil && flushed {
@@ -263,6 +373,9 @@ func (c *committer) commit(pending []*writeReq) {
 		c.maxBatch.Store(n)
 	}
 	results := make([]writeResult, len(pending))
+	if c.wal != nil {
+		c.waitCheckpoint() // its transaction would overwrite this one's
+	}
 	for len(pending) > 0 {
 		c.txs.Add(1)
 		failed := -1

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -20,36 +22,51 @@ import (
 // committer can decide alone (updateReq) are appended to a log file beside
 // the database, <db>-wal, with one write and one fdatasync per batch, and
 // are served from memory (the overlay) until a checkpoint copies them into
-// bbolt in one transaction and empties the log. Every other write (create,
-// delete, import, raw transactions) checkpoints in its own transaction
-// first, so bbolt alone is the truth for them.
+// bbolt in one transaction. Every other write (create, delete, import, raw
+// transactions) checkpoints in its own transaction first, so bbolt alone is
+// the truth for them.
 //
-// Log format: records back to back, each
+// The checkpoint runs in the background, so that code checks do not wait
+// for it (a checkpoint rewrites a page per user touched: tens of
+// milliseconds). The file has two regions. When the overlay is full it is
+// frozen, appends go on at the start of the other region, and a goroutine
+// puts the frozen records into bbolt; readers see the overlay, then the
+// frozen records, then bbolt. Only after that transaction has committed is
+// the frozen set dropped and its region free to be written again. If the
+// active region fills up before that, the committer waits for it.
+//
+// Log format: in each region, records back to back, each
 //
 //	uint32  payload length (little endian)
 //	uint32  CRC-32C of the payload
 //	payload uint64 sequence number, uvarint name length, name, record value
 //
-// The file is preallocated with zeros and written again from its start
-// after each checkpoint, without truncation. Sequence numbers grow by one
-// per record and are never reused, also across checkpoints. meta/wal_applied
-// holds the last sequence number a checkpoint put into bbolt (in the same
-// transaction). Replay at Open applies, in file order, records with a
-// sequence number above it, and stops at the end (zeros), a torn or corrupt
-// record, or a sequence number that does not grow (what is left of a batch
-// whose write failed, behind a newer one). Records not above wal_applied,
-// such as those of an older log generation, are already in bbolt.
+// Regions are preallocated with zeros and written again from their start,
+// without truncation. Sequence numbers grow by one per record and are never
+// reused, also across regions and checkpoints. meta/wal_applied holds the
+// last sequence number a checkpoint put into bbolt (in the same
+// transaction). Replay at Open reads each region up to its end (zeros), a
+// torn or corrupt record, or a sequence number that does not grow (what is
+// left of an older generation, or of a batch whose write failed, behind a
+// newer one), and applies the records above wal_applied of both regions in
+// sequence order. Records not above wal_applied are already in bbolt.
 const (
 	walSuffix = "-wal"
+	// walRegionSize is the size of each of the two regions; it is part of
+	// the file format (replay finds region 1 there). A log written before
+	// there were regions is region 0.
+	walRegionSize = 4 << 20
 	// walCheckpointEntries and walCheckpointBytes bound the overlay and the
-	// log: past either, the committer checkpoints after the batch.
+	// active region's use: past either, the committer freezes the overlay
+	// and starts a checkpoint after the batch. The rest of the region is
+	// room for appends while the checkpoint runs.
 	walCheckpointEntries = 4096
 	walCheckpointBytes   = 1 << 20
-	// walPrealloc is written as zeros at Open: appends then overwrite
-	// allocated blocks and fdatasync flushes data only, not a new file size
-	// through the file system's journal (measured here: 140 µs against
-	// 230-290 µs per append). Zeros end the log for replay.
-	walPrealloc   = walCheckpointBytes
+	// walPrealloc of each region is written as zeros at Open: appends then
+	// overwrite allocated blocks and fdatasync flushes data only, not a new
+	// file size through the file system's journal (measured here: 140 µs
+	// against 230-290 µs per append). Zeros end a region for replay.
+	walPrealloc   = 2 * walCheckpointBytes
 	walHeaderLen  = 8
 	walMaxPayload = 1 << 20 // far above any record; bounds a damaged length
 	// walMaxRecord is the largest user record logged (room for the sequence
@@ -68,22 +85,32 @@ var (
 	crc32c        = crc32.MakeTable(crc32.Castagnoli)
 )
 
-// wal is the log file and the overlay. Only the committer goroutine writes
-// (append, publish, checkpointed); readers use get and snapshot.
+// wal is the log file, the overlay and the frozen set. Only the committer
+// goroutine changes them (write, publish, freeze, thaw, checkpointed);
+// readers use get and snapshot.
 type wal struct {
 	f       *os.File
 	path    string
-	off     int64  // end of the last durable record
+	region  int64  // the active region: 0 or 1
+	off     int64  // end of the last durable record in the active region
 	seq     uint64 // last sequence number used
 	applied uint64 // last sequence number in bbolt
 	buf     []byte
 
-	mu      sync.RWMutex
-	overlay map[string][]byte // user name -> record, durable in the log, not yet in bbolt
+	// Checkpoint thresholds (walCheckpointEntries, walCheckpointBytes);
+	// tests lower them.
+	maxEntries int
+	maxBytes   int64
+
+	mu        sync.RWMutex
+	overlay   map[string][]byte // user name -> record, durable in the active region, not yet in bbolt
+	frozen    map[string][]byte // durable in the other region, being put into bbolt; nil: none
+	frozenSeq uint64            // last sequence number of the frozen records
 }
 
 // walRecord is one logged user record.
 type walRecord struct {
+	seq  uint64 // set by parseWAL
 	name string
 	data []byte
 }
@@ -105,7 +132,10 @@ func openWAL(dbPath string, b *bolt.DB) (*wal, error) {
 			return nil, fmt.Errorf("store: open write-ahead log: %w", err)
 		}
 	}
-	w := &wal{f: f, path: path, overlay: map[string][]byte{}}
+	w := &wal{
+		f: f, path: path, overlay: map[string][]byte{},
+		maxEntries: walCheckpointEntries, maxBytes: walCheckpointBytes,
+	}
 	if err := w.replay(b); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("store: replay write-ahead log %s: %w", path, err)
@@ -125,11 +155,16 @@ func (w *wal) replay(b *bolt.DB) error {
 		return err
 	}
 	w.seq = w.applied
-	data, err := io.ReadAll(io.NewSectionReader(w.f, 0, 1<<62))
+	data, err := io.ReadAll(io.NewSectionReader(w.f, 0, 2*walRegionSize))
 	if err != nil {
 		return err
 	}
-	recs, last := parseWAL(data, w.applied)
+	recs, last := parseWAL(data[:min(len(data), walRegionSize)], w.applied)
+	if len(data) > walRegionSize {
+		recs1, last1 := parseWAL(data[walRegionSize:], w.applied)
+		recs, last = append(recs, recs1...), max(last, last1)
+		slices.SortStableFunc(recs, func(a, b walRecord) int { return cmp.Compare(a.seq, b.seq) })
+	}
 	if len(recs) > 0 {
 		err = b.Update(func(tx *bolt.Tx) error {
 			users, err := usersBucket(tx)
@@ -154,8 +189,8 @@ func (w *wal) replay(b *bolt.DB) error {
 	return w.reset()
 }
 
-// parseWAL returns the records of data with sequence numbers above applied,
-// in order, and the last sequence number it read (applied if none).
+// parseWAL returns the records of one region with sequence numbers above
+// applied, in order, and the last sequence number it read (applied if none).
 func parseWAL(data []byte, applied uint64) (recs []walRecord, last uint64) {
 	last = applied
 	var prev uint64
@@ -183,7 +218,7 @@ func parseWAL(data []byte, applied uint64) (recs []walRecord, last uint64) {
 			continue
 		}
 		name := string(p[8+k : 8+k+int(nameLen)])
-		recs = append(recs, walRecord{name: name, data: append([]byte(nil), p[8+k+int(nameLen):]...)})
+		recs = append(recs, walRecord{seq: seq, name: name, data: append([]byte(nil), p[8+k+int(nameLen):]...)})
 		last = seq
 	}
 	return recs, last
@@ -213,33 +248,60 @@ func putApplied(tx *bolt.Tx, seq uint64) error {
 	return meta.Put(keyWALApplied, []byte(strconv.FormatUint(seq, 10)))
 }
 
-// get returns the overlay's record for name, if any. Records in the
-// overlay are never changed in place, only replaced, so the slice may be
-// kept; it must not be modified.
+// get returns the logged record for name, if any: the overlay's, else the
+// frozen set's. Logged records are never changed in place, only replaced,
+// so the slice may be kept; it must not be modified.
 func (w *wal) get(name string) ([]byte, bool) {
 	w.mu.RLock()
 	v, ok := w.overlay[name]
+	if !ok {
+		v, ok = w.frozen[name]
+	}
 	w.mu.RUnlock()
 	return v, ok
 }
 
-// snapshot copies the overlay (for List).
+// snapshot copies the logged records (for List).
 func (w *wal) snapshot() map[string][]byte {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	if len(w.overlay) == 0 {
+	if len(w.overlay)+len(w.frozen) == 0 {
 		return nil
 	}
-	m := make(map[string][]byte, len(w.overlay))
-	for k, v := range w.overlay {
+	m := make(map[string][]byte, len(w.overlay)+len(w.frozen))
+	for k, v := range w.frozen {
 		m[k] = v // values are never changed in place, only replaced
+	}
+	for k, v := range w.overlay {
+		m[k] = v
 	}
 	return m
 }
 
-// append writes recs after the last durable record and fdatasyncs. On
-// failure nothing is published and the next append overwrites the same
-// place; the sequence numbers used are not reused.
+// encodedLen is the size of recs in the log.
+func encodedLen(recs []walRecord) int64 {
+	var n int64
+	for _, r := range recs {
+		n += walHeaderLen + 8 + int64(uvarintLen(uint64(len(r.name)))+len(r.name)+len(r.data))
+	}
+	return n
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
+}
+
+// fits says whether n more bytes fit in the active region.
+func (w *wal) fits(n int64) bool { return w.off+n <= walRegionSize }
+
+// append writes recs after the last durable record of the active region and
+// fdatasyncs; the caller has made sure they fit. On failure nothing is
+// published and the next append overwrites the same place; the sequence
+// numbers used are not reused.
 func (w *wal) append(recs []walRecord) error {
 	buf := w.buf[:0]
 	for _, r := range recs {
@@ -255,7 +317,7 @@ func (w *wal) append(recs []walRecord) error {
 		binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(p, crc32c))
 	}
 	w.buf = buf
-	if _, err := w.f.WriteAt(buf, w.off); err != nil {
+	if _, err := w.f.WriteAt(buf, w.region*walRegionSize+w.off); err != nil {
 		return fmt.Errorf("store: write-ahead log: %w", err)
 	}
 	if err := fdatasync(w.f); err != nil {
@@ -274,29 +336,93 @@ func (w *wal) publish(recs []walRecord) {
 	w.mu.Unlock()
 }
 
-// full says a checkpoint is due.
+// full says the overlay is due for a checkpoint.
 func (w *wal) full() bool {
 	w.mu.RLock()
 	n := len(w.overlay)
 	w.mu.RUnlock()
-	return n >= walCheckpointEntries || w.off >= walCheckpointBytes
+	return n >= w.maxEntries || w.off >= w.maxBytes
 }
 
-// flushInto puts the overlay into tx and records the last sequence number
-// as applied. It reports whether there was anything to put.
-func (w *wal) flushInto(tx *bolt.Tx) (bool, error) {
+// frozenSet returns the frozen records and their last sequence number;
+// ok is false when there are none.
+func (w *wal) frozenSet() (recs map[string][]byte, seq uint64, ok bool) {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
-	if len(w.overlay) == 0 && w.applied == w.seq {
+	return w.frozen, w.frozenSeq, w.frozen != nil
+}
+
+// freeze makes the overlay the frozen set and switches appends to the
+// start of the other region, whose records are all in bbolt (there is no
+// frozen set). It returns what freezeCheckpoint needs.
+func (w *wal) freeze() (recs map[string][]byte, seq uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.frozen != nil {
+		panic("store: write-ahead log frozen twice")
+	}
+	w.frozen, w.frozenSeq = w.overlay, w.seq
+	w.overlay = make(map[string][]byte, len(w.frozen))
+	w.region ^= 1
+	w.off = 0
+	return w.frozen, w.frozenSeq
+}
+
+// putRecords puts recs into tx and records seq as applied.
+func putRecords(tx *bolt.Tx, recs map[string][]byte, seq uint64) error {
+	users, err := usersBucket(tx)
+	if err != nil {
+		return err
+	}
+	if err := putUsers(users, recs); err != nil {
+		return err
+	}
+	if err := putApplied(tx, seq); err != nil {
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	return nil
+}
+
+func putUsers(users *bolt.Bucket, recs map[string][]byte) error {
+	for name, v := range recs {
+		if err := users.Put([]byte(name), v); err != nil {
+			return fmt.Errorf("store: checkpoint user %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// thaw drops the frozen set after a transaction holding it (putRecords
+// with its sequence number) committed; its region is free again.
+func (w *wal) thaw() {
+	w.mu.Lock()
+	w.frozen = nil
+	w.mu.Unlock()
+	w.applied = max(w.applied, w.frozenSeq)
+}
+
+// flushInto puts every logged record (frozen, then the overlay, then
+// extra, which is not logged) into tx and records the last sequence number
+// as applied. It reports whether there was anything to put.
+func (w *wal) flushInto(tx *bolt.Tx, extra ...walRecord) (bool, error) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if len(w.overlay) == 0 && w.frozen == nil && len(extra) == 0 && w.applied == w.seq {
 		return false, nil
 	}
 	users, err := usersBucket(tx)
 	if err != nil {
 		return false, err
 	}
-	for name, v := range w.overlay {
-		if err := users.Put([]byte(name), v); err != nil {
-			return false, fmt.Errorf("store: checkpoint user %q: %w", name, err)
+	if err := putUsers(users, w.frozen); err != nil {
+		return false, err
+	}
+	if err := putUsers(users, w.overlay); err != nil {
+		return false, err
+	}
+	for _, r := range extra {
+		if err := users.Put([]byte(r.name), r.data); err != nil {
+			return false, fmt.Errorf("store: checkpoint user %q: %w", r.name, err)
 		}
 	}
 	if err := putApplied(tx, w.seq); err != nil {
@@ -306,26 +432,33 @@ func (w *wal) flushInto(tx *bolt.Tx) (bool, error) {
 }
 
 // checkpointed is called after a transaction that ran flushInto committed:
-// bbolt holds the overlay, so it is emptied and the log is written from
-// its start again. What is left of the old records is not above
-// wal_applied, so replay skips it or stops at it.
+// bbolt holds every logged record, so the overlay and the frozen set are
+// emptied and appends start again at the start of the active region. What
+// is left in the log is not above wal_applied, so replay skips it or stops
+// at it.
 func (w *wal) checkpointed() {
 	w.mu.Lock()
 	clear(w.overlay)
+	w.frozen = nil
 	w.mu.Unlock()
 	w.applied = w.seq
 	w.off = 0
 }
 
-// reset empties the log file and preallocates it with zeros (durably).
-// Preallocation is only for speed: on a full disk the log stays empty and
-// Open goes on (appends then fail with the disk's error, as bbolt would).
+// reset empties the log file and preallocates both regions with zeros
+// (durably). Preallocation is only for speed: on a full disk the log stays
+// empty and Open goes on (appends then fail with the disk's error, as bbolt
+// would).
 func (w *wal) reset() error {
-	w.off = 0
+	w.region, w.off = 0, 0
 	if err := w.f.Truncate(0); err != nil {
 		return fmt.Errorf("truncate: %w", err)
 	}
-	_, err := w.f.WriteAt(make([]byte, walPrealloc), 0)
+	zeros := make([]byte, walPrealloc)
+	_, err := w.f.WriteAt(zeros, 0)
+	if err == nil {
+		_, err = w.f.WriteAt(zeros, walRegionSize)
+	}
 	if err == nil {
 		err = w.f.Sync()
 	}

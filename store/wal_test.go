@@ -59,8 +59,8 @@ func TestWALReplayAfterCrash(t *testing.T) {
 	if len(db.wal.snapshot()) != 0 {
 		t.Fatal("replayed records still in the overlay: bbolt should hold them")
 	}
-	if data, err := os.ReadFile(WALPath(path)); err != nil || len(data) != walPrealloc || bytes.Count(data, []byte{0}) != len(data) {
-		t.Fatalf("log after replay: %d bytes, %v; want %d zeros", len(data), err, walPrealloc)
+	if data, err := os.ReadFile(WALPath(path)); err != nil || len(data) != walRegionSize+walPrealloc || bytes.Count(data, []byte{0}) != len(data) {
+		t.Fatalf("log after replay: %d bytes, %v; want %d zeros", len(data), err, walRegionSize+walPrealloc)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
