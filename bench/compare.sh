@@ -298,11 +298,36 @@ bench() {
 	local phase=$1 name=$2 addr=$3 mode=$4 csv=$5
 	shift 5
 	log "$phase: $name: $BENCH -server $addr -mode $mode -users $(basename "$csv") $*"
-	local line
-	line=$($GEN_PIN $BENCH -server "$addr" -secret-file "$WORK/secret" -users "$csv" -mode "$mode" -format kv "$@") || true
+	local line pid=$OTPG_PID cpu0 idle0 args=()
+	[ "$name" = freeradius ] && pid=$FR_PID
+	# -align is done here, so that the CPU figures below cover the run only.
+	for a in "$@"; do
+		if [ "$a" = -align ]; then next_step; else args+=("$a"); fi
+	done
+	cpu0=$(cpu_ticks "$pid")
+	idle0=$(idle_ticks)
+	line=$($GEN_PIN $BENCH -server "$addr" -secret-file "$WORK/secret" -users "$csv" -mode "$mode" -format kv "${args[@]}") || true
 	[ -n "$line" ] || line="failed=1"
+	# CPU the server used per request, and the share of all CPUs idle while
+	# the generator ran (including its start-up: reading the users file). A
+	# closed loop that leaves CPUs idle is waiting on something else: here,
+	# the fdatasync.
+	line="$line $(awk -v c="$(($(cpu_ticks "$pid") - cpu0))" -v i="$(($(idle_ticks) - idle0))" \
+		-v hz="$(getconf CLK_TCK)" -v n="$NPROC" -v line="$line" 'BEGIN {
+		split(line, f, " "); for (k in f) { split(f[k], a, "="); v[a[1]] = a[2] }
+		if (v["requests"] > 0 && v["elapsed_s"] > 0)
+			printf "srv_cpu_us=%.1f idle_pct=%.0f", c / hz * 1e6 / v["requests"], 100 * i / hz / (v["elapsed_s"] * n)
+	}')"
 	echo "phase=$phase server=$name $line" | tee -a "$RESULTS" >&2
 }
+
+# cpu_ticks PID: user+system CPU of PID in clock ticks (0 without PID).
+cpu_ticks() { if [ -n "$1" ] && [ -r "/proc/$1/stat" ]; then awk '{ print $14 + $15 }' "/proc/$1/stat"; else echo 0; fi; }
+idle_ticks() { awk '/^cpu / { print $5 + $6; exit }' /proc/stat; }
+# next_step sleeps until 0.1 s into the next 30-second time step (what
+# the generator's -align does), so no code of an earlier run is sent again.
+next_step() { sleep "$(awk -v now="$(date +%s.%N)" 'BEGIN { printf "%.3f", 30 - (now % 30) + 0.1 }')"; }
+
 
 # kv prints KEY of the runs of PHASE on SERVER: the median when the phase
 # was repeated (REPEAT), the lower middle one for an even count.
@@ -455,13 +480,14 @@ done
 echo
 echo "otpgate vs FreeRADIUS $FR_VERSION ($( [ "$FR_TOTP" = 1 ] && echo rlm_totp || echo 'PLAIN PAP baseline: rlm_totp missing' )), $NPROC cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "otp_cN: otp-only with N requests in flight; bcrypt/argon2: append, c=$C_PW; big*: otp-only c=$C (big10k, big1M_10k: 10000 logins; big1M: $DUR); rate = logins/s while not waiting for a new time step; goodput = Accepts/s; latency per login"
-printf '%-9s %-10s %9s %9s %8s %8s %8s %8s %7s %7s %7s\n' phase server rate goodput p50_ms p95_ms p99_ms max_ms accept reject timeout
+printf '%-9s %-10s %9s %9s %8s %8s %8s %8s %7s %7s %7s %6s %5s\n' phase server rate goodput p50_ms p95_ms p99_ms max_ms accept reject timeout cpu_us idle%
 for p in $(for c in $C_LIST; do echo "otp_c$c"; done) bcrypt argon2 big10k big1M_10k big1M cap_pinned overload; do
 	for s in otpgated freeradius bound; do
 		r=$(kv "$p" "$s" active_rate)
 		[ -n "$r" ] || continue
-		printf '%-9s %-10s %9s %9s %8s %8s %8s %8s %7s %7s %7s\n' "$p" "$s" "$r" "$(kv "$p" "$s" goodput)" "$(kv "$p" "$s" p50_ms)" "$(kv "$p" "$s" p95_ms)" \
-			"$(kv "$p" "$s" p99_ms)" "$(kv "$p" "$s" max_ms)" "$(kv "$p" "$s" accept)" "$(kv "$p" "$s" reject)" "$(kv "$p" "$s" timeout)"
+		printf '%-9s %-10s %9s %9s %8s %8s %8s %8s %7s %7s %7s %6s %5s\n' "$p" "$s" "$r" "$(kv "$p" "$s" goodput)" "$(kv "$p" "$s" p50_ms)" "$(kv "$p" "$s" p95_ms)" \
+			"$(kv "$p" "$s" p99_ms)" "$(kv "$p" "$s" max_ms)" "$(kv "$p" "$s" accept)" "$(kv "$p" "$s" reject)" "$(kv "$p" "$s" timeout)" \
+			"$(kv "$p" "$s" srv_cpu_us)" "$(kv "$p" "$s" idle_pct)"
 	done
 done
 echo
