@@ -45,6 +45,13 @@
 // the result (else it runs the function again on the fresh record), so the
 // serial stage does a compare and a put per login, not a decode and encode.
 //
+// A batch made only of Updates (logins) is not a bbolt transaction: its
+// records are appended to a write-ahead log beside the database
+// (<db>-wal, wal.go) with one fdatasync, served from memory, and copied
+// into bbolt by a background checkpoint every few thousand records. Open
+// replays the log a crash left; every other write, Backup and Close put it
+// into bbolt first.
+//
 // # Schema versions
 //
 // meta/schema_version is the layout version (currentSchema). Open runs the
