@@ -17,6 +17,7 @@ type client struct {
 	name            string
 	prefix          netip.Prefix
 	secret          []byte
+	macs            *macs // HMAC-MD5 with secret
 	requireMA       bool
 	limitProxyState bool
 	mode            auth.Mode
@@ -112,6 +113,7 @@ func newClientTable(cfgs []config.ClientConfig, defaultMode string, log *slog.Lo
 			name:            name,
 			prefix:          p,
 			secret:          []byte(cc.Secret),
+			macs:            newMACs([]byte(cc.Secret)),
 			requireMA:       boolOr(cc.RequireMessageAuthenticator, true),
 			limitProxyState: boolOr(cc.LimitProxyState, true),
 			mode:            mode,

@@ -4,6 +4,8 @@ import (
 	"crypto/hmac"
 	"crypto/md5"
 	"fmt"
+	"hash"
+	"sync"
 
 	rad "layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -25,11 +27,37 @@ const (
 	maInvalid // wrong HMAC, wrong length, more than one, or unparsable
 )
 
+// macs is a pool of HMAC-MD5 states keyed with one client's shared secret:
+// the key schedule (two MD5 blocks and a handful of allocations) runs once
+// per state, not once per packet.
+type macs struct {
+	secret []byte
+	pool   sync.Pool
+}
+
+func newMACs(secret []byte) *macs {
+	m := &macs{secret: secret}
+	m.pool.New = func() any { return hmac.New(md5.New, m.secret) }
+	return m
+}
+
+// sum appends to dst the HMAC-MD5 of the concatenated parts.
+func (m *macs) sum(dst []byte, parts ...[]byte) []byte {
+	h := m.pool.Get().(hash.Hash)
+	h.Reset()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	dst = h.Sum(dst)
+	m.pool.Put(h)
+	return dst
+}
+
 // checkMessageAuthenticator verifies the Message-Authenticator of a request
 // as received (raw is exactly Length octets): exactly one attribute of length
 // 18 whose value is HMAC-MD5(secret, packet with the value zeroed), compared
 // in constant time (RFC 3579 §3.2). The attribute may be anywhere.
-func checkMessageAuthenticator(raw, secret []byte) maStatus {
+func checkMessageAuthenticator(raw []byte, m *macs) maStatus {
 	if len(raw) < 20 {
 		return maInvalid
 	}
@@ -54,35 +82,48 @@ func checkMessageAuthenticator(raw, secret []byte) maStatus {
 		return maAbsent
 	}
 	// HMAC over the packet with the MA value read as zeros, without copying.
-	var zero [md5.Size]byte
-	m := hmac.New(md5.New, secret)
-	m.Write(raw[:at+2])
-	m.Write(zero[:])
-	m.Write(raw[at+maLen:])
-	if hmac.Equal(m.Sum(nil), raw[at+2:at+maLen]) {
+	var zero, sum [md5.Size]byte
+	m.sum(sum[:0], raw[:at+2], zero[:], raw[at+maLen:])
+	if hmac.Equal(sum[:], raw[at+2:at+maLen]) {
 		return maValid
 	}
 	return maInvalid
 }
 
-// encodeSigned encodes a response made with req.Response: it puts a
-// Message-Authenticator FIRST, computes it over the packet with the Request
-// Authenticator at octets 4..19 (what Response leaves there), and only then
-// lets Encode compute the Response Authenticator over the signed packet.
-func encodeSigned(resp *rad.Packet) ([]byte, error) {
-	resp.Attributes.Del(rad.Type(maType))
-	resp.Attributes = append(rad.Attributes{{Type: rad.Type(maType), Attribute: make([]byte, md5.Size)}}, resp.Attributes...)
-	raw, err := resp.MarshalBinary()
-	if err != nil {
-		return nil, fmt.Errorf("radius: marshal response: %w", err)
+// encodeSigned encodes a response made with req.Response (resp.Authenticator
+// is still the Request Authenticator) in one buffer: a Message-Authenticator
+// first, computed over the packet with the Request Authenticator at octets
+// 4..19 (RFC 3579 §3.2), then the Response Authenticator, MD5(Code, ID,
+// Length, Request Authenticator, attributes, secret) (RFC 2865 §3), over
+// the signed packet. m is the client's HMAC pool (resp.Secret's).
+func encodeSigned(resp *rad.Packet, m *macs) ([]byte, error) {
+	size := 20 + maLen
+	for _, a := range resp.Attributes {
+		if a.Type == rad.Type(maType) {
+			continue
+		}
+		if len(a.Attribute) > 253 {
+			return nil, fmt.Errorf("radius: encode response: attribute %d is %d octets long, over 253", a.Type, len(a.Attribute))
+		}
+		size += 2 + len(a.Attribute)
 	}
-	m := hmac.New(md5.New, resp.Secret)
-	m.Write(raw)
-	copy(resp.Attributes[0].Attribute, m.Sum(nil))
-	b, err := resp.Encode()
-	if err != nil {
-		return nil, fmt.Errorf("radius: encode response: %w", err)
+	if size > rad.MaxPacketLength {
+		return nil, fmt.Errorf("radius: encode response: %d octets, over %d", size, rad.MaxPacketLength)
 	}
+	b := make([]byte, 0, size+len(m.secret)) // room to hash the secret after it
+	b = append(b, byte(resp.Code), resp.Identifier, byte(size>>8), byte(size))
+	b = append(b, resp.Authenticator[:]...)
+	b = append(b, maType, maLen)
+	b = append(b, make([]byte, md5.Size)...)
+	for _, a := range resp.Attributes {
+		if a.Type != rad.Type(maType) {
+			b = append(b, byte(a.Type), byte(2+len(a.Attribute)))
+			b = append(b, a.Attribute...)
+		}
+	}
+	m.sum(b[22:22], b)
+	auth := md5.Sum(append(b, m.secret...))
+	copy(b[4:20], auth[:])
 	return b, nil
 }
 

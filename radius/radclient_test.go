@@ -98,7 +98,7 @@ func TestRadclientRejectsBadMessageAuthenticator(t *testing.T) {
 			if err != nil {
 				continue
 			}
-			b, err := encodeSigned(req.Response(rad.CodeAccessAccept))
+			b, err := encodeSigned(req.Response(rad.CodeAccessAccept), newMACs([]byte(testSecret)))
 			if err != nil {
 				continue
 			}

@@ -52,10 +52,11 @@ func buildRequest(p *rad.Packet, c *client, src netip.AddrPort) (req auth.Reques
 	return req, true
 }
 
-// buildResponse encodes the answer to req for decision d. A Challenge
+// buildResponse encodes the answer to req for decision d, signed with the
+// client's HMAC pool m. A Challenge
 // without a usable State becomes a Reject (internal_error); the decision
 // actually sent is returned.
-func buildResponse(req *rad.Packet, d auth.Decision) ([]byte, auth.Decision, error) {
+func buildResponse(req *rad.Packet, d auth.Decision, m *macs) ([]byte, auth.Decision, error) {
 	var code rad.Code
 	switch d.Result {
 	case auth.Accept:
@@ -96,13 +97,13 @@ func buildResponse(req *rad.Packet, d auth.Decision) ([]byte, auth.Decision, err
 			resp.Attributes.Add(proxyStateType, append(rad.Attribute(nil), avp.Attribute...))
 		}
 	}
-	b, err := encodeSigned(resp)
+	b, err := encodeSigned(resp, m)
 	return b, d, err
 }
 
 // statusResponse answers Status-Server (RFC 5997) with an Access-Accept.
-func statusResponse(req *rad.Packet) ([]byte, error) {
-	return encodeSigned(req.Response(rad.CodeAccessAccept))
+func statusResponse(req *rad.Packet, m *macs) ([]byte, error) {
+	return encodeSigned(req.Response(rad.CodeAccessAccept), m)
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a rune.

@@ -389,7 +389,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		s.log.Debug("radius: dropped unsupported packet code", "client", c.name, "code", pkt.Code.String())
 		return
 	}
-	switch checkMessageAuthenticator(raw, c.secret) {
+	switch checkMessageAuthenticator(raw, c.macs) {
 	case maInvalid:
 		s.metrics.drops.inc(dropBadMA)
 		if ok, n := s.badMA.note(src.Addr()); ok {
@@ -441,7 +441,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 }
 
 func (s *Server) answerStatus(w packetWriter, addr net.Addr, pkt *rad.Packet, c *client) {
-	b, err := statusResponse(pkt)
+	b, err := statusResponse(pkt, c.macs)
 	if err != nil {
 		s.log.Error("radius: status-server reply", "client", c.name, "err", err)
 		return
@@ -496,7 +496,7 @@ func (s *Server) process(j *job) {
 		s.finish(j)
 		return
 	}
-	b, d, err := buildResponse(j.pkt, d)
+	b, d, err := buildResponse(j.pkt, d, j.client.macs)
 	if err != nil {
 		s.log.Error("radius: build response; request dropped", "client", j.client.name, "err", err)
 		s.cache.abort(j.entry)
