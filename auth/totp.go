@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
@@ -75,7 +76,10 @@ func matchStep(t *store.TOTP, code string, now time.Time, skew int) (step uint64
 	if unix < 0 {
 		return 0, false, fmt.Errorf("auth: clock before 1970")
 	}
-	mac := hmac.New(opts.Algorithm.Hash, t.Secret)
+	var mac hash.Hash // nil: SHA1, on the stack
+	if opts.Algorithm != otp.AlgorithmSHA1 {
+		mac = hmac.New(opts.Algorithm.Hash, t.Secret)
+	}
 	cur := uint64(unix) / period
 	var found int
 	var want [10]byte
@@ -84,7 +88,12 @@ func matchStep(t *store.TOTP, code string, now time.Time, skew int) (step uint64
 			continue // before the epoch
 		}
 		s := uint64(int64(cur) + int64(d))
-		w := hotpCode(mac, s, opts.Digits.Length(), want[:0])
+		var w []byte
+		if mac == nil {
+			w = hotpCodeSHA1(t.Secret, s, opts.Digits.Length(), want[:0])
+		} else {
+			w = hotpCode(mac, s, opts.Digits.Length(), want[:0])
+		}
 		eq := subtle.ConstantTimeCompare(w, []byte(code))
 		mask := -uint64(eq) // all ones when equal
 		step = step&^mask | s&mask
@@ -103,7 +112,48 @@ func hotpCode(mac hash.Hash, counter uint64, digits int, dst []byte) []byte {
 	mac.Reset()
 	mac.Write(msg[:])
 	var buf [64]byte
-	sum := mac.Sum(buf[:0])
+	return truncateCode(mac.Sum(buf[:0]), digits, dst)
+}
+
+// hotpCodeSHA1 is hotpCode for HMAC-SHA1, the algorithm of nearly every
+// token, with the HMAC on the stack: hmac.New and the state it saves at
+// Reset allocated about 400 bytes per code check.
+func hotpCodeSHA1(key []byte, counter uint64, digits int, dst []byte) []byte {
+	sum := hmacSHA1Counter(key, counter)
+	return truncateCode(sum[:], digits, dst)
+}
+
+// hmacSHA1Counter is HMAC-SHA1(key, counter as 8 octets big endian), RFC 2104.
+func hmacSHA1Counter(key []byte, counter uint64) [sha1.Size]byte {
+	const block = 64
+	var k [block]byte
+	if len(key) > block {
+		h := sha1.Sum(key)
+		copy(k[:], h[:])
+	} else {
+		copy(k[:], key)
+	}
+	var in [block + 8]byte
+	for i, b := range k {
+		in[i] = b ^ 0x36
+	}
+	binary.BigEndian.PutUint64(in[block:], counter)
+	inner := sha1.Sum(in[:])
+	var out [block + sha1.Size]byte
+	for i, b := range k {
+		out[i] = b ^ 0x5c
+	}
+	copy(out[block:], inner[:])
+	clear(k[:])
+	clear(in[:block])
+	sum := sha1.Sum(out[:])
+	clear(out[:block])
+	return sum
+}
+
+// truncateCode appends to dst the RFC 4226 dynamic truncation of an HMAC
+// sum, digits long with leading zeros.
+func truncateCode(sum []byte, digits int, dst []byte) []byte {
 	off := sum[len(sum)-1] & 0x0f
 	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
 	start := len(dst)
