@@ -319,3 +319,53 @@ func TestWALRegionFullWaitsForCheckpoint(t *testing.T) {
 	defer db.Close()
 	wantSteps(t, db, want)
 }
+
+// TestWALBatchBiggerThanRegion: a batch whose records do not fit in a whole
+// region goes into bbolt with the rest of the log, and is durable.
+func TestWALBatchBiggerThanRegion(t *testing.T) {
+	ctx := context.Background()
+	db, path := testDB(t)
+	if err := db.Import(ctx, manyUsers(t, "u", maxBatch)); err != nil {
+		t.Fatal(err)
+	}
+	setStep(t, db, userName(0), 1) // logged before: must reach bbolt too
+	big := string(bytes.Repeat([]byte("g"), 5000))
+	release := holdCommitter(t, db)
+	errs := make(chan error, maxBatch)
+	for i := range maxBatch {
+		go func() {
+			errs <- db.Update(ctx, userName(i), func(u *User) error {
+				u.Groups = []string{big}
+				u.TOTP.LastStep += 10
+				return nil
+			})
+		}()
+	}
+	waitQueued(t, db, maxBatch)
+	release()
+	for range maxBatch {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := db.commit.maxBatch.Load(); got != maxBatch {
+		t.Fatalf("largest batch %d, want %d: the test would not fill a region", got, maxBatch)
+	}
+	if n := len(db.wal.snapshot()); n != 0 {
+		t.Fatalf("%d records in the log; want the batch (and the record before it) in bbolt", n)
+	}
+	crash(t, db)
+	db, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	want := map[string]uint64{userName(0): 11}
+	for i := 1; i < maxBatch; i += 97 {
+		want[userName(i)] = 10
+	}
+	wantSteps(t, db, want)
+	if u, _ := db.Get(ctx, userName(maxBatch-1)); len(u.Groups) != 1 || u.Groups[0] != big {
+		t.Fatalf("last user after the crash: %d groups", len(u.Groups))
+	}
+}
