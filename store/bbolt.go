@@ -77,13 +77,13 @@ func (db *DB) read(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }
 // errors (closed database, commit or fsync failure such as a full disk) are
 // wrapped with op and name (the user, or "" for whole-store operations).
 func (db *DB) writeOp(op, name string, fn func(tx *bolt.Tx) error) error {
-	return db.writeOpReq(op, name, &writeReq{fn: fn, clean: true, res: make(chan writeResult, 1)})
+	return db.writeOpReq(op, name, nil, fn)
 }
 
-// writeOpReq is writeOp for a request r made by the caller (Update's, which
-// the committer may log instead of running r.fn in a transaction).
-func (db *DB) writeOpReq(op, name string, r *writeReq) error {
-	res := db.commit.submitReq(r)
+// writeOpReq is writeOp for Update, which the committer may log (upd)
+// instead of running fn in a transaction.
+func (db *DB) writeOpReq(op, name string, upd *updateReq, fn func(tx *bolt.Tx) error) error {
+	res := db.commit.submitReq(&writeReq{fn: fn, clean: true, upd: upd, res: make(chan writeResult, 1)})
 	if res.panicked {
 		panic(res.panicVal)
 	}
@@ -270,14 +270,6 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err := lookupName("update", name); err != nil {
 		return err
 	}
-	// The committer waits a moment for Updates on their way (see gather).
-	db.commit.arriving.Add(1)
-	submitted := false
-	defer func() {
-		if !submitted {
-			db.commit.arriving.Add(-1)
-		}
-	}()
 	seen, err := db.stored("update", name)
 	if err != nil {
 		return err
@@ -292,8 +284,7 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if len(data) > walMaxRecord {
 		upd = nil // too big for the log (never seen in practice): a transaction
 	}
-	// Run in the transaction when the committer does not log it.
-	inTx := func(tx *bolt.Tx) error {
+	return db.writeOpReq("update", name, upd, func(tx *bolt.Tx) error {
 		v, err := userValue(tx, "update", name)
 		if err != nil {
 			return err
@@ -309,9 +300,7 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 			return dirty(fmt.Errorf("store: update %q: %w", name, err))
 		}
 		return nil
-	}
-	submitted = true
-	return db.writeOpReq("update", name, &writeReq{fn: inTx, clean: true, upd: upd, arriving: true, res: make(chan writeResult, 1)})
+	})
 }
 
 // applyUpdate decodes the stored value v of user name, applies fn and

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -57,10 +56,6 @@ type committer struct {
 	// its transaction; an error fails the checkpoint.
 	cpHook func() error
 
-	// arriving counts Updates between their start and the committer
-	// taking them from reqs (gather).
-	arriving atomic.Int32
-
 	txs      atomic.Int64 // transactions committed or attempted (tests)
 	maxBatch atomic.Int64 // largest batch seen (tests)
 }
@@ -69,9 +64,7 @@ type writeReq struct {
 	fn    func(tx *bolt.Tx) error
 	clean bool
 	upd   *updateReq // set by Update: may be logged instead of run in a transaction
-	// arriving: counted in committer.arriving until the committer takes it
-	arriving bool
-	res      chan writeResult
+	res   chan writeResult
 }
 
 // updateReq is an Update the committer can decide without a bbolt
@@ -121,9 +114,6 @@ func (c *committer) submitReq(r *writeReq) writeResult {
 	c.mu.RLock()
 	if c.shut {
 		c.mu.RUnlock()
-		if r.arriving {
-			c.arriving.Add(-1)
-		}
 		return writeResult{txErr: bolterrors.ErrDatabaseNotOpen}
 	}
 	c.reqs <- r
@@ -158,7 +148,19 @@ func (c *committer) run() {
 			}
 			r = next
 		}
-		batch = c.gather(c.fill(c.take(batch[:0], r)))
+		batch = append(batch[:0], r)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-c.reqs:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
 		if c.wal != nil && allUpdates(batch) {
 			c.commitLogged(batch)
 		} else {
@@ -167,49 +169,6 @@ func (c *committer) run() {
 		clear(batch)
 		c.maybeCheckpoint()
 	}
-}
-
-// take adds r to batch.
-func (c *committer) take(batch []*writeReq, r *writeReq) []*writeReq {
-	if r.arriving {
-		c.arriving.Add(-1)
-	}
-	return append(batch, r)
-}
-
-// fill adds what is queued to batch, without waiting.
-func (c *committer) fill(batch []*writeReq) []*writeReq {
-	for len(batch) < maxBatch {
-		select {
-		case r, ok := <-c.reqs:
-			if !ok {
-				return batch
-			}
-			batch = c.take(batch, r)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-// gatherWait bounds how long gather waits for Updates on their way.
-const gatherWait = 50 * time.Microsecond
-
-// gather waits a moment for Updates on their way to the queue (their
-// snapshot read, code check and encoding run on the callers' goroutines),
-// yielding the CPU to them, so that they share this batch's fdatasync
-// instead of waiting for the next. With few requests in flight batches are
-// small and each fdatasync's cost is shared by few: otp-only at c=32
-// (bench/compare.sh, medians of 3) went from 24.9k/s and 41.2 µs of CPU per
-// request to 27.9k/s and 36.6 µs.
-func (c *committer) gather(batch []*writeReq) []*writeReq {
-	deadline := time.Now().Add(gatherWait)
-	for c.arriving.Load() > 0 && len(batch) < maxBatch && time.Now().Before(deadline) {
-		runtime.Gosched()
-		batch = c.fill(batch)
-	}
-	return batch
 }
 
 func allUpdates(batch []*writeReq) bool {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -296,47 +295,5 @@ func TestWriteAfterClose(t *testing.T) {
 	db.Close()
 	if err := db.Create(ctx, totpUser("late", randomSeed(t))); err == nil {
 		t.Fatal("Create after Close succeeded")
-	}
-}
-
-// TestUpdateArrivingCount: the count of Updates on their way to the
-// committer (which gather waits for) is back to zero after every way an
-// Update can end: logged, decided against on its snapshot, unknown user,
-// panicking fn, too big for the log, and after Close. A leak would make
-// every batch wait gatherWait.
-func TestUpdateArrivingCount(t *testing.T) {
-	ctx := context.Background()
-	db, _ := testDB(t)
-	if err := db.Import(ctx, manyUsers(t, "u", 2)); err != nil {
-		t.Fatal(err)
-	}
-	big := string(bytes.Repeat([]byte("g"), walMaxRecord))
-	for _, tc := range []struct {
-		name string
-		user string
-		fn   func(u *User) error
-	}{
-		{"logged", "u000000", func(u *User) error { u.TOTP.LastStep++; return nil }},
-		{"decided on the snapshot", "u000000", func(*User) error { return errors.New("no") }},
-		{"unknown user", "nobody", func(*User) error { return nil }},
-		{"too big for the log", "u000001", func(u *User) error { u.Groups = []string{big}; return nil }},
-		{"panicking fn", "u000000", func(*User) error { panic("test") }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			func() {
-				defer func() { _ = recover() }()
-				_ = db.Update(ctx, tc.user, tc.fn)
-			}()
-			if n := db.commit.arriving.Load(); n != 0 {
-				t.Fatalf("%d Updates counted as arriving after it returned", n)
-			}
-		})
-	}
-	db.Close()
-	if err := db.Update(ctx, "u000000", func(*User) error { return nil }); err == nil {
-		t.Fatal("Update after Close succeeded")
-	}
-	if n := db.commit.arriving.Load(); n != 0 {
-		t.Fatalf("%d Updates counted as arriving after Close", n)
 	}
 }
