@@ -76,8 +76,13 @@ func matchStep(t *store.TOTP, code string, now time.Time, skew int) (step uint64
 	if unix < 0 {
 		return 0, false, fmt.Errorf("auth: clock before 1970")
 	}
-	var mac hash.Hash // nil: SHA1, on the stack
-	if opts.Algorithm != otp.AlgorithmSHA1 {
+	var mac hash.Hash // nil: SHA1, with pads on the stack
+	var pads sha1Pads
+	useSHA1 := opts.Algorithm == otp.AlgorithmSHA1
+	if useSHA1 {
+		pads = newSHA1Pads(t.Secret)
+		defer pads.clear()
+	} else {
 		mac = hmac.New(opts.Algorithm.Hash, t.Secret)
 	}
 	cur := uint64(unix) / period
@@ -89,8 +94,8 @@ func matchStep(t *store.TOTP, code string, now time.Time, skew int) (step uint64
 		}
 		s := uint64(int64(cur) + int64(d))
 		var w []byte
-		if mac == nil {
-			w = hotpCodeSHA1(t.Secret, s, opts.Digits.Length(), want[:0])
+		if useSHA1 {
+			w = pads.code(s, opts.Digits.Length(), want[:0])
 		} else {
 			w = hotpCode(mac, s, opts.Digits.Length(), want[:0])
 		}
@@ -115,41 +120,45 @@ func hotpCode(mac hash.Hash, counter uint64, digits int, dst []byte) []byte {
 	return truncateCode(mac.Sum(buf[:0]), digits, dst)
 }
 
-// hotpCodeSHA1 is hotpCode for HMAC-SHA1, the algorithm of nearly every
-// token, with the HMAC on the stack: hmac.New and the state it saves at
-// Reset allocated about 400 bytes per code check.
-func hotpCodeSHA1(key []byte, counter uint64, digits int, dst []byte) []byte {
-	sum := hmacSHA1Counter(key, counter)
-	return truncateCode(sum[:], digits, dst)
+// sha1Pads is an HMAC-SHA1 key (RFC 2104) made ready once per code check:
+// the key XOR ipad and opad blocks, with room behind each for what is
+// hashed after it. Everything stays on the stack: hmac.New and the state
+// it saves at Reset allocated about 400 bytes per check. SHA1 is the
+// algorithm of nearly every token.
+type sha1Pads struct {
+	inner [sha1Block + 8]byte         // key ^ ipad, counter
+	outer [sha1Block + sha1.Size]byte // key ^ opad, inner hash
 }
 
-// hmacSHA1Counter is HMAC-SHA1(key, counter as 8 octets big endian), RFC 2104.
-func hmacSHA1Counter(key []byte, counter uint64) [sha1.Size]byte {
-	const block = 64
-	var k [block]byte
-	if len(key) > block {
+const sha1Block = 64
+
+func newSHA1Pads(key []byte) (p sha1Pads) {
+	var k [sha1Block]byte
+	if len(key) > sha1Block {
 		h := sha1.Sum(key)
 		copy(k[:], h[:])
 	} else {
 		copy(k[:], key)
 	}
-	var in [block + 8]byte
 	for i, b := range k {
-		in[i] = b ^ 0x36
+		p.inner[i] = b ^ 0x36
+		p.outer[i] = b ^ 0x5c
 	}
-	binary.BigEndian.PutUint64(in[block:], counter)
-	inner := sha1.Sum(in[:])
-	var out [block + sha1.Size]byte
-	for i, b := range k {
-		out[i] = b ^ 0x5c
-	}
-	copy(out[block:], inner[:])
 	clear(k[:])
-	clear(in[:block])
-	sum := sha1.Sum(out[:])
-	clear(out[:block])
-	return sum
+	return p
 }
+
+// code is hotpCode for HMAC-SHA1 under these pads.
+func (p *sha1Pads) code(counter uint64, digits int, dst []byte) []byte {
+	binary.BigEndian.PutUint64(p.inner[sha1Block:], counter)
+	inner := sha1.Sum(p.inner[:])
+	copy(p.outer[sha1Block:], inner[:])
+	sum := sha1.Sum(p.outer[:])
+	return truncateCode(sum[:], digits, dst)
+}
+
+// clear wipes the key material.
+func (p *sha1Pads) clear() { *p = sha1Pads{} }
 
 // truncateCode appends to dst the RFC 4226 dynamic truncation of an HMAC
 // sum, digits long with leading zeros.
