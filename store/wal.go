@@ -20,7 +20,7 @@ import (
 // two fdatasyncs (data pages, then the meta page) plus a page write per
 // user touched; a code check changes one user record. So Updates that the
 // committer can decide alone (updateReq) are appended to a log file beside
-// the database, <db>-wal, with one write and one fdatasync per batch, and
+// the database, <db>-wal, with one durable write per batch (walwrite.go), and
 // are served from memory (the overlay) until a checkpoint copies them into
 // bbolt in one transaction. Every other write (create, delete, import, raw
 // transactions) checkpoints in its own transaction first, so bbolt alone is
@@ -95,7 +95,8 @@ type wal struct {
 	off     int64  // end of the last durable record in the active region
 	seq     uint64 // last sequence number used
 	applied uint64 // last sequence number in bbolt
-	buf     []byte
+	writer  walWriter
+	buf     []byte // the last append's blocks; starts with the durable head of the block at off
 
 	// Checkpoint thresholds (walCheckpointEntries, walCheckpointBytes);
 	// tests lower them.
@@ -140,6 +141,7 @@ func openWAL(dbPath string, b *bolt.DB) (*wal, error) {
 		f.Close()
 		return nil, fmt.Errorf("store: replay write-ahead log %s: %w", path, err)
 	}
+	w.writer = newWALWriter(f)
 	return w, nil
 }
 
@@ -299,31 +301,46 @@ func uvarintLen(x uint64) int {
 func (w *wal) fits(n int64) bool { return w.off+n <= walRegionSize }
 
 // append writes recs after the last durable record of the active region and
-// fdatasyncs; the caller has made sure they fit. On failure nothing is
-// published and the next append overwrites the same place; the sequence
-// numbers used are not reused.
+// makes them durable; the caller has made sure they fit. The write covers
+// whole blocks (walBlock): the durable head of the first block again, the
+// records, zeros to the end of the last block (past the durable end there
+// is nothing replay needs). On failure nothing is published and the next
+// append overwrites the same place; the sequence numbers used are not
+// reused.
 func (w *wal) append(recs []walRecord) error {
-	buf := w.buf[:0]
+	start := w.off &^ (walBlock - 1) // of the first block, in the region
+	head := int(w.off - start)       // its durable bytes, kept in w.buf
+	size := int(roundUpBlock(w.off + encodedLen(recs) - start))
+	if size > len(w.buf) {
+		buf := alignedBlocks(max(size, 2*len(w.buf)))
+		copy(buf, w.buf[:head])
+		w.buf = buf
+	}
+	buf := w.buf[:head]
 	for _, r := range recs {
 		w.seq++
-		start := len(buf)
+		at := len(buf)
 		buf = append(buf, make([]byte, walHeaderLen)...)
 		buf = binary.LittleEndian.AppendUint64(buf, w.seq)
 		buf = binary.AppendUvarint(buf, uint64(len(r.name)))
 		buf = append(buf, r.name...)
 		buf = append(buf, r.data...)
-		p := buf[start+walHeaderLen:]
-		binary.LittleEndian.PutUint32(buf[start:], uint32(len(p)))
-		binary.LittleEndian.PutUint32(buf[start+4:], crc32.Checksum(p, crc32c))
+		p := buf[at+walHeaderLen:]
+		binary.LittleEndian.PutUint32(buf[at:], uint32(len(p)))
+		binary.LittleEndian.PutUint32(buf[at+4:], crc32.Checksum(p, crc32c))
 	}
-	w.buf = buf
-	if _, err := w.f.WriteAt(buf, w.region*walRegionSize+w.off); err != nil {
+	end := len(buf)
+	if end > size {
+		panic("store: write-ahead log batch outgrew its buffer")
+	}
+	clear(w.buf[end:size])
+	if err := w.writer.writeDurable(w.buf[:size], w.region*walRegionSize+start); err != nil {
 		return fmt.Errorf("store: write-ahead log: %w", err)
 	}
-	if err := fdatasync(w.f); err != nil {
-		return fmt.Errorf("store: write-ahead log: sync: %w", err)
-	}
-	w.off += int64(len(buf))
+	w.off = start + int64(end)
+	// Keep the new last block's durable head for the next append.
+	last := int(w.off&^(walBlock-1) - start)
+	copy(w.buf, w.buf[last:end])
 	return nil
 }
 
@@ -476,7 +493,7 @@ func (w *wal) reset() error {
 // close closes the log file; remove deletes it too (after a checkpoint
 // emptied it, at a clean Close).
 func (w *wal) close(remove bool) error {
-	err := w.f.Close()
+	err := errors.Join(w.writer.close(), w.f.Close())
 	if remove && err == nil && w.applied == w.seq {
 		err = os.Remove(w.path)
 	}

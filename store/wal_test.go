@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"slices"
@@ -20,6 +21,7 @@ func crash(t *testing.T, db *DB) {
 	defer db.closeMu.Unlock()
 	db.closed = true
 	db.commit.close()
+	db.wal.writer.close()
 	db.wal.f.Close()
 	db.bolt.Close()
 }
@@ -223,15 +225,18 @@ func FuzzParseWAL(f *testing.F) {
 }
 
 // TestWALStaleRecordsAfterReuse: after a checkpoint the log is written from
-// its start again over the old records. A stale record left behind the new
-// ones (here: user u000001, deleted since) must not be replayed: its
-// sequence number is not above wal_applied. (A failed batch's leftovers,
-// above wal_applied but behind a newer record, stop replay by their
-// smaller sequence number: TestParseWAL.)
+// its start again over the old records. An append rewrites only the blocks
+// it covers, so stale records stay behind the new ones (here: user u000099,
+// deleted since, a few blocks in). They must not be replayed: the zeros
+// that fill the new records' last block end the region, and the stale
+// sequence numbers are neither above wal_applied nor above the newest
+// record's. (A failed batch's leftovers, above wal_applied but behind a
+// newer record, stop replay by their smaller sequence number: TestParseWAL.)
 func TestWALStaleRecordsAfterReuse(t *testing.T) {
 	ctx := context.Background()
 	db, path := testDB(t)
-	if err := db.Import(ctx, manyUsers(t, "u", 3)); err != nil {
+	const n = 100
+	if err := db.Import(ctx, manyUsers(t, "u", n)); err != nil {
 		t.Fatal(err)
 	}
 	step := func(name string, s uint64) {
@@ -240,35 +245,36 @@ func TestWALStaleRecordsAfterReuse(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	step("u000000", 1) // sequence 1
-	step("u000001", 5) // sequence 2
+	for i := range n {
+		step(fmt.Sprintf("u%06d", i), 5) // sequences 1-100
+	}
 	var sink bytes.Buffer
-	if _, err := db.Backup(ctx, &sink); err != nil { // checkpoint: wal_applied = 2
+	if _, err := db.Backup(ctx, &sink); err != nil { // checkpoint: wal_applied = 100
 		t.Fatal(err)
 	}
-	if err := db.Delete(ctx, "u000001"); err != nil {
+	if err := db.Delete(ctx, "u000099"); err != nil {
 		t.Fatal(err)
 	}
-	step("u000002", 9) // sequence 3, over sequence 1
+	step("u000000", 9) // sequence 101, over sequence 1
 	crash(t, db)
 
 	data, err := os.ReadFile(WALPath(path))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(data, []byte("u000001")) {
-		t.Fatal("the stale record is not in the log; this test would prove nothing")
+	if i := bytes.Index(data, []byte("u000099")); i < walBlock {
+		t.Fatalf("the stale record is at %d, not past the first block; this test would prove nothing", i)
 	}
 	db, err = Open(path, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Get(ctx, "u000001"); !errors.Is(err, ErrUserNotFound) {
+	if _, err := db.Get(ctx, "u000099"); !errors.Is(err, ErrUserNotFound) {
 		t.Fatalf("deleted user after replay: %v, want ErrUserNotFound (a stale record was replayed)", err)
 	}
-	if u, err := db.Get(ctx, "u000002"); err != nil || u.TOTP.LastStep != 9 {
-		t.Fatalf("u000002 after replay: %v, last step %d, want 9", err, u.TOTP.LastStep)
+	if u, err := db.Get(ctx, "u000000"); err != nil || u.TOTP.LastStep != 9 {
+		t.Fatalf("u000000 after replay: %v, last step %d, want 9", err, u.TOTP.LastStep)
 	}
 }
 
