@@ -47,8 +47,8 @@
 //
 // A batch made only of Updates (logins) is not a bbolt transaction: its
 // records are appended to a write-ahead log beside the database
-// (<db>-wal, wal.go) with one durable write (on Linux direct I/O through
-// native AIO, walwrite_aio.go), served from memory, and copied
+// (<db>-wal, wal.go) with one durable write (on Linux with direct I/O,
+// walwrite_linux.go), served from memory, and copied
 // into bbolt by a background checkpoint every few thousand records. Open
 // replays the log a crash left; every other write, Backup and Close put it
 // into bbolt first.

@@ -11,11 +11,11 @@ import (
 // records), so that the log can be written with direct I/O, which wants
 // offsets, lengths and memory aligned to the device's logical block.
 // 4096 covers every common block size; a file system that wants more is
-// written through the page cache instead (walwrite_aio.go).
+// written through the page cache instead (walwrite_linux.go).
 const walBlock = 4096
 
 // walWriter makes log writes durable. The committer goroutine is its only
-// user.
+// writer; kind may be called from any goroutine.
 type walWriter interface {
 	// writeDurable writes p (whole blocks, walBlock-aligned in memory) at
 	// off and returns once they are on stable storage.

@@ -1,5 +1,3 @@
-//go:build linux && (amd64 || arm64 || riscv64 || ppc64le || loong64)
-
 package store
 
 import (
@@ -9,17 +7,17 @@ import (
 	"testing"
 )
 
-func walWriterKinds() []string { return []string{"write+fdatasync", "direct+aio"} }
+func walWriterKinds() []string { return []string{"write+fdatasync", "direct"} }
 
 func testWALWriter(f *os.File, kind string) (walWriter, error) {
-	if kind == "direct+aio" {
-		return newAIOWriter(f)
+	if kind == "direct" {
+		return newDirectWriter(f)
 	}
 	return syncWriter{f}, nil
 }
 
-// TestWALUsesDirectIOWhereAvailable: where direct asynchronous writes work
-// (they do on ext4 and xfs), Open uses them, not the fallback.
+// TestWALUsesDirectIOWhereAvailable: where direct I/O works (ext4, xfs),
+// Open uses it, not the fallback.
 func TestWALUsesDirectIOWhereAvailable(t *testing.T) {
 	dir := diskTempDir(t)
 	probe, err := os.OpenFile(filepath.Join(dir, "probe"), os.O_RDWR|os.O_CREATE, 0o600)
@@ -27,9 +25,9 @@ func TestWALUsesDirectIOWhereAvailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer probe.Close()
-	a, err := newAIOWriter(probe)
+	a, err := newDirectWriter(probe)
 	if err != nil {
-		t.Skipf("direct asynchronous writes not available in %s: %v", dir, err)
+		t.Skipf("direct I/O not available in %s: %v", dir, err)
 	}
 	a.close()
 
@@ -38,24 +36,24 @@ func TestWALUsesDirectIOWhereAvailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if got := db.wal.writer.kind(); got != "direct+aio" {
-		t.Fatalf("log writer %s, want direct+aio", got)
+	if got := db.wal.writer.kind(); got != "direct" {
+		t.Fatalf("log writer %s, want direct", got)
 	}
 }
 
-// TestAIOWriterFallsBack: a direct write the kernel refuses (here: an
+// TestDirectWriterFallsBack: a direct write the kernel refuses (here: an
 // offset off the block alignment) is written through the page cache, and
 // so is every write after it.
-func TestAIOWriterFallsBack(t *testing.T) {
+func TestDirectWriterFallsBack(t *testing.T) {
 	path := filepath.Join(diskTempDir(t), "log")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	a, err := newAIOWriter(f)
+	a, err := newDirectWriter(f)
 	if err != nil {
-		t.Skipf("direct asynchronous writes not available: %v", err)
+		t.Skipf("direct I/O not available: %v", err)
 	}
 	defer a.close()
 
@@ -63,8 +61,8 @@ func TestAIOWriterFallsBack(t *testing.T) {
 	for i := range block {
 		block[i] = byte(i%251 + 1)
 	}
-	if err := a.writeDurable(block, 0); err != nil || a.kind() != "direct+aio" {
-		t.Fatalf("aligned write: %v, writer %s; want direct+aio", err, a.kind())
+	if err := a.writeDurable(block, 0); err != nil || a.kind() != "direct" {
+		t.Fatalf("aligned write: %v, writer %s; want direct", err, a.kind())
 	}
 	if err := a.writeDurable(block, 100); err != nil {
 		t.Fatalf("misaligned write: %v, want it written the portable way", err)
