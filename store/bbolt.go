@@ -160,16 +160,21 @@ func (db *DB) Get(ctx context.Context, name string) (User, error) {
 // only after a checkpoint put it into bbolt, so a miss there means bbolt
 // is at least as new.
 func (db *DB) stored(op, name string) ([]byte, error) {
+	v, _, err := db.storedFrom(op, name)
+	return v, err
+}
+
+// storedFrom is stored, and says whether the value came from bbolt.
+func (db *DB) storedFrom(op, name string) (v []byte, fromBolt bool, err error) {
 	if v, ok := db.wal.get(name); ok {
-		return v, nil
+		return v, false, nil
 	}
-	var v []byte
-	err := db.readOp(op, name, func(tx *bolt.Tx) error {
+	err = db.readOp(op, name, func(tx *bolt.Tx) error {
 		cur, err := userValue(tx, op, name)
 		v = bytes.Clone(cur)
 		return err
 	})
-	return v, err
+	return v, true, err
 }
 
 // userValue returns the value of user name in tx (valid only inside tx).
@@ -270,7 +275,8 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err := lookupName("update", name); err != nil {
 		return err
 	}
-	seen, err := db.stored("update", name)
+	gen := db.commit.boltGen.Load() // before the log is asked: see boltGen
+	seen, fromBolt, err := db.storedFrom("update", name)
 	if err != nil {
 		return err
 	}
@@ -278,7 +284,7 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err != nil {
 		return err
 	}
-	upd := &updateReq{name: name, seen: seen, data: data, redo: func(cur []byte) ([]byte, error) {
+	upd := &updateReq{name: name, seen: seen, data: data, fromBolt: fromBolt, gen: gen, redo: func(cur []byte) ([]byte, error) {
 		return db.applyUpdate(name, cur, fn)
 	}}
 	if len(data) > walMaxRecord {
@@ -440,6 +446,11 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (int64, error) {
 func (db *DB) HashRecoveryCode(name, code string) string {
 	return db.keys.hashRecoveryCode(name, code)
 }
+
+// LogWriter names how the write-ahead log makes its appends durable:
+// "direct" (Linux: O_DIRECT|O_DSYNC) or "write+fdatasync" (elsewhere, or
+// where the file system refuses direct I/O).
+func (db *DB) LogWriter() string { return db.wal.writer.kind() }
 
 // Close closes the database. It is safe to call more than once.
 func (db *DB) Close() error {

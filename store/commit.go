@@ -56,8 +56,16 @@ type committer struct {
 	// its transaction; an error fails the checkpoint.
 	cpHook func() error
 
-	txs      atomic.Int64 // transactions committed or attempted (tests)
-	maxBatch atomic.Int64 // largest batch seen (tests)
+	// boltGen counts bbolt write transactions; each adds one when it has
+	// ended (committed or not) and before the log drops any record it put
+	// into bbolt. An Update that read its record from bbolt at generation
+	// g (read before the log was asked) knows, while boltGen is still g
+	// and the log has no newer record, that bbolt still holds what it read.
+	boltGen atomic.Uint64
+
+	txs       atomic.Int64 // transactions committed or attempted (tests)
+	boltReads atomic.Int64 // read transactions commitLogged needed (tests)
+	maxBatch  atomic.Int64 // largest batch seen (tests)
 }
 
 type writeReq struct {
@@ -75,6 +83,9 @@ type updateReq struct {
 	seen []byte // the record fn ran on
 	data []byte // fn's result
 	redo func(cur []byte) ([]byte, error)
+	// fromBolt: seen was read from bbolt (not the log) at boltGen gen.
+	fromBolt bool
+	gen      uint64
 }
 
 // writeResult is the outcome of one request: fn's own error (returned to the
@@ -193,49 +204,64 @@ func (c *committer) commitLogged(batch []*writeReq) {
 	latest := make(map[string][]byte, len(batch)) // written earlier in this batch
 	recs := make([]walRecord, 0, len(batch))
 	logged := make([]int, 0, len(batch))
-	err := c.bolt.View(func(tx *bolt.Tx) error {
-		users, err := usersBucket(tx)
-		if err != nil {
-			return err
+	// bbolt is read only for records that may have changed there since
+	// their Update read them (see boltGen), in one read transaction.
+	var (
+		tx      *bolt.Tx
+		users   *bolt.Bucket
+		readErr error
+	)
+	readBolt := func(name string) ([]byte, error) {
+		if tx == nil && readErr == nil {
+			c.boltReads.Add(1)
+			if tx, readErr = c.bolt.Begin(false); readErr == nil {
+				users, readErr = usersBucket(tx)
+			}
 		}
-		for i, r := range batch {
-			u := r.upd
-			cur, ok := latest[u.name]
-			if !ok {
-				cur, ok = c.wal.get(u.name)
+		if readErr != nil {
+			return nil, readErr
+		}
+		return users.Get([]byte(name)), nil // valid until tx ends below
+	}
+	for i, r := range batch {
+		u := r.upd
+		cur, ok := latest[u.name]
+		if !ok {
+			cur, ok = c.wal.get(u.name)
+		}
+		if !ok {
+			if u.fromBolt && u.gen == c.boltGen.Load() {
+				cur = u.seen
+			} else {
+				var err error
+				if cur, err = readBolt(u.name); err != nil {
+					results[i].txErr = err
+					continue
+				}
 			}
-			if !ok {
-				cur = users.Get([]byte(u.name)) // valid inside this View only
-			}
-			if cur == nil {
-				results[i].err = fmt.Errorf("store: update %q: %w", u.name, ErrUserNotFound)
+		}
+		if cur == nil {
+			results[i].err = fmt.Errorf("store: update %q: %w", u.name, ErrUserNotFound)
+			continue
+		}
+		data := u.data
+		if !bytes.Equal(cur, u.seen) {
+			var res writeResult
+			if data, res = redo(u, cur); res.err != nil || res.panicked {
+				results[i] = res
 				continue
 			}
-			data := u.data
-			if !bytes.Equal(cur, u.seen) {
-				var res writeResult
-				if data, res = redo(u, cur); res.err != nil || res.panicked {
-					results[i] = res
-					continue
-				}
-				if len(data) > walMaxRecord {
-					results[i].txErr = fmt.Errorf("record of %d bytes is too large for the write-ahead log", len(data))
-					continue
-				}
-			}
-			latest[u.name] = data
-			recs = append(recs, walRecord{name: u.name, data: data})
-			logged = append(logged, i)
-		}
-		return nil
-	})
-	if err != nil {
-		logged = logged[:0]
-		for i := range results {
-			if results[i].err == nil && !results[i].panicked {
-				results[i].txErr = err
+			if len(data) > walMaxRecord {
+				results[i].txErr = fmt.Errorf("record of %d bytes is too large for the write-ahead log", len(data))
+				continue
 			}
 		}
+		latest[u.name] = data
+		recs = append(recs, walRecord{name: u.name, data: data})
+		logged = append(logged, i)
+	}
+	if tx != nil {
+		_ = tx.Rollback() // read-only: nothing to undo
 	}
 	if len(logged) > 0 {
 		if err := c.log(recs); err != nil {
@@ -325,7 +351,7 @@ func (c *committer) startCheckpoint(frozen map[string][]byte, seq uint64) {
 				return
 			}
 		}
-		c.cpDone <- c.bolt.Update(func(tx *bolt.Tx) error { return putRecords(tx, frozen, seq) })
+		c.cpDone <- c.update(func(tx *bolt.Tx) error { return putRecords(tx, frozen, seq) })
 	}()
 }
 
@@ -355,7 +381,7 @@ func (c *committer) waitCheckpoint() {
 func (c *committer) checkpoint(extra ...walRecord) error {
 	c.waitCheckpoint()
 	flushed := false
-	err := c.bolt.Update(func(tx *bolt.Tx) error {
+	err := c.update(func(tx *bolt.Tx) error {
 		var err error
 		flushed, err = c.wal.flushInto(tx, extra...)
 		return err
@@ -380,7 +406,7 @@ func (c *committer) commit(pending []*writeReq) {
 		c.txs.Add(1)
 		failed := -1
 		flushed := false
-		err := c.bolt.Update(func(tx *bolt.Tx) error {
+		err := c.update(func(tx *bolt.Tx) error {
 			// Logged updates go into bbolt first, so this transaction's
 			// requests see them and bbolt alone holds the truth after.
 			if c.wal != nil {
@@ -426,6 +452,13 @@ func (c *committer) commit(pending []*writeReq) {
 		}
 		return
 	}
+}
+
+// update runs fn in a bbolt write transaction and counts it in boltGen.
+// Every write transaction of an open DB goes through here.
+func (c *committer) update(fn func(tx *bolt.Tx) error) error {
+	defer c.boltGen.Add(1)
+	return c.bolt.Update(fn)
 }
 
 // apply runs one request's fn inside tx and says whether the transaction

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -296,4 +298,82 @@ func TestWriteAfterClose(t *testing.T) {
 	if err := db.Create(ctx, totpUser("late", randomSeed(t))); err == nil {
 		t.Fatal("Create after Close succeeded")
 	}
+}
+
+// TestUpdateSeesBoltChangesAfterItsRead: an Update whose record was read
+// from bbolt is decided without reading bbolt again only while no bbolt
+// write transaction has ended since (boltGen). Each case changes the user
+// in bbolt after the Update read it and before the committer decides it
+// (inside fn's first run); the Update must then run fn again on the new
+// record, not log its result over it.
+func TestUpdateSeesBoltChangesAfterItsRead(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, db *DB)
+	}{
+		{"recreated by transactions", func(t *testing.T, db *DB) {
+			if err := db.Delete(ctx, "u000000"); err != nil {
+				t.Fatal(err)
+			}
+			u := manyUsers(t, "u", 1)[0]
+			u.Groups = []string{"changed"}
+			if err := db.Create(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"logged, then checkpointed", func(t *testing.T, db *DB) {
+			if err := db.Update(ctx, "u000000", func(u *User) error { u.Groups = []string{"changed"}; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			var sink bytes.Buffer
+			if _, err := db.Backup(ctx, &sink); err != nil { // puts the log into bbolt, empties it
+				t.Fatal(err)
+			}
+			if _, ok := db.wal.get("u000000"); ok {
+				t.Fatal("the record is still in the log; the case would not test bbolt")
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, _ := testDB(t)
+			if err := db.Import(ctx, manyUsers(t, "u", 1)); err != nil {
+				t.Fatal(err)
+			}
+			runs := 0
+			err := db.Update(ctx, "u000000", func(u *User) error {
+				runs++
+				if runs == 1 {
+					tc.change(t, db)
+				}
+				u.Groups = append(u.Groups, "mine")
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			u, err := db.Get(ctx, "u000000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if runs != 2 || !slices.Equal(u.Groups, []string{"changed", "mine"}) {
+				t.Fatalf("fn ran %d times, groups %q; want 2 runs and [changed mine]", runs, u.Groups)
+			}
+		})
+	}
+
+	t.Run("no change: bbolt is not read again", func(t *testing.T) {
+		db, _ := testDB(t)
+		if err := db.Import(ctx, manyUsers(t, "u", 20)); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			if err := db.Update(ctx, fmt.Sprintf("u%06d", i), func(u *User) error { u.TOTP.LastStep = 7; return nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := db.commit.boltReads.Load(); n != 0 {
+			t.Fatalf("the committer read bbolt %d times for 20 unchanged records, want 0", n)
+		}
+	})
 }
