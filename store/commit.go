@@ -63,6 +63,8 @@ type committer struct {
 	// and the log has no newer record, that bbolt still holds what it read.
 	boltGen atomic.Uint64
 
+	stats statCounters // for DB.Stats
+
 	txs       atomic.Int64 // transactions committed or attempted (tests)
 	boltReads atomic.Int64 // read transactions commitLogged needed (tests)
 	maxBatch  atomic.Int64 // largest batch seen (tests)
@@ -299,7 +301,10 @@ func (c *committer) log(recs []walRecord) error {
 			return c.checkpoint(recs...)
 		}
 	}
-	if err := c.wal.append(recs); err != nil {
+	start := time.Now()
+	err := c.wal.append(recs)
+	c.stats.appended(len(recs), time.Since(start), err)
+	if err != nil {
 		return err
 	}
 	c.wal.publish(recs)
@@ -360,6 +365,7 @@ func (c *committer) startCheckpoint(frozen map[string][]byte, seq uint64) {
 // are tried again later.
 func (c *committer) checkpointDone(err error) {
 	c.cpRunning = false
+	c.stats.checkpointed(err)
 	if err != nil {
 		c.cpRetry = time.Now().Add(time.Second)
 		return
@@ -386,6 +392,9 @@ func (c *committer) checkpoint(extra ...walRecord) error {
 		flushed, err = c.wal.flushInto(tx, extra...)
 		return err
 	})
+	if flushed || err != nil {
+		c.stats.checkpointed(err)
+	}
 	if err == nil && flushed {
 		c.wal.checkpointed()
 	}
@@ -439,6 +448,9 @@ func (c *committer) commit(pending []*writeReq) {
 			pending = slices.Delete(slices.Clone(pending), failed, failed+1)
 			results = results[:len(pending)]
 			continue
+		}
+		if flushed {
+			c.stats.checkpointed(err)
 		}
 		if err == nil && flushed {
 			c.wal.checkpointed()
