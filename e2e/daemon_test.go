@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -270,6 +271,27 @@ func TestDaemonReload(t *testing.T) {
 	}
 }
 
+// metricValue reads one unlabelled metric from d's /metrics.
+func metricValue(t *testing.T, d *Daemon, name string) float64 {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + d.Metrics + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no %s in /metrics:\n%s", name, b)
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return v
+}
+
 func TestDaemonMetrics(t *testing.T) {
 	d := startDaemon(t, "", "")
 	if host, _, _ := net.SplitHostPort(d.Metrics); !net.ParseIP(host).IsLoopback() {
@@ -289,6 +311,15 @@ func TestDaemonMetrics(t *testing.T) {
 	code, body := get("/metrics")
 	if code != 200 || !strings.Contains(body, "# TYPE otpgate_radius_requests_total counter") {
 		t.Errorf("GET /metrics = %d:\n%s", code, body)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^otpgate_store_log_appends_total 0$`),
+		regexp.MustCompile(`(?m)^otpgate_store_checkpoint_failures_total 0$`),
+		regexp.MustCompile(`(?m)^otpgate_store_log_direct_io [01]$`),
+	} {
+		if !want.MatchString(body) {
+			t.Errorf("GET /metrics has no line matching %s:\n%s", want, body)
+		}
 	}
 	if code, _ := get("/"); code != 404 {
 		t.Errorf("GET / = %d, want 404 (only /metrics is served)", code)
