@@ -213,6 +213,11 @@ func (c *committer) commitLogged(batch []*writeReq) {
 		users   *bolt.Bucket
 		readErr error
 	)
+	defer func() {
+		if tx != nil { // a panic in the loop below
+			_ = tx.Rollback()
+		}
+	}()
 	readBolt := func(name string) ([]byte, error) {
 		if tx == nil && readErr == nil {
 			c.boltReads.Add(1)
@@ -263,7 +268,10 @@ func (c *committer) commitLogged(batch []*writeReq) {
 		logged = append(logged, i)
 	}
 	if tx != nil {
-		_ = tx.Rollback() // read-only: nothing to undo
+		// Before logging: a checkpoint there may need to grow bbolt's
+		// mmap, which waits for every read transaction to end.
+		_ = tx.Rollback()
+		tx = nil
 	}
 	if len(logged) > 0 {
 		if err := c.log(recs); err != nil {
