@@ -271,21 +271,28 @@ func TestDaemonReload(t *testing.T) {
 	}
 }
 
-// metricValue reads one unlabelled metric from d's /metrics.
-func metricValue(t *testing.T, d *Daemon, name string) float64 {
+// getMetricsPath GETs path from d's metrics listener.
+func getMetricsPath(t *testing.T, d *Daemon, path string) (int, string) {
 	t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + d.Metrics + "/metrics")
+	resp, err := c.Get("http://" + d.Metrics + path)
 	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
+		t.Fatalf("GET %s: %v", path, err)
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindSubmatch(b)
+	return resp.StatusCode, string(b)
+}
+
+// metricValue reads one unlabelled metric from d's /metrics.
+func metricValue(t *testing.T, d *Daemon, name string) float64 {
+	t.Helper()
+	_, b := getMetricsPath(t, d, "/metrics")
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\S+)$`).FindStringSubmatch(b)
 	if m == nil {
 		t.Fatalf("no %s in /metrics:\n%s", name, b)
 	}
-	v, err := strconv.ParseFloat(string(m[1]), 64)
+	v, err := strconv.ParseFloat(m[1], 64)
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
@@ -297,18 +304,7 @@ func TestDaemonMetrics(t *testing.T) {
 	if host, _, _ := net.SplitHostPort(d.Metrics); !net.ParseIP(host).IsLoopback() {
 		t.Fatalf("metrics on %s, want loopback", d.Metrics)
 	}
-	get := func(path string) (int, string) {
-		t.Helper()
-		c := &http.Client{Timeout: 5 * time.Second}
-		resp, err := c.Get("http://" + d.Metrics + path)
-		if err != nil {
-			t.Fatalf("GET %s: %v", path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	code, body := get("/metrics")
+	code, body := getMetricsPath(t, d, "/metrics")
 	if code != 200 || !strings.Contains(body, "# TYPE otpgate_radius_requests_total counter") {
 		t.Errorf("GET /metrics = %d:\n%s", code, body)
 	}
@@ -321,7 +317,7 @@ func TestDaemonMetrics(t *testing.T) {
 			t.Errorf("GET /metrics has no line matching %s:\n%s", want, body)
 		}
 	}
-	if code, _ := get("/"); code != 404 {
+	if code, _ := getMetricsPath(t, d, "/"); code != 404 {
 		t.Errorf("GET / = %d, want 404 (only /metrics is served)", code)
 	}
 }
