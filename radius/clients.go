@@ -109,11 +109,12 @@ func newClientTable(cfgs []config.ClientConfig, defaultMode string, log *slog.Lo
 		if mode == "" {
 			mode = def
 		}
+		secret := []byte(cc.Secret)
 		c := &client{
 			name:            name,
 			prefix:          p,
-			secret:          []byte(cc.Secret),
-			macs:            newMACs([]byte(cc.Secret)),
+			secret:          secret,
+			macs:            newMACs(secret), // the same key, not a second copy
 			requireMA:       boolOr(cc.RequireMessageAuthenticator, true),
 			limitProxyState: boolOr(cc.LimitProxyState, true),
 			mode:            mode,

@@ -35,7 +35,7 @@ const maxBatch = 1024
 //
 // A batch made only of Updates does not become a bbolt transaction: the
 // committer compares each with the current record and appends the results
-// to the write-ahead log, one fdatasync for the batch (commitLogged,
+// to the write-ahead log, one durable write for the batch (commitLogged,
 // wal.go). When the log's overlay is full, the committer freezes it and a
 // goroutine checkpoints it into bbolt while logging goes on. Any other
 // batch first waits for that checkpoint and puts the rest of the log into
@@ -195,7 +195,7 @@ func allUpdates(batch []*writeReq) bool {
 
 // commitLogged decides a batch of Updates against the current records (the
 // overlay, else bbolt) and appends the results to the write-ahead log: one
-// write and one fdatasync for the batch. Nothing is visible or
+// durable write for the batch (walwrite.go). Nothing is visible or
 // acknowledged before the log is durable.
 func (c *committer) commitLogged(batch []*writeReq) {
 	if n := int64(len(batch)); n > c.maxBatch.Load() {
