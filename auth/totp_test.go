@@ -154,9 +154,7 @@ func TestCodeOfTwoStepsIsUsedOnce(t *testing.T) {
 		{first + 2, next, Accept, ReasonOK},
 	}
 	for _, s := range steps {
-		e.clk.mu.Lock()
-		e.clk.t = at(s.step)
-		e.clk.mu.Unlock()
+		e.clk.Advance(at(s.step).Sub(e.clk.Now()))
 		d := e.auth(Request{User: "otto", Mode: ModeOTPOnly, Password: s.code})
 		if d.Result != s.want || d.Reason != s.reason {
 			t.Errorf("step %d, code %s: %s/%s, want %s/%s", s.step, s.code, d.Result, d.Reason, s.want, s.reason)
