@@ -171,7 +171,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	defer audit.Close()
 	auditLog := newAuditLogger(audit)
 
-	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath()})
+	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), Log: log})
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,8 @@ type committer struct {
 	cpDone    chan error // its result
 	cpRunning bool
 	cpRetry   time.Time // after a failed one: when to try again
+	cpFailed  int       // checkpoints failed in a row (for the log)
+	logger    *slog.Logger
 	// cpHook, if set (tests), runs in the background checkpoint before
 	// its transaction; an error fails the checkpoint.
 	cpHook func() error
@@ -111,8 +114,8 @@ func dirty(err error) error { return dirtyError{err} }
 
 var errRollback = errors.New("store: roll back batch")
 
-func newCommitter(b *bolt.DB, w *wal) *committer {
-	c := &committer{bolt: b, wal: w, reqs: make(chan *writeReq, maxBatch), done: make(chan struct{}), cpDone: make(chan error, 1)}
+func newCommitter(b *bolt.DB, w *wal, log *slog.Logger) *committer {
+	c := &committer{bolt: b, wal: w, logger: log, reqs: make(chan *writeReq, maxBatch), done: make(chan struct{}), cpDone: make(chan error, 1)}
 	go c.run()
 	return c
 }
@@ -373,12 +376,30 @@ func (c *committer) startCheckpoint(frozen map[string][]byte, seq uint64) {
 // are tried again later.
 func (c *committer) checkpointDone(err error) {
 	c.cpRunning = false
-	c.stats.checkpointed(err)
+	c.checkpointResult(err)
 	if err != nil {
 		c.cpRetry = time.Now().Add(time.Second)
 		return
 	}
 	c.wal.thaw()
+}
+
+// checkpointResult counts a checkpoint (background or inline) and logs the
+// first of a run of failures and the success that ends it: a failure is
+// retried until it works, and nobody waits for its error.
+func (c *committer) checkpointResult(err error) {
+	c.stats.checkpointed(err)
+	switch {
+	case err != nil && c.cpFailed == 0:
+		c.logger.Warn("store: copying the write-ahead log into the database failed; logins go on in the log, and it is retried",
+			"err", err)
+		c.cpFailed++
+	case err != nil:
+		c.cpFailed++
+	case c.cpFailed > 0:
+		c.logger.Info("store: the write-ahead log is copied into the database again", "failed_attempts", c.cpFailed)
+		c.cpFailed = 0
+	}
 }
 
 // waitCheckpoint waits for a running background checkpoint to finish.
@@ -401,7 +422,7 @@ func (c *committer) checkpoint(extra ...walRecord) error {
 		return err
 	})
 	if flushed || err != nil {
-		c.stats.checkpointed(err)
+		c.checkpointResult(err)
 	}
 	if err == nil && flushed {
 		c.wal.checkpointed()
@@ -458,7 +479,7 @@ func (c *committer) commit(pending []*writeReq) {
 			continue
 		}
 		if flushed {
-			c.stats.checkpointed(err)
+			c.checkpointResult(err)
 		}
 		if err == nil && flushed {
 			c.wal.checkpointed()

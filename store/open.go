@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -39,13 +40,17 @@ func Open(path string, opt Options) (*DB, error) {
 		bdb.Close()
 		return nil, err
 	}
-	w, err := openWAL(path, bdb)
+	log := opt.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	w, err := openWAL(path, bdb, log)
 	if err != nil {
 		bdb.Close()
 		return nil, err
 	}
 	db.wal = w
-	db.commit = newCommitter(bdb, w)
+	db.commit = newCommitter(bdb, w, log)
 	return db, nil
 }
 

@@ -1,8 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -11,7 +15,12 @@ import (
 // counted apart.
 func TestStats(t *testing.T) {
 	ctx := context.Background()
-	db, _ := testDB(t)
+	var logged bytes.Buffer
+	db, err := Open(filepath.Join(t.TempDir(), "otpgate.db"), Options{Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	g := gateCheckpoints(db, 4)
 	if err := db.Import(ctx, manyUsers(t, "u", 6)); err != nil {
 		t.Fatal(err)
@@ -38,5 +47,37 @@ func TestStats(t *testing.T) {
 	}
 	if s.LogWriter == "" || s.LogWriter != db.LogWriter() {
 		t.Errorf("log writer %q, want %q", s.LogWriter, db.LogWriter())
+	}
+	// Nobody waits for a background checkpoint's error: it is logged, once,
+	// and so is the checkpoint that ends the failures.
+	out := logged.String()
+	if strings.Count(out, "level=WARN") != 1 || !strings.Contains(out, "copying the write-ahead log into the database failed") ||
+		!strings.Contains(out, "disk full (test)") {
+		t.Errorf("want one warning with the error, logged:\n%s", out)
+	}
+	if strings.Count(out, "level=INFO") != 1 || !strings.Contains(out, "copied into the database again") || !strings.Contains(out, "failed_attempts=1") {
+		t.Errorf("want one line saying the checkpoints work again, logged:\n%s", out)
+	}
+}
+
+// TestCheckpointFailuresLoggedOnce: a run of failed checkpoints (retried
+// every second while the disk is full) is one warning, and the checkpoint
+// that ends it one line with the count; all of them are counted.
+func TestCheckpointFailuresLoggedOnce(t *testing.T) {
+	var logged bytes.Buffer
+	c := &committer{logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	full := errors.New("no space left on device (test)")
+	for _, err := range []error{full, full, full, nil, nil, full, nil} {
+		c.checkpointResult(err)
+	}
+	out := logged.String()
+	if n := strings.Count(out, "level=WARN"); n != 2 {
+		t.Errorf("%d warnings, want 2 (one per run of failures):\n%s", n, out)
+	}
+	if !strings.Contains(out, "failed_attempts=3") || !strings.Contains(out, "failed_attempts=1") || strings.Count(out, "level=INFO") != 2 {
+		t.Errorf("want the end of each run logged with its count (3, then 1):\n%s", out)
+	}
+	if ok, failed := c.stats.checkpoints.Load(), c.stats.checkpointFailures.Load(); ok != 3 || failed != 4 {
+		t.Errorf("checkpoints %d, failures %d; want 3 and 4", ok, failed)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"time"
 )
 
@@ -92,4 +93,8 @@ type Options struct {
 	// LockTimeout bounds the wait for the bbolt file lock (another process
 	// holds it). Default 2s; on expiry Open returns ErrLocked.
 	LockTimeout time.Duration
+	// Log receives what the store cannot return as an error because no
+	// caller is waiting: a failing background checkpoint, the log giving
+	// up direct I/O. Nil: discarded.
+	Log *slog.Logger
 }

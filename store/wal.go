@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -118,7 +119,7 @@ type walRecord struct {
 
 // openWAL opens (or creates) the log of the database at dbPath and replays
 // it into b, so that bbolt holds everything and the log is empty.
-func openWAL(dbPath string, b *bolt.DB) (*wal, error) {
+func openWAL(dbPath string, b *bolt.DB, log *slog.Logger) (*wal, error) {
 	path := WALPath(dbPath)
 	_, statErr := os.Stat(path)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -141,7 +142,7 @@ func openWAL(dbPath string, b *bolt.DB) (*wal, error) {
 		f.Close()
 		return nil, fmt.Errorf("store: replay write-ahead log %s: %w", path, err)
 	}
-	w.writer = newWALWriter(f)
+	w.writer = newWALWriter(f, log)
 	return w, nil
 }
 

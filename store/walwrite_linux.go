@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync/atomic"
 
@@ -30,18 +31,19 @@ type directWriter struct {
 	fd       int // the log opened O_DIRECT|O_DSYNC
 	fallback syncWriter
 	direct   atomic.Bool // false after the kernel refused a direct write
+	log      *slog.Logger
 }
 
 // newWALWriter returns a directWriter for the log f, or syncWriter where
 // direct I/O is not available.
-func newWALWriter(f *os.File) walWriter {
-	if d, err := newDirectWriter(f); err == nil {
+func newWALWriter(f *os.File, log *slog.Logger) walWriter {
+	if d, err := newDirectWriter(f, log); err == nil {
 		return d
 	}
 	return syncWriter{f}
 }
 
-func newDirectWriter(f *os.File) (*directWriter, error) {
+func newDirectWriter(f *os.File, log *slog.Logger) (*directWriter, error) {
 	if !directAligned(f) {
 		return nil, errors.New("direct I/O alignment unknown or above one block")
 	}
@@ -49,7 +51,7 @@ func newDirectWriter(f *os.File) (*directWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open direct: %w", err)
 	}
-	d := &directWriter{fd: fd, fallback: syncWriter{f}}
+	d := &directWriter{fd: fd, fallback: syncWriter{f}, log: log}
 	d.direct.Store(true)
 	return d, nil
 }
@@ -93,6 +95,8 @@ func (d *directWriter) writeDurable(p []byte, off int64) error {
 		// Alignment refused: never again, and write this batch the
 		// portable way.
 		d.direct.Store(false)
+		d.log.Warn("store: the kernel refused a direct write to the write-ahead log; writing it through the page cache with fdatasync from now on",
+			"log", d.fallback.f.Name(), "err", err)
 		return d.fallback.writeDurable(p, off)
 	case err != nil:
 		return fmt.Errorf("direct write: %w", err)

@@ -2,8 +2,10 @@ package store
 
 import (
 	"bytes"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -11,7 +13,7 @@ func walWriterKinds() []string { return []string{"write+fdatasync", "direct"} }
 
 func testWALWriter(f *os.File, kind string) (walWriter, error) {
 	if kind == "direct" {
-		return newDirectWriter(f)
+		return newDirectWriter(f, slog.New(slog.DiscardHandler))
 	}
 	return syncWriter{f}, nil
 }
@@ -25,7 +27,7 @@ func TestWALUsesDirectIOWhereAvailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer probe.Close()
-	a, err := newDirectWriter(probe)
+	a, err := newDirectWriter(probe, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Skipf("direct I/O not available in %s: %v", dir, err)
 	}
@@ -51,7 +53,8 @@ func TestDirectWriterFallsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	a, err := newDirectWriter(f)
+	var logged bytes.Buffer
+	a, err := newDirectWriter(f, slog.New(slog.NewTextHandler(&logged, nil)))
 	if err != nil {
 		t.Skipf("direct I/O not available: %v", err)
 	}
@@ -70,6 +73,9 @@ func TestDirectWriterFallsBack(t *testing.T) {
 	if a.kind() != "write+fdatasync" {
 		t.Fatalf("writer %s after a refused direct write, want write+fdatasync", a.kind())
 	}
+	if n := strings.Count(logged.String(), "refused a direct write"); n != 1 {
+		t.Errorf("the switch logged %d times, want once:\n%s", n, logged.String())
+	}
 	if err := a.writeDurable(block, 2*walBlock); err != nil {
 		t.Fatal(err)
 	}
@@ -80,5 +86,8 @@ func TestDirectWriterFallsBack(t *testing.T) {
 	if len(data) != 3*walBlock || !bytes.Equal(data[:100], block[:100]) ||
 		!bytes.Equal(data[100:100+walBlock], block) || !bytes.Equal(data[2*walBlock:], block) {
 		t.Fatalf("file content wrong after the fallback (%d bytes)", len(data))
+	}
+	if n := strings.Count(logged.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings after one more write, want the one:\n%s", n, logged.String())
 	}
 }

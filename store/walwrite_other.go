@@ -2,7 +2,10 @@
 
 package store
 
-import "os"
+import (
+	"log/slog"
+	"os"
+)
 
 // newWALWriter returns the portable writer: direct I/O is Linux only here.
-func newWALWriter(f *os.File) walWriter { return syncWriter{f} }
+func newWALWriter(f *os.File, _ *slog.Logger) walWriter { return syncWriter{f} }
