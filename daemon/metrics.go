@@ -34,7 +34,7 @@ func writeStoreMetrics(w io.Writer, s store.Stats) {
 	metric("counter", "otpgate_store_checkpoint_failures_total",
 		"Checkpoints that failed (tried again later; the records stay in the log).", s.CheckpointFailures)
 	direct := 0
-	if s.LogWriter == "direct" {
+	if s.LogWriter == store.LogWriterDirect {
 		direct = 1
 	}
 	metric("gauge", "otpgate_store_log_direct_io",

@@ -447,9 +447,14 @@ func (db *DB) HashRecoveryCode(name, code string) string {
 	return db.keys.hashRecoveryCode(name, code)
 }
 
+// How the write-ahead log makes its appends durable (DB.LogWriter).
+const (
+	LogWriterDirect = "direct"          // Linux: O_DIRECT|O_DSYNC
+	LogWriterSync   = "write+fdatasync" // elsewhere, or where the file system refuses direct I/O
+)
+
 // LogWriter names how the write-ahead log makes its appends durable:
-// "direct" (Linux: O_DIRECT|O_DSYNC) or "write+fdatasync" (elsewhere, or
-// where the file system refuses direct I/O).
+// LogWriterDirect or LogWriterSync.
 func (db *DB) LogWriter() string { return db.wal.writer.kind() }
 
 // Close closes the database. It is safe to call more than once.

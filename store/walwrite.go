@@ -39,7 +39,7 @@ func (s syncWriter) writeDurable(p []byte, off int64) error {
 	return nil
 }
 
-func (syncWriter) kind() string { return "write+fdatasync" }
+func (syncWriter) kind() string { return LogWriterSync }
 func (syncWriter) close() error { return nil } // the file is the wal's
 
 // alignedBlocks returns a zeroed buffer of n bytes (a multiple of walBlock)

@@ -73,7 +73,7 @@ func directAligned(f *os.File) bool {
 
 func (d *directWriter) kind() string {
 	if d.direct.Load() {
-		return "direct"
+		return LogWriterDirect
 	}
 	return d.fallback.kind()
 }
