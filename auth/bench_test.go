@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 

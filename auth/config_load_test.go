@@ -3,7 +3,7 @@ package auth
 import (
 	"testing"
 
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 // TestOptionsFromSampleConfig: the shipped radiusd.toml, loaded by the real

@@ -12,7 +12,7 @@ import (
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 

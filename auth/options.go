@@ -7,8 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/otpgate/otpgate/config"
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/password"
 )
 
 // Defaults used by OptionsFromConfig (and by New for fields whose zero value

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/config"
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/password"
 )
 
 func TestOptionsFromConfigDefaults(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 	"github.com/otpgate/otpgate/store"
 
-	"github.com/otpgate/otpgate/recovery"
+	"github.com/otpgate/otpgate/enroll/recovery"
 )
 
 // tokenDigits is the code length of t (6 unless the token says 8).

@@ -14,7 +14,7 @@
 #            (default 10) for every user, on both servers
 #   argon2   password+code with argon2id (password.DefaultParams), otpgated
 #            only (FreeRADIUS 3.2 cannot verify argon2id), against the hash
-#            bound: cores / one-hash time (go test ./password -bench), and
+#            bound: cores / one-hash time (go test ./internal/password -bench), and
 #            against all cores hashing at once without a server
 #   big      $BIG users (default 1000000): import time, start-up time, RSS,
 #            otp-only throughput against a 10000-user database
@@ -395,15 +395,15 @@ for phase in $PHASES; do
 		fr_stop
 		;;
 	argon2)
-		log "argon2: one-hash time: go test ./password -run '^\$' -bench Argon2idDefault -benchtime 20x"
-		ns=$(cd "$ROOT" && go test ./password -run '^$' -bench Argon2idDefault -benchtime 20x | awk '/^BenchmarkArgon2idDefault/ { print $3 }')
+		log "argon2: one-hash time: go test ./internal/password -run '^\$' -bench Argon2idDefault -benchtime 20x"
+		ns=$(cd "$ROOT" && go test ./internal/password -run '^$' -bench Argon2idDefault -benchtime 20x | awk '/^BenchmarkArgon2idDefault/ { print $3 }')
 		bound=$(awk -v n="$NPROC" -v ns="$ns" 'BEGIN { printf "%.1f", n * 1e9 / ns }')
 		NOTES+=("argon2: one argon2id hash (DefaultParams) $(awk -v ns="$ns" 'BEGIN { printf "%.1f", ns / 1e6 }') ms; bound = $NPROC cores / that = $bound logins/s")
 		echo "phase=argon2 server=bound rate=$bound active_rate=$bound" >>"$RESULTS"
 		# What the cores reach hashing at once, without a server: below
 		# the bound where they share caches and memory bandwidth.
-		log "argon2: all cores hashing: go test ./password -run '^\$' -bench Argon2idAllCores -benchtime 60x"
-		allcores=$(cd "$ROOT" && go test ./password -run '^$' -bench Argon2idAllCores -benchtime 60x | awk '/^BenchmarkArgon2idAllCores/ { for (i = 1; i < NF; i++) if ($(i + 1) == "hashes/s") print $i }')
+		log "argon2: all cores hashing: go test ./internal/password -run '^\$' -bench Argon2idAllCores -benchtime 60x"
+		allcores=$(cd "$ROOT" && go test ./internal/password -run '^$' -bench Argon2idAllCores -benchtime 60x | awk '/^BenchmarkArgon2idAllCores/ { for (i = 1; i < NF; i++) if ($(i + 1) == "hashes/s") print $i }')
 		NOTES+=("argon2: $NPROC goroutines hashing at once (no server): $allcores hashes/s")
 		echo "phase=argon2 server=allcores rate=$allcores active_rate=$allcores" >>"$RESULTS"
 		gen "$PW_USERS" "$WORK/argon2.csv" argon2id

@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/enroll"
-	"github.com/otpgate/otpgate/password"
-	"github.com/otpgate/otpgate/recovery"
+	"github.com/otpgate/otpgate/enroll/recovery"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 

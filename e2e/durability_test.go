@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/loadgen"
+	"github.com/otpgate/otpgate/bench/loadgen"
 	"layeh.com/radius"
 )
 

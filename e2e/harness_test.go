@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/control"
+	"github.com/otpgate/otpgate/internal/control"
 	"github.com/otpgate/otpgate/internal/testtool"
 )
 

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 const packagedConfig = "../packaging/radiusd.toml"

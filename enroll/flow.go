@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/otpgate/otpgate/recovery"
+	"github.com/otpgate/otpgate/enroll/recovery"
 )
 
 // Errors Flow.Run returns; the CLI may map them to messages or exit codes.

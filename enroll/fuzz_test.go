@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/recovery"
+	"github.com/otpgate/otpgate/enroll/recovery"
 )
 
 // FuzzDecodeSecret: no panics; whatever is accepted is at least 16 bytes and

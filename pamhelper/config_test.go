@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 func writeFile(t *testing.T, dir, name, body string, mode os.FileMode) string {

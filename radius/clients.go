@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 // client is one configured NAS after validation.

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 func TestClientTable(t *testing.T) {

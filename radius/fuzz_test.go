@@ -10,7 +10,7 @@ import (
 	rad "layeh.com/radius"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 // recordingWriter collects what the server writes.

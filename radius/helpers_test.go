@@ -18,7 +18,7 @@ import (
 	"layeh.com/radius/rfc2865"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 
 	"github.com/otpgate/otpgate/internal/testtool"
 )

@@ -15,7 +15,7 @@ import (
 	"layeh.com/radius/rfc2865"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 

@@ -18,7 +18,7 @@ import (
 	rad "layeh.com/radius"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.

@@ -15,7 +15,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/internal/daemon"
 )
 
 func main() {

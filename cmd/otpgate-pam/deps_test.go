@@ -19,8 +19,8 @@ func TestDepsStaySmall(t *testing.T) {
 		"github.com/otpgate/otpgate/store",
 		"github.com/otpgate/otpgate/radius",
 		"github.com/otpgate/otpgate/auth",
-		"github.com/otpgate/otpgate/admin",
-		"github.com/otpgate/otpgate/control",
+		"github.com/otpgate/otpgate/internal/admin",
+		"github.com/otpgate/otpgate/internal/control",
 		"github.com/otpgate/otpgate/enroll",
 		"github.com/mdp/qrterminal",
 	}

@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/otpgate/otpgate/cli"
+	"github.com/otpgate/otpgate/internal/cli"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".

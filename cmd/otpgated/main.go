@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/otpgate/otpgate/daemon"
+	"github.com/otpgate/otpgate/internal/daemon"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".

@@ -7,7 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/otpgate/otpgate/loadgen"
+	"github.com/otpgate/otpgate/bench/loadgen"
 )
 
 // benchCommand is the RADIUS load generator; loadgen parses its flags.

@@ -18,10 +18,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/otpgate/otpgate/admin"
 	"github.com/otpgate/otpgate/enroll"
-	"github.com/otpgate/otpgate/password"
-	"github.com/otpgate/otpgate/recovery"
+	"github.com/otpgate/otpgate/enroll/recovery"
+	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/password"
 )
 
 // CSVHeader is the optional first row of a CSV import, and the column order.

@@ -11,8 +11,8 @@ import (
 	"unicode"
 
 	"github.com/otpgate/otpgate/enroll"
-	"github.com/otpgate/otpgate/password"
-	"github.com/otpgate/otpgate/recovery"
+	"github.com/otpgate/otpgate/enroll/recovery"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 

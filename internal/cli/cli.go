@@ -14,10 +14,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otpgate/otpgate/admin"
-	"github.com/otpgate/otpgate/config"
-	"github.com/otpgate/otpgate/control"
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/control"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 

@@ -17,7 +17,7 @@ import (
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 // startDaemon runs RunWithOptions on cfgPath until the test ends and

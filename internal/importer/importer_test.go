@@ -13,10 +13,10 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/otpgate/otpgate/admin"
 	"github.com/otpgate/otpgate/enroll"
+	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/internal/testtool"
-	"github.com/otpgate/otpgate/password"
 )
 
 // rfcSecret is the RFC 6238 test key; b32 its base32 form.

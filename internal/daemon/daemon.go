@@ -21,10 +21,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/otpgate/otpgate/admin"
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/config"
-	"github.com/otpgate/otpgate/control"
+	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/control"
 	"github.com/otpgate/otpgate/radius"
 	"github.com/otpgate/otpgate/store"
 )

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/importer"
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/importer"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 	"layeh.com/radius"

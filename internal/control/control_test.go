@@ -22,9 +22,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/otpgate/otpgate/admin"
 	"github.com/otpgate/otpgate/enroll"
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 

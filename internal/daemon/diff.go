@@ -5,7 +5,7 @@ import (
 	"reflect"
 	"slices"
 
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 // diffConfig describes what a reload changes: applied (clients, modes,

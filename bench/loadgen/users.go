@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/password"
 	"golang.org/x/crypto/bcrypt"
 )
 

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/password"
 )
 
 // Defaults for keys that are not set. The [password] defaults are

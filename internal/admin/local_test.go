@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/password"
-	"github.com/otpgate/otpgate/recovery"
+	"github.com/otpgate/otpgate/enroll/recovery"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/admin"
-	"github.com/otpgate/otpgate/control"
 	"github.com/otpgate/otpgate/enroll"
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/control"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 

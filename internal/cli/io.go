@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/otpgate/otpgate/admin"
-	"github.com/otpgate/otpgate/importer"
+	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/importer"
 	"github.com/otpgate/otpgate/store"
 )
 

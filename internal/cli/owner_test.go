@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/otpgate/otpgate/config"
+	"github.com/otpgate/otpgate/internal/config"
 )
 
 // TestOpenStoreGivesFilesToDataDirOwner: root running the CLI with the

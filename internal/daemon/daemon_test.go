@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/config"
-	"github.com/otpgate/otpgate/control"
+	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/control"
 	"github.com/otpgate/otpgate/store"
 
 	"github.com/otpgate/otpgate/internal/testtool"

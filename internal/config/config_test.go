@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/password"
 )
 
 // minimal is the smallest valid config; tests append to it.
@@ -39,9 +39,9 @@ func writeConfig(t *testing.T, text string) string {
 }
 
 func TestLoadSample(t *testing.T) {
-	c, err := Load("../radiusd.toml")
+	c, err := Load("../../radiusd.toml")
 	if err != nil {
-		t.Fatalf("the sample ../radiusd.toml must load: %v", err)
+		t.Fatalf("the sample ../../radiusd.toml must load: %v", err)
 	}
 	if len(c.Warnings) != 0 {
 		t.Errorf("sample config has warnings: %q", c.Warnings)
@@ -458,7 +458,7 @@ func TestPrefix(t *testing.T) {
 
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(minimal))
-	if b, err := os.ReadFile("../radiusd.toml"); err == nil {
+	if b, err := os.ReadFile("../../radiusd.toml"); err == nil {
 		f.Add(b)
 	}
 	f.Add([]byte("version = 1\nclient = [{name = \"a\", x = 1}]\n[[client.y]]\nz=1\n"))
@@ -479,10 +479,10 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// TestSampleDocumentsEveryKey keeps ../radiusd.toml a complete reference:
+// TestSampleDocumentsEveryKey keeps ../../radiusd.toml a complete reference:
 // every key of Config appears in it (set or in a comment).
 func TestSampleDocumentsEveryKey(t *testing.T) {
-	b, err := os.ReadFile("../radiusd.toml")
+	b, err := os.ReadFile("../../radiusd.toml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/internal/admin"
 )
 
 // dialTimeout bounds the liveness check in Dial.

@@ -10,8 +10,8 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/otpgate/otpgate/admin"
 	"github.com/otpgate/otpgate/enroll"
+	"github.com/otpgate/otpgate/internal/admin"
 )
 
 // defaultIssuer names the service in authenticator apps when radiusd.toml

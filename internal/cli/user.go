@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/store"
 )
 

@@ -26,7 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/otpgate/otpgate/admin"
+	"github.com/otpgate/otpgate/internal/admin"
 )
 
 // Host is the only Host header the server accepts. Browsers cannot reach a

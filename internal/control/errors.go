@@ -5,8 +5,8 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/otpgate/otpgate/admin"
-	"github.com/otpgate/otpgate/password"
+	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 
