@@ -46,7 +46,7 @@ func TestLoadSample(t *testing.T) {
 	if len(c.Warnings) != 0 {
 		t.Errorf("sample config has warnings: %q", c.Warnings)
 	}
-	root, _ := filepath.Abs("..")
+	root, _ := filepath.Abs("../..")
 	if want := filepath.Join(root, "data"); c.DataDir != want {
 		t.Errorf("DataDir = %q, want %q", c.DataDir, want)
 	}
