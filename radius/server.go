@@ -137,8 +137,7 @@ func New(cfg *config.Config, a Authenticator, log, audit *slog.Logger) (*Server,
 	// more handlers than that: most of a code check is waiting for the
 	// durable replay write, and the store commits whatever is waiting in one
 	// fsync. With only `workers` handlers, one or two writes would wait per
-	// commit and throughput would be fsync-bound (measured: 2.0k/s with 2
-	// handlers against 10.5k/s with 32, otp-only, c=32). So there is one
+	// commit and throughput would be bound by fsyncs. So there is one
 	// handler per request the Authenticator admits: still a fixed pool.
 	s.workers = hashWorkers + q
 	s.queue = make(chan *job, q)

@@ -12,8 +12,8 @@ import (
 // records are JSON and are still read (a JSON record starts with '{', a
 // binary one with binaryRecordV2), and rewritten in binary by their next
 // write. The binary form exists for the hot path: decoding and encoding a
-// user on every code check cost about a quarter of the server's CPU in
-// JSON, most of it reflection and allocation.
+// user on every code check took a large share of the server's CPU in JSON,
+// most of it reflection and allocation.
 //
 // Layout, in this order (uvarint/varint are encoding/binary's; a string or
 // byte slice is a uvarint length and the bytes; a time is one byte 0 for the

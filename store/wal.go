@@ -28,8 +28,8 @@ import (
 // the truth for them.
 //
 // The checkpoint runs in the background, so that code checks do not wait
-// for it (a checkpoint rewrites a page per user touched: tens of
-// milliseconds). The file has two regions. When the overlay is full it is
+// for it (a checkpoint rewrites a page per user touched, far more work than
+// an append). The file has two regions. When the overlay is full it is
 // frozen, appends go on at the start of the other region, and a goroutine
 // puts the frozen records into bbolt; readers see the overlay, then the
 // frozen records, then bbolt. Only after that transaction has committed is
@@ -64,9 +64,9 @@ const (
 	walCheckpointEntries = 4096
 	walCheckpointBytes   = 1 << 20
 	// walPrealloc of each region is written as zeros at Open: appends then
-	// overwrite allocated blocks and fdatasync flushes data only, not a new
-	// file size through the file system's journal (measured here: 140 µs
-	// against 230-290 µs per append). Zeros end a region for replay.
+	// overwrite allocated blocks and fdatasync flushes data only, not also a
+	// new file size through the file system's journal on every append.
+	// Zeros end a region for replay.
 	walPrealloc   = 2 * walCheckpointBytes
 	walHeaderLen  = 8
 	walMaxPayload = 1 << 20 // far above any record; bounds a damaged length

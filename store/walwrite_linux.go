@@ -15,14 +15,12 @@ import (
 // O_DIRECT|O_DSYNC, one pwrite per batch, which returns once the blocks
 // and the device's cache flush are done.
 //
-// Why: measured on the 2-core VM of bench/, a buffered write plus
-// fdatasync of 4 KiB costs 82-116 µs of process CPU against 70-84 µs this
-// way (copying into and writing back the page cache), for the same or
-// less wall time; otp-only logins at c=32 went from 26-27k to 29k/s.
-// Native AIO with RWF_DSYNC, waited for in Go's poller, did better at
-// c=32 (33k/s) but collapsed under overload (0.5x of capacity): such a
-// write completes, flush included, in a kworker thread, which starves
-// when every CPU is busy. Here the flush runs on the writing thread.
+// Why: a buffered write plus fdatasync costs more process CPU than this
+// (copying into and writing back the page cache) for no less wall time.
+// Native AIO with RWF_DSYNC, waited for in Go's poller, is no substitute:
+// such a write completes, flush included, in a kworker thread, which
+// starves when every CPU is busy, so it breaks down under overload. Here
+// the flush runs on the writing thread.
 //
 // Where direct I/O is missing (tmpfs) or refused (a file system wanting
 // bigger alignment), the log falls back to syncWriter, at open or at the

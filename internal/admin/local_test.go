@@ -411,7 +411,7 @@ func TestBackup(t *testing.T) {
 }
 
 // BenchmarkImport100k imports 100,000 OTP-only users into a fresh store per
-// iteration: go test ./admin -run '^$' -bench Import100k -benchtime 1x
+// iteration: go test ./internal/admin -run '^$' -bench Import100k -benchtime 1x
 func BenchmarkImport100k(b *testing.B) {
 	const n = 100_000
 	users := make([]ImportUser, n)
