@@ -445,9 +445,9 @@ for phase in $PHASES; do
 		# cores and the goodput figure was the generator's. With
 		# OVERLOAD_PIN=1 (default on 2+ cores) the generator runs on CPU 1
 		# only, capacity is measured that way too (closed loop, c=256), and
-		# goodput is compared with it. (Pinning otpgated to CPU 0 as well
-		# was tried: it then idles at ~40 % CPU and does ~3.5k/s, latency
-		# bound on fsync completions handled on the other CPU.)
+		# goodput is compared with it. (otpgated is not pinned to CPU 0:
+		# it then idles, latency bound on fsync completions handled on the
+		# other CPU.)
 		cap=$(kv big1M otpgated active_rate)
 		pin_note="unpinned"
 		if [ "${OVERLOAD_PIN:-1}" = 1 ] && [ "$NPROC" -ge 2 ] && command -v taskset >/dev/null; then
@@ -474,8 +474,8 @@ for phase in $PHASES; do
 		cpu1=$(cpu_s "$OTPG_PID" 2>/dev/null || echo "$cpu0")
 		alive=no
 		kill -0 "$OTPG_PID" 2>/dev/null && probe "127.0.0.1:$OTPG_PORT" && alive=yes
-		# This machine's speed drifts by a quarter within minutes, so the
-		# capacity is measured again after the overload, the same way:
+		# A machine's speed can drift within minutes, so the capacity is
+		# measured again after the overload, the same way:
 		# the goodput is reported against both.
 		[ "$alive" = yes ] && [ "$pin_note" != unpinned ] &&
 			bench cap_after otpgated "127.0.0.1:$OTPG_PORT" otp-only "$WORK/big.csv" -align -duration "$DUR" -c 256
