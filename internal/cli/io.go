@@ -34,9 +34,11 @@ func importCommand() *command {
 names the line. Existing user names fail the import. FILE "-" is standard
 input.
 
-csv: the format of the importer package (see README); passwords may be
-plaintext (hashed on import; argon2id makes this slow for many users) or
-argon2id/bcrypt hashes (stored as they are).
+csv: columns name,password,totp_secret,groups, optionally under a header
+row of those names; groups separated by ';' (docs/users.md in the source
+has the details). Passwords may be plaintext (hashed on import; argon2id
+makes this slow for many users) or argon2id/bcrypt hashes (stored as they
+are).
 
 google-authenticator: a file written by the google-authenticator command
 (TOTP, SHA1, 6 digits, 30 s); its scratch codes become recovery codes. The
