@@ -99,7 +99,7 @@ func Check(path string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(stderr, "otpgated: %s: warning: %s\n", path, w)
 	}
-	if _, err := auth.OptionsFromConfig(cfg); err != nil {
+	if _, err := authOptions(cfg); err != nil {
 		fmt.Fprintf(stderr, "otpgated: %s: %v\n", path, err)
 		return 1
 	}
@@ -159,7 +159,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "config", cfg.Path, "warning", w)
 	}
-	aopt, err := auth.OptionsFromConfig(cfg)
+	aopt, err := authOptions(cfg)
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		}
 	}()
 
-	svc := admin.NewLocal(st, aopt.Password, cfg.Issuer) // the params auth hashes with
+	svc := admin.NewLocal(st, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
 	cs := control.NewServer(svc, control.ServerOptions{Group: cfg.Control.Group, Version: opt.Version}, log)
 	controlLn, err := cs.Listen(cfg.SocketPath())
 	if err != nil {
@@ -335,7 +335,7 @@ func reload(cur *config.Config, opt Options, log *slog.Logger, rs *radius.Server
 		log.Error("reload failed; keeping the running config", "err", err)
 		return nil, false
 	}
-	aopt, err := auth.OptionsFromConfig(next)
+	aopt, err := authOptions(next)
 	if err != nil {
 		log.Error("reload failed; keeping the running config", "err", err)
 		return nil, false

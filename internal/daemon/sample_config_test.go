@@ -1,4 +1,4 @@
-package auth
+package daemon
 
 import (
 	"testing"
@@ -9,15 +9,15 @@ import (
 // TestOptionsFromSampleConfig: the shipped radiusd.toml, loaded by the real
 // loader, gives valid options with the documented defaults.
 func TestOptionsFromSampleConfig(t *testing.T) {
-	c, err := config.Load("../radiusd.toml")
+	c, err := config.Load("../../radiusd.toml")
 	if err != nil {
 		t.Fatalf("config.Load: %v", err)
 	}
-	o, err := OptionsFromConfig(c)
+	o, err := authOptions(c)
 	if err != nil {
-		t.Fatalf("OptionsFromConfig: %v", err)
+		t.Fatalf("authOptions: %v", err)
 	}
-	if o.Skew != c.Auth.Skew || o.Workers != c.Radius.Workers || o.Queue != c.Radius.Queue || o.Workers < 1 {
+	if o.Skew != c.Auth.Skew || o.HashWorkers != c.Radius.Workers || o.HashQueue != c.Radius.Queue || o.HashWorkers < 1 {
 		t.Fatalf("options %+v do not follow the config", o)
 	}
 }
