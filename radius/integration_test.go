@@ -73,7 +73,7 @@ func TestWithRealAuthAndStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, testConfig(), a)
+	s := startServer(t, testOptions(), a)
 	c := newClient(t, s.addr)
 	step := func() uint64 { return uint64(clk.now().Unix() / 30) }
 	id := byte(0)

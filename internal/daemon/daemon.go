@@ -103,6 +103,10 @@ func Check(path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "otpgated: %s: %v\n", path, err)
 		return 1
 	}
+	if _, err := radiusOptions(cfg); err != nil {
+		fmt.Fprintf(stderr, "otpgated: %s: %v\n", path, err)
+		return 1
+	}
 	metrics := cfg.Metrics.Listen
 	if metrics == "" {
 		metrics = "off"
@@ -163,6 +167,10 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
+	ropt, err := radiusOptions(cfg)
+	if err != nil {
+		return err
+	}
 
 	audit, err := newAuditSink(cfg.Log.Audit, opt.AuditStderr, log)
 	if err != nil {
@@ -185,7 +193,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	rs, err := radius.New(cfg, authn, log.With("component", "radius"), auditLog)
+	rs, err := radius.New(ropt, authn, log.With("component", "radius"), auditLog)
 	if err != nil {
 		return err
 	}
@@ -198,7 +206,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 			pc.Close()
 		}
 	}()
-	for _, addr := range cfg.Radius.Listen {
+	for _, addr := range ropt.ListenAddrs {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			return fmt.Errorf("radius: listen %s: %w", addr, err)
@@ -340,7 +348,12 @@ func reload(cur *config.Config, opt Options, log *slog.Logger, rs *radius.Server
 		log.Error("reload failed; keeping the running config", "err", err)
 		return nil, false
 	}
-	if err := rs.Reload(next); err != nil {
+	ropt, err := radiusOptions(next)
+	if err != nil {
+		log.Error("reload failed; keeping the running config", "err", err)
+		return nil, false
+	}
+	if err := rs.Reload(ropt); err != nil {
 		log.Error("reload failed; keeping the running config", "err", err)
 		return nil, false
 	}

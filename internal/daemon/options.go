@@ -7,6 +7,7 @@ import (
 
 	"github.com/otpgate/otpgate/auth"
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/radius"
 )
 
 // The functions here turn a loaded config (defaults applied, validated) into
@@ -50,4 +51,40 @@ func graceEnd(day string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("auth.grace_until %q: want YYYY-MM-DD: %w", day, err)
 	}
 	return d.AddDate(0, 0, 1), nil
+}
+
+// radiusOptions is the RADIUS transport of cfg: listeners, NAS table, reply
+// cache, reject delay and the request pool.
+func radiusOptions(cfg *config.Config) (radius.Options, error) {
+	r := cfg.Radius
+	clients := make([]radius.Client, len(cfg.Clients))
+	for i, c := range cfg.Clients {
+		clients[i] = radius.Client{
+			Name:                        c.Name,
+			Address:                     c.Address,
+			Secret:                      c.Secret,
+			RequireMessageAuthenticator: c.MessageAuthenticatorRequired(),
+			LimitProxyState:             c.ProxyStateLimited(),
+			Mode:                        auth.Mode(c.Mode),
+		}
+	}
+	o := radius.Options{
+		ListenAddrs:          slices.Clone(r.Listen),
+		Clients:              clients,
+		ReplyCacheTTL:        r.ReplyCacheTTL.Duration,
+		ReplyCacheMaxEntries: r.ReplyCacheMax,
+		RejectDelay:          r.RejectDelay.Duration,
+		// [radius] workers bounds the password hashes (auth enforces it,
+		// with queue requests waiting). Requests need more handlers than
+		// that: most of a code check is waiting for the durable replay
+		// write, and the store commits whatever is waiting in one fsync, so
+		// with only `workers` handlers throughput would be bound by fsyncs.
+		// One handler per request auth admits: still a fixed pool.
+		Handlers: r.Workers + r.Queue,
+		QueueLen: r.Queue,
+	}
+	if err := o.Validate(); err != nil {
+		return radius.Options{}, err
+	}
+	return o, nil
 }

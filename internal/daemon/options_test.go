@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/otpgate/otpgate/auth"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/password"
+	"github.com/otpgate/otpgate/radius"
 )
 
 // parseConfig loads "version = 1" plus extra through the real loader, so
@@ -99,6 +101,80 @@ func TestAuthOptionsErrors(t *testing.T) {
 			c := parseConfig(t, "")
 			tc.mut(c)
 			_, err := authOptions(c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one naming %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRadiusOptions(t *testing.T) {
+	c := parseConfig(t, `[radius]
+listen = ["127.0.0.1:1812", "[::1]:1812"]
+reply_cache_ttl = "10s"
+reply_cache_max = 50
+reject_delay = "1s"
+workers = 3
+queue = 7
+[auth]
+mode = "challenge"
+[[client]]
+name = "vpn"
+address = "10.0.0.0/24"
+secret = "0123456789abcdef0123456789"
+[[client]]
+name = "legacy"
+address = "192.0.2.7"
+secret = "abcdef0123456789abcdef0123"
+require_message_authenticator = false
+mode = "otp-only"
+`)
+	o, err := radiusOptions(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.ListenAddrs, ",") != "127.0.0.1:1812,[::1]:1812" || o.ReplyCacheTTL != 10*time.Second ||
+		o.ReplyCacheMaxEntries != 50 || o.RejectDelay != time.Second || o.Handlers != 3+7 || o.QueueLen != 7 {
+		t.Fatalf("options: %+v", o)
+	}
+	want := []radius.Client{
+		// require_message_authenticator and limit_proxy_state default to
+		// true, mode to [auth] mode: config's defaults, carried over.
+		{Name: "vpn", Address: "10.0.0.0/24", Secret: "0123456789abcdef0123456789",
+			RequireMessageAuthenticator: true, LimitProxyState: true, Mode: auth.ModeChallenge},
+		{Name: "legacy", Address: "192.0.2.7", Secret: "abcdef0123456789abcdef0123",
+			RequireMessageAuthenticator: false, LimitProxyState: true, Mode: auth.ModeOTPOnly},
+	}
+	if !slices.Equal(o.Clients, want) {
+		t.Fatalf("clients:\n got %+v\nwant %+v", o.Clients, want)
+	}
+	c.Radius.Listen[0] = "changed"
+	if o.ListenAddrs[0] != "127.0.0.1:1812" {
+		t.Fatal("ListenAddrs aliases the config")
+	}
+}
+
+// TestRadiusOptionsErrors: a config that config.Validate would refuse
+// (built by hand here) is refused by the conversion too, naming the option.
+func TestRadiusOptionsErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		mut  func(c *config.Config)
+		want string
+	}{
+		{"reply cache ttl", func(c *config.Config) { c.Radius.ReplyCacheTTL.Duration = 0 }, "ReplyCacheTTL"},
+		{"reply cache max", func(c *config.Config) { c.Radius.ReplyCacheMax = 0 }, "ReplyCacheMaxEntries"},
+		{"reject delay", func(c *config.Config) { c.Radius.RejectDelay.Duration = -time.Second }, "RejectDelay"},
+		{"queue", func(c *config.Config) { c.Radius.Queue = 0 }, "QueueLen"},
+		{"client mode", func(c *config.Config) {
+			c.Clients = []config.ClientConfig{{Name: "a", Address: "10.0.0.1", Secret: "0123456789abcdef", Mode: "sms"}}
+		}, "unknown mode"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := parseConfig(t, "")
+			tc.mut(c)
+			_, err := radiusOptions(c)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want one naming %q", err, tc.want)
 			}

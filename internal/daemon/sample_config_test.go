@@ -20,4 +20,11 @@ func TestOptionsFromSampleConfig(t *testing.T) {
 	if o.Skew != c.Auth.Skew || o.HashWorkers != c.Radius.Workers || o.HashQueue != c.Radius.Queue || o.HashWorkers < 1 {
 		t.Fatalf("options %+v do not follow the config", o)
 	}
+	r, err := radiusOptions(c)
+	if err != nil {
+		t.Fatalf("radiusOptions: %v", err)
+	}
+	if len(r.Clients) != len(c.Clients) || len(r.ListenAddrs) != len(c.Radius.Listen) || r.QueueLen != c.Radius.Queue {
+		t.Fatalf("radius options %d clients, %d listen addresses, queue %d do not follow the config", len(r.Clients), len(r.ListenAddrs), r.QueueLen)
+	}
 }
