@@ -66,10 +66,10 @@ type Authenticator struct {
 	st       store.Store
 	log      *slog.Logger
 	now      func() time.Time
-	dummy    string // password.Dummy(opt.Password): verified for unknown users
+	dummy    string // password.Dummy(opt.PasswordHashParams): verified for unknown users
 	policy   atomic.Pointer[Policy]
-	admit    chan struct{} // Workers+Queue tokens: requests in flight
-	workers  chan struct{} // Workers tokens: password hashes running
+	admit    chan struct{} // HashWorkers+HashQueue tokens: requests in flight
+	workers  chan struct{} // HashWorkers tokens: password hashes running
 	stations *stationTable
 	states   *challengeTable
 }
@@ -83,24 +83,26 @@ func New(opt Options, st store.Store, log *slog.Logger) (*Authenticator, error) 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opt.fillDefaults()
-	if err := opt.validate(); err != nil {
+	if err := opt.Validate(); err != nil {
 		return nil, err
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
 	}
 	opt.Policy.MFAGroups = slices.Clone(opt.Policy.MFAGroups)
 	// A hash of a random password with the configured cost: nobody can log
-	// in against it. The params are non-zero here, so Dummy cannot panic.
-	dummy := password.Dummy(opt.Password)
+	// in against it. Validate checked the params, so Dummy cannot panic.
+	dummy := password.Dummy(opt.PasswordHashParams)
 	a := &Authenticator{
 		opt:      opt,
 		st:       st,
 		log:      log.With("component", "auth"),
 		now:      opt.Now,
 		dummy:    dummy,
-		admit:    make(chan struct{}, opt.Workers+opt.Queue),
-		workers:  make(chan struct{}, opt.Workers),
-		stations: newStationTable(opt),
-		states:   newChallengeTable(opt),
+		admit:    make(chan struct{}, opt.HashWorkers+opt.HashQueue),
+		workers:  make(chan struct{}, opt.HashWorkers),
+		stations: newStationTable(opt, maxStations),
+		states:   newChallengeTable(opt.ChallengeTTL, maxChallengeStates),
 	}
 	p := opt.Policy
 	a.policy.Store(&p)
@@ -474,7 +476,7 @@ func (a *Authenticator) checkFactorWith(ctx context.Context, name string, parse 
 		fail := func(r Reason) error {
 			u.CodeFailures = decayedFailures(u.CodeFailures, u.LastFailure, now, a.opt.LockoutMax) + 1
 			u.LastFailure = now
-			if d := backoff(u.CodeFailures, a.opt.LockoutThreshold, a.opt.LockoutBase, a.opt.LockoutMax); d > 0 {
+			if d := backoff(u.CodeFailures, a.opt.LockoutThreshold, a.opt.LockoutInitial, a.opt.LockoutMax); d > 0 {
 				u.LockedUntil = now.Add(d)
 			}
 			out = reject(r)

@@ -283,11 +283,11 @@ func TestDecisions(t *testing.T) {
 		}},
 		{name: "challenge/expired State", steps: []step{
 			{mode: ModeChallenge, user: "alice", field: lit("correct horse"), want: Challenge, reason: ReasonOK},
-			{mode: ModeChallenge, user: "alice", field: withCode("", "alice", 0), state: prevState, before: advance(DefaultChallengeTTL), want: Reject, reason: ReasonBadState},
+			{mode: ModeChallenge, user: "alice", field: withCode("", "alice", 0), state: prevState, before: advance(testChallengeTTL), want: Reject, reason: ReasonBadState},
 		}},
 		{name: "challenge/State just before expiry", steps: []step{
 			{mode: ModeChallenge, user: "alice", field: lit("correct horse"), want: Challenge, reason: ReasonOK},
-			{mode: ModeChallenge, user: "alice", field: withCode("", "alice", 0), state: prevState, before: advance(DefaultChallengeTTL - time.Second), want: Accept, reason: ReasonOK},
+			{mode: ModeChallenge, user: "alice", field: withCode("", "alice", 0), state: prevState, before: advance(testChallengeTTL - time.Second), want: Accept, reason: ReasonOK},
 		}},
 		{name: "challenge/State of another user", steps: []step{
 			{mode: ModeChallenge, user: "alice", field: lit("correct horse"), want: Challenge, reason: ReasonOK},
@@ -639,9 +639,7 @@ func TestPasswordFailuresPerStation(t *testing.T) {
 }
 
 func TestStationTableBounded(t *testing.T) {
-	o := Options{StationMax: 3}
-	o.fillDefaults()
-	st := newStationTable(o)
+	st := newStationTable(testOptions(), 3)
 	for i, k := range []string{"a", "b", "c", "d"} {
 		st.fail(k, t0.Add(time.Duration(i)*time.Second))
 	}
@@ -652,15 +650,13 @@ func TestStationTableBounded(t *testing.T) {
 		t.Fatal("oldest entry not evicted")
 	}
 	// Quiet entries are forgotten.
-	if st.locked("d", t0.Add(o.StationForget+time.Hour)) || st.len() != 2 {
+	if st.locked("d", t0.Add(stationForgetAfter+time.Hour)) || st.len() != 2 {
 		t.Fatalf("forgotten entry kept: len %d", st.len())
 	}
 }
 
 func TestChallengeTableBounded(t *testing.T) {
-	o := Options{ChallengeMax: 2, ChallengeTTL: time.Minute}
-	o.fillDefaults()
-	c := newChallengeTable(o)
+	c := newChallengeTable(time.Minute, 2)
 	s1, _ := c.issue("u", "c", t0)
 	s2, _ := c.issue("u", "c", t0.Add(time.Second))
 	s3, _ := c.issue("u", "c", t0.Add(2*time.Second))
@@ -691,7 +687,7 @@ func TestChallengeTableBounded(t *testing.T) {
 
 // TestConcurrentSameCode: 50 requests with the same code, exactly one wins.
 func TestConcurrentSameCode(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Workers = 4; o.Queue = 64; o.LockoutThreshold = 1000 })
+	e := newEnv(t, func(o *Options) { o.HashWorkers = 4; o.HashQueue = 64; o.LockoutThreshold = 1000 })
 	field := "correct horse" + e.code("alice", 0)
 	const n = 50
 	var wg sync.WaitGroup
@@ -727,7 +723,7 @@ func TestConcurrentSameCode(t *testing.T) {
 // TestConcurrentGuessesRespectLock: a burst of wrong codes cannot get past
 // the lock: at most threshold of them are evaluated.
 func TestConcurrentGuessesRespectLock(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Workers = 4; o.Queue = 64 })
+	e := newEnv(t, func(o *Options) { o.HashWorkers = 4; o.HashQueue = 64 })
 	const n = 40
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -749,7 +745,7 @@ func TestConcurrentGuessesRespectLock(t *testing.T) {
 }
 
 func TestOverloadDrop(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Workers = 1; o.Queue = 0 })
+	e := newEnv(t, func(o *Options) { o.HashWorkers = 1; o.HashQueue = 0 })
 	if cap(e.a.admit) != 1 || cap(e.a.workers) != 1 {
 		t.Fatalf("admit %d, workers %d", cap(e.a.admit), cap(e.a.workers))
 	}
@@ -769,7 +765,7 @@ func TestOverloadDrop(t *testing.T) {
 }
 
 func TestCanceledWhileWaitingDrops(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Workers = 1; o.Queue = 1 })
+	e := newEnv(t, func(o *Options) { o.HashWorkers = 1; o.HashQueue = 1 })
 	e.a.workers <- struct{}{} // the only worker is busy
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan Decision)
@@ -868,16 +864,18 @@ func TestSetPolicyConcurrent(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	e := newEnv(t, nil)
-	if _, err := New(Options{Password: fastParams}, nil, nil); err == nil {
+	if _, err := New(testOptions(), nil, nil); err == nil {
 		t.Error("nil store accepted")
 	}
-	for name, o := range map[string]Options{
-		"skew":   {Skew: -1},
-		"max":    {LockoutBase: time.Hour, LockoutMax: time.Minute},
-		"queue":  {Queue: -1},
-		"policy": {Policy: Policy{MFA: "maybe"}},
+	for name, mut := range map[string]func(*Options){
+		"skew":   func(o *Options) { o.Skew = -1 },
+		"max":    func(o *Options) { o.LockoutInitial, o.LockoutMax = time.Hour, time.Minute },
+		"queue":  func(o *Options) { o.HashQueue = -1 },
+		"policy": func(o *Options) { o.Policy = Policy{MFA: "maybe"} },
+		"zero":   func(o *Options) { *o = Options{} }, // New fills in no defaults
 	} {
-		o.Password = fastParams
+		o := testOptions()
+		mut(&o)
 		if _, err := New(o, e.st, nil); err == nil {
 			t.Errorf("%s: invalid options accepted", name)
 		}
@@ -905,7 +903,7 @@ func TestSameHashWork(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t, func(o *Options) { o.Workers = 1; o.Queue = 4 })
+			e := newEnv(t, func(o *Options) { o.HashWorkers = 1; o.HashQueue = 4 })
 			if tc.setup != nil {
 				tc.setup(e)
 			}

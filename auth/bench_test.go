@@ -38,7 +38,7 @@ func BenchmarkAuthenticateOTPOnly(b *testing.B) {
 // BenchmarkAuthenticateAppend: password (argon2id with the default cost) +
 // code, as most VPN logins are.
 func BenchmarkAuthenticateAppend(b *testing.B) {
-	e := newEnv(b, func(o *Options) { o.Password = password.DefaultParams })
+	e := newEnv(b, func(o *Options) { o.PasswordHashParams = password.DefaultParams })
 	hash, err := password.Hash("correct horse", password.DefaultParams)
 	if err != nil {
 		b.Fatal(err)

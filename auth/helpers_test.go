@@ -19,6 +19,25 @@ import (
 // fastParams keeps test hashing cheap.
 var fastParams = password.Params{Time: 1, MemKiB: 64, Threads: 1}
 
+// testChallengeTTL is testOptions' challenge State lifetime.
+const testChallengeTTL = 120 * time.Second
+
+// testOptions spells out every option, with the values of a default
+// radiusd.toml except cheap hashing and a small pool: New fills in none.
+func testOptions() Options {
+	return Options{
+		Skew:               1,
+		LockoutThreshold:   5,
+		LockoutInitial:     30 * time.Second,
+		LockoutMax:         4 * time.Hour,
+		ChallengeTTL:       testChallengeTTL,
+		HashWorkers:        2,
+		HashQueue:          64,
+		PasswordHashParams: fastParams,
+		Policy:             Policy{MFA: MFARequired},
+	}
+}
+
 // t0 is 10 s into a 30 s time step.
 var t0 = time.Unix(1_780_000_000-1_780_000_000%30+10, 0).UTC()
 
@@ -108,10 +127,8 @@ func newEnv(t testing.TB, mut func(*Options)) *env {
 			t.Fatalf("create %s: %v", tu.name, err)
 		}
 	}
-	opt := Options{
-		Skew: 1, Workers: 2, Queue: 64, Password: fastParams,
-		Policy: Policy{MFA: MFARequired}, Now: e.clk.Now,
-	}
+	opt := testOptions()
+	opt.Now = e.clk.Now
 	if mut != nil {
 		mut(&opt)
 	}

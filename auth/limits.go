@@ -15,7 +15,7 @@ import (
 // from many NASes or States shares one budget. After the threshold-th
 // failure the user is locked for base * 2^(failures-threshold), capped at
 // max. The counter is not reset by a lock expiring nor by a successful
-// login: it only decays, by one for every lockout_max without a failure (or
+// login: it only decays, by one for every LockoutMax without a failure (or
 // is cleared by an admin unlock). So after the first lock each further wrong
 // guess doubles the next lock and an attacker gets one guess per lock, and a
 // real user's successful logins between the attacker's guesses do not hand
@@ -92,10 +92,12 @@ type stationEntry struct {
 	lockedUntil time.Time
 }
 
-func newStationTable(o Options) *stationTable {
+// newStationTable keeps at most maxEntries (user, station) pairs, locking
+// them out as o's lockout options say.
+func newStationTable(o Options, maxEntries int) *stationTable {
 	return &stationTable{
-		max: o.StationMax, threshold: o.LockoutThreshold,
-		base: o.LockoutBase, cap: o.LockoutMax, forget: o.StationForget,
+		max: maxEntries, threshold: o.LockoutThreshold,
+		base: o.LockoutInitial, cap: o.LockoutMax, forget: stationForgetAfter,
 		m: make(map[string]*list.Element),
 	}
 }
@@ -189,8 +191,8 @@ type pendingState struct {
 	expires      time.Time
 }
 
-func newChallengeTable(o Options) *challengeTable {
-	return &challengeTable{ttl: o.ChallengeTTL, max: o.ChallengeMax, m: make(map[string]*list.Element)}
+func newChallengeTable(ttl time.Duration, maxStates int) *challengeTable {
+	return &challengeTable{ttl: ttl, max: maxStates, m: make(map[string]*list.Element)}
 }
 
 // issue creates a State bound to user and client, valid for the TTL.

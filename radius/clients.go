@@ -2,6 +2,7 @@ package radius
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -9,10 +10,9 @@ import (
 	"strings"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/internal/config"
 )
 
-// client is one configured NAS after validation.
+// client is a Client after validation.
 type client struct {
 	name            string
 	prefix          netip.Prefix
@@ -31,15 +31,16 @@ type clientTable struct {
 	entries []*client
 }
 
-// parseMode resolves a configured mode string; "" means unset.
-func parseMode(s string) (auth.Mode, error) {
-	switch m := auth.Mode(strings.TrimSpace(s)); m {
+// checkMode refuses a mode the Authenticator does not know, and an empty one:
+// the config fills every client's mode in.
+func checkMode(m auth.Mode) error {
+	switch m {
 	case auth.ModeAppend, auth.ModeChallenge, auth.ModeOTPOnly, auth.ModeAuto:
-		return m, nil
+		return nil
 	case "":
-		return "", nil
+		return errors.New("mode is empty (want append, challenge, otp-only or auto)")
 	default:
-		return "", fmt.Errorf("unknown mode %q (want append, challenge, otp-only or auto)", s)
+		return fmt.Errorf("unknown mode %q (want append, challenge, otp-only or auto)", string(m))
 	}
 }
 
@@ -71,19 +72,12 @@ func parseClientAddress(s string) (netip.Prefix, error) {
 	return p.Masked(), nil
 }
 
-// newClientTable validates the [[client]] entries. defaultMode is [auth] mode
-// ("" means auto).
-func newClientTable(cfgs []config.ClientConfig, defaultMode string, log *slog.Logger) (*clientTable, error) {
-	def, err := parseMode(defaultMode)
-	if err != nil {
-		return nil, fmt.Errorf("radius: auth.mode: %w", err)
-	}
-	if def == "" {
-		def = auth.ModeAuto
-	}
+// newClientTable validates the clients; log (nil: none) gets the warnings
+// about weak settings.
+func newClientTable(clients []Client, log *slog.Logger) (*clientTable, error) {
 	t := &clientTable{}
 	seen := make(map[netip.Prefix]string)
-	for i, cc := range cfgs {
+	for i, cc := range clients {
 		name := cc.Name
 		if name == "" {
 			name = cc.Address
@@ -102,12 +96,8 @@ func newClientTable(cfgs []config.ClientConfig, defaultMode string, log *slog.Lo
 		if len(cc.Secret) <= 12 && log != nil {
 			log.Warn("radius: shared secret is insecure (12 octets or less); use 24+ random octets", "client", name)
 		}
-		mode, err := parseMode(cc.Mode)
-		if err != nil {
+		if err := checkMode(cc.Mode); err != nil {
 			return nil, fmt.Errorf("radius: client[%d] %q: %w", i, name, err)
-		}
-		if mode == "" {
-			mode = def
 		}
 		secret := []byte(cc.Secret)
 		c := &client{
@@ -115,9 +105,9 @@ func newClientTable(cfgs []config.ClientConfig, defaultMode string, log *slog.Lo
 			prefix:          p,
 			secret:          secret,
 			macs:            newMACs(secret), // the same key, not a second copy
-			requireMA:       boolOr(cc.RequireMessageAuthenticator, true),
-			limitProxyState: boolOr(cc.LimitProxyState, true),
-			mode:            mode,
+			requireMA:       cc.RequireMessageAuthenticator,
+			limitProxyState: cc.LimitProxyState,
+			mode:            cc.Mode,
 		}
 		if !c.requireMA && !c.limitProxyState && log != nil {
 			log.Warn("radius: client has require_message_authenticator and limit_proxy_state both off; forged Access-Accepts are possible (BlastRADIUS)", "client", name)
@@ -131,13 +121,6 @@ func newClientTable(cfgs []config.ClientConfig, defaultMode string, log *slog.Lo
 		return a.prefix.Addr().Compare(b.prefix.Addr())
 	})
 	return t, nil
-}
-
-func boolOr(p *bool, def bool) bool {
-	if p == nil {
-		return def
-	}
-	return *p
 }
 
 // lookup returns the client whose prefix contains a, longest prefix first, or

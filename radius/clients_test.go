@@ -7,20 +7,23 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/internal/config"
 )
 
 func TestClientTable(t *testing.T) {
-	cfgs := []config.ClientConfig{
-		{Name: "wide", Address: "10.0.0.0/8", Secret: "s1"},
-		{Name: "narrow", Address: "10.1.0.0/16", Secret: "s2", Mode: "challenge"},
-		{Name: "host", Address: "10.1.2.3", Secret: "s3"},
-		{Name: "v6net", Address: "2001:db8::/32", Secret: "s4", Mode: "otp-only"},
-		{Name: "v6host", Address: "2001:db8::1", Secret: "s5"},
-		{Name: "mapped", Address: "::ffff:192.0.2.0/120", Secret: "s6"},
-		{Name: "all-v4", Address: "0.0.0.0/0", Secret: "s7"},
+	nas := func(name, addr, secret string, mode auth.Mode) Client {
+		return Client{Name: name, Address: addr, Secret: secret, Mode: mode,
+			RequireMessageAuthenticator: true, LimitProxyState: true}
 	}
-	tab, err := newClientTable(cfgs, "append", nil)
+	clients := []Client{
+		nas("wide", "10.0.0.0/8", "s1", auth.ModeAppend),
+		nas("narrow", "10.1.0.0/16", "s2", auth.ModeChallenge),
+		nas("host", "10.1.2.3", "s3", auth.ModeAppend),
+		nas("v6net", "2001:db8::/32", "s4", auth.ModeOTPOnly),
+		nas("v6host", "2001:db8::1", "s5", auth.ModeAppend),
+		nas("mapped", "::ffff:192.0.2.0/120", "s6", auth.ModeAppend),
+		nas("all-v4", "0.0.0.0/0", "s7", auth.ModeAppend),
+	}
+	tab, err := newClientTable(clients, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,13 +58,13 @@ func TestClientTable(t *testing.T) {
 		}
 	}
 	if c := tab.lookup(netip.MustParseAddr("10.1.2.3")); !c.requireMA || !c.limitProxyState {
-		t.Error("require_message_authenticator and limit_proxy_state must default to true")
+		t.Error("RequireMessageAuthenticator and LimitProxyState not kept")
 	}
 }
 
-func TestClientTableDefaultsAndErrors(t *testing.T) {
-	tab, err := newClientTable([]config.ClientConfig{{Address: "127.0.0.1", Secret: "x",
-		RequireMessageAuthenticator: ptr(false), LimitProxyState: ptr(false)}}, "", nil)
+func TestClientTableNameAndErrors(t *testing.T) {
+	tab, err := newClientTable([]Client{{Address: "127.0.0.1", Secret: "x", Mode: auth.ModeAuto,
+		RequireMessageAuthenticator: false, LimitProxyState: false}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,20 +75,19 @@ func TestClientTableDefaultsAndErrors(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		cfgs    []config.ClientConfig
-		mode    string
+		clients []Client
 		wantErr string
 	}{
-		{"bad address", []config.ClientConfig{{Name: "a", Address: "10.0.0.300", Secret: "x"}}, "", `client[0] "a": address`},
-		{"bad cidr", []config.ClientConfig{{Name: "a", Address: "10.0.0.0/33", Secret: "x"}}, "", "address"},
-		{"empty secret", []config.ClientConfig{{Name: "a", Address: "10.0.0.1"}}, "", "empty shared secret"},
-		{"duplicate prefix", []config.ClientConfig{{Name: "a", Address: "10.0.0.0/8", Secret: "x"}, {Name: "b", Address: "10.1.2.3/8", Secret: "y"}}, "", `also used by client "a"`},
-		{"bad mode", []config.ClientConfig{{Name: "a", Address: "10.0.0.1", Secret: "x", Mode: "sms"}}, "", "unknown mode"},
-		{"bad default mode", nil, "push", "auth.mode"},
+		{"bad address", []Client{{Name: "a", Address: "10.0.0.300", Secret: "x", Mode: auth.ModeAuto}}, `client[0] "a": address`},
+		{"bad cidr", []Client{{Name: "a", Address: "10.0.0.0/33", Secret: "x", Mode: auth.ModeAuto}}, "address"},
+		{"empty secret", []Client{{Name: "a", Address: "10.0.0.1", Mode: auth.ModeAuto}}, "empty shared secret"},
+		{"duplicate prefix", []Client{{Name: "a", Address: "10.0.0.0/8", Secret: "x", Mode: auth.ModeAuto}, {Name: "b", Address: "10.1.2.3/8", Secret: "y", Mode: auth.ModeAuto}}, `also used by client "a"`},
+		{"bad mode", []Client{{Name: "a", Address: "10.0.0.1", Secret: "x", Mode: "sms"}}, "unknown mode"},
+		{"empty mode", []Client{{Name: "a", Address: "10.0.0.1", Secret: "x"}}, "mode is empty"}, // the config fills it in
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := newClientTable(tc.cfgs, tc.mode, nil)
+			_, err := newClientTable(tc.clients, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("err = %v, want containing %q", err, tc.wantErr)
 			}

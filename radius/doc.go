@@ -7,9 +7,10 @@
 //
 //   - Message-Authenticator: verified when present (exactly one, 18 octets,
 //     HMAC-MD5, constant-time compare); a missing one is a drop when the
-//     client requires it (the default), and Proxy-State without it is a drop
-//     when limit_proxy_state is on (BlastRADIUS, CVE-2024-3596). Invalid
-//     packets are dropped before they touch any state.
+//     client requires it (Client.RequireMessageAuthenticator), and
+//     Proxy-State without it is a drop when Client.LimitProxyState is set
+//     (BlastRADIUS, CVE-2024-3596). Invalid packets are dropped before they
+//     touch any state.
 //   - Reply cache (RFC 5080 §2.2.2): keyed by receiving socket, source
 //     address and port, and Identifier. A retransmission with the same Request
 //     Authenticator gets the cached response bytes and is never evaluated
@@ -20,8 +21,8 @@
 //   - The Authenticator decides; the server answers Access-Accept,
 //     Access-Reject or Access-Challenge with Message-Authenticator as the
 //     first attribute and every Proxy-State copied back in order. Rejects are
-//     uniform (no reason is sent) and delayed by reject_delay without holding
-//     a worker.
+//     uniform (no reason is sent) and delayed by Options.RejectDelay without
+//     holding a worker.
 //
 // Status-Server (RFC 5997) with a valid Message-Authenticator is answered
 // with an Access-Accept. Other packet codes are dropped.

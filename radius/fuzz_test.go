@@ -10,7 +10,6 @@ import (
 	rad "layeh.com/radius"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/internal/config"
 )
 
 // recordingWriter collects what the server writes.
@@ -62,12 +61,11 @@ func FuzzHandlePacket(f *testing.F) {
 		f.Add(s, false)
 		f.Add(s, true)
 	}
-	cfg := &config.Config{
-		Radius: config.RadiusConfig{Queue: 8, ReplyCacheMax: 64},
-		Clients: []config.ClientConfig{
-			cfgClient("open", "127.0.0.1", false, false),
-			cfgClient("strict", "::1", true, true),
-		},
+	cfg := testOptions()
+	cfg.Handlers, cfg.QueueLen, cfg.ReplyCacheMaxEntries = 4+8, 8, 64
+	cfg.Clients = []Client{
+		testNAS("open", "127.0.0.1", false, false),
+		testNAS("strict", "::1", true, true),
 	}
 	s, err := New(cfg, &fakeAuth{fn: fuzzAuth}, nil, nil)
 	if err != nil {

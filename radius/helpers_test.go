@@ -18,7 +18,6 @@ import (
 	"layeh.com/radius/rfc2865"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/internal/config"
 
 	"github.com/otpgate/otpgate/internal/testtool"
 )
@@ -70,15 +69,16 @@ func byPassword(_ context.Context, r auth.Request) auth.Decision {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
-// testConfig has one client for 127.0.0.1 that requires Message-Authenticator.
-func testConfig() *config.Config {
-	return &config.Config{
-		Radius: config.RadiusConfig{Workers: 4, Queue: 64},
-		Clients: []config.ClientConfig{{
-			Name: "nas", Address: "127.0.0.1", Secret: testSecret,
-		}},
+// testOptions has one auto-mode client for 127.0.0.1 that requires
+// Message-Authenticator, 4+64 handlers and a queue of 64. New fills in no
+// defaults, so every field is set.
+func testOptions() Options {
+	return Options{
+		Clients:              []Client{testNAS("nas", "127.0.0.1", true, true)},
+		ReplyCacheTTL:        30 * time.Second,
+		ReplyCacheMaxEntries: 65536,
+		Handlers:             4 + 64,
+		QueueLen:             64,
 	}
 }
 
@@ -94,17 +94,17 @@ type testServer struct {
 }
 
 // startServer runs a Server on 127.0.0.1:0 until the test ends.
-func startServer(t *testing.T, cfg *config.Config, a Authenticator) *testServer {
+func startServer(t *testing.T, opt Options, a Authenticator) *testServer {
 	t.Helper()
-	return startServerOn(t, "127.0.0.1:0", cfg, a)
+	return startServerOn(t, "127.0.0.1:0", opt, a)
 }
 
-func startServerOn(t *testing.T, laddr string, cfg *config.Config, a Authenticator) *testServer {
+func startServerOn(t *testing.T, laddr string, opt Options, a Authenticator) *testServer {
 	t.Helper()
 	logBuf, auditBuf := &syncBuffer{}, &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	audit := slog.New(slog.NewJSONHandler(auditBuf, nil))
-	s, err := New(cfg, a, log, audit)
+	s, err := New(opt, a, log, audit)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -321,9 +321,10 @@ func expectDrop(t testing.TB, s *testServer, c *testClient, b []byte, reason str
 	}
 }
 
-func cfgClient(name, addr string, requireMA, limitPS bool) config.ClientConfig {
-	return config.ClientConfig{Name: name, Address: addr, Secret: testSecret,
-		RequireMessageAuthenticator: ptr(requireMA), LimitProxyState: ptr(limitPS)}
+// testNAS is an auto-mode client with testSecret.
+func testNAS(name, addr string, requireMA, limitPS bool) Client {
+	return Client{Name: name, Address: addr, Secret: testSecret,
+		RequireMessageAuthenticator: requireMA, LimitProxyState: limitPS, Mode: auth.ModeAuto}
 }
 
 // newClientFrom is a NAS socket bound to a given loopback address.

@@ -65,12 +65,15 @@ func TestWithRealAuthAndStore(t *testing.T) {
 		TOTP: &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30, Enrolled: clk.now()}}); err != nil {
 		t.Fatal(err)
 	}
-	a, err := auth.New(auth.Options{Skew: 1, Workers: 2, Queue: 16, Password: fast,
-		Policy: auth.Policy{MFA: auth.MFARequired}, Now: clk.now}, st, nil)
+	a, err := auth.New(auth.Options{
+		Skew: 1, LockoutThreshold: 5, LockoutInitial: 30 * time.Second, LockoutMax: 4 * time.Hour,
+		ChallengeTTL: 2 * time.Minute, HashWorkers: 2, HashQueue: 16, PasswordHashParams: fast,
+		Policy: auth.Policy{MFA: auth.MFARequired}, Now: clk.now,
+	}, st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startServer(t, testConfig(), a)
+	s := startServer(t, testOptions(), a)
 	c := newClient(t, s.addr)
 	step := func() uint64 { return uint64(clk.now().Unix() / 30) }
 	id := byte(0)

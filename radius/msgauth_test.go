@@ -11,8 +11,8 @@ import (
 )
 
 func TestMessageAuthenticatorRequests(t *testing.T) {
-	cfg := testConfig()
-	cfg.Clients = append(cfg.Clients, cfgClient("legacy", "127.0.0.2", false, true))
+	cfg := testOptions()
+	cfg.Clients = append(cfg.Clients, testNAS("legacy", "127.0.0.2", false, true))
 	fa := &fakeAuth{fn: byPassword}
 	s := startServer(t, cfg, fa)
 	c := newClient(t, s.addr)

@@ -36,7 +36,7 @@ func runRadclient(t *testing.T, path, addr, secret, command, attrs string) (int,
 // every reply.
 func TestRadclientInterop(t *testing.T) {
 	rc := testtool.Require(t, "radclient")
-	s := startServer(t, testConfig(), &fakeAuth{fn: byPassword})
+	s := startServer(t, testOptions(), &fakeAuth{fn: byPassword})
 	addr := s.addr.String()
 	const ma = ",Message-Authenticator=0x00"
 	tests := []struct {

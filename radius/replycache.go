@@ -7,11 +7,6 @@ import (
 	"time"
 )
 
-const (
-	defaultReplyCacheTTL = 30 * time.Second
-	defaultReplyCacheMax = 65536
-)
-
 // cacheKey identifies a request for duplicate detection (RFC 5080 §2.2.2):
 // receiving socket, source address and port, and Identifier.
 type cacheKey struct {
@@ -58,14 +53,8 @@ func newReplyCache(ttl time.Duration, max int, now func() time.Time) *replyCache
 	return c
 }
 
-// setLimits changes TTL and size; zero or negative values mean the defaults.
+// setLimits changes TTL and size (New and Reload checked them).
 func (c *replyCache) setLimits(ttl time.Duration, max int) {
-	if ttl <= 0 {
-		ttl = defaultReplyCacheTTL
-	}
-	if max <= 0 {
-		max = defaultReplyCacheMax
-	}
 	c.mu.Lock()
 	c.ttl, c.max = ttl, max
 	c.mu.Unlock()

@@ -21,7 +21,7 @@ func key(port uint16, id byte) cacheKey {
 
 func TestReplyCache(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
-	c := newReplyCache(10*time.Second, 0, clk.now)
+	c := newReplyCache(10*time.Second, 100, clk.now)
 	a1, a2 := [16]byte{1}, [16]byte{2}
 
 	act, _, e := c.begin(key(1000, 7), a1)

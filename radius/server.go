@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,15 +19,12 @@ import (
 	rad "layeh.com/radius"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/internal/config"
 )
 
 // ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
 var ErrServerClosed = errors.New("radius: server closed")
 
 const (
-	defaultWorkers   = 4
-	defaultQueue     = 256
 	maxDatagram      = rad.MaxPacketLength
 	listenerDrainMax = 10 * time.Second
 )
@@ -91,14 +89,17 @@ type Server struct {
 	conns   map[net.PacketConn]bool // true: opened by ListenAndServe, closed by us
 }
 
-// New validates the RADIUS part of cfg and returns a server that is not yet
-// listening. log and audit may be nil (discarded).
-func New(cfg *config.Config, a Authenticator, log, audit *slog.Logger) (*Server, error) {
-	if cfg == nil {
-		return nil, errors.New("radius: nil config")
-	}
+// New validates opt and returns a server that is not yet listening. log and
+// audit may be nil (discarded).
+func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error) {
 	if a == nil {
 		return nil, errors.New("radius: nil authenticator")
+	}
+	if err := opt.checkPool(); err != nil {
+		return nil, err
+	}
+	if err := opt.checkReloadable(); err != nil {
+		return nil, err
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -114,66 +115,47 @@ func New(cfg *config.Config, a Authenticator, log, audit *slog.Logger) (*Server,
 		now:     time.Now,
 		conns:   make(map[net.PacketConn]bool),
 	}
-	st, err := s.settingsFrom(cfg)
+	st, err := s.settingsFrom(opt)
 	if err != nil {
 		return nil, err
 	}
 	s.set.Store(st)
-	s.cache = newReplyCache(cfg.Radius.ReplyCacheTTL.Duration, cfg.Radius.ReplyCacheMax, s.now)
+	s.cache = newReplyCache(opt.ReplyCacheTTL, opt.ReplyCacheMaxEntries, s.now)
 	s.unknown = newUnknownLimiter(s.now)
 	s.badMA = newUnknownLimiter(s.now)
 	s.missingMA = newUnknownLimiter(s.now)
-	s.listen = append([]string(nil), cfg.Radius.Listen...)
-	hashWorkers := cfg.Radius.Workers
-	if hashWorkers <= 0 {
-		hashWorkers = defaultWorkers
-	}
-	q := cfg.Radius.Queue
-	if q <= 0 {
-		q = defaultQueue
-	}
-	// [radius] workers bounds the password hashes (the Authenticator
-	// enforces it, with queue requests waiting). Requests themselves need
-	// more handlers than that: most of a code check is waiting for the
-	// durable replay write, and the store commits whatever is waiting in one
-	// fsync. With only `workers` handlers, one or two writes would wait per
-	// commit and throughput would be bound by fsyncs. So there is one
-	// handler per request the Authenticator admits: still a fixed pool.
-	s.workers = hashWorkers + q
-	s.queue = make(chan *job, q)
+	s.listen = slices.Clone(opt.ListenAddrs)
+	s.workers = opt.Handlers
+	s.queue = make(chan *job, opt.QueueLen)
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
-func (s *Server) settingsFrom(cfg *config.Config) (*settings, error) {
-	ct, err := newClientTable(cfg.Clients, cfg.Auth.Mode, s.log)
+func (s *Server) settingsFrom(opt Options) (*settings, error) {
+	ct, err := newClientTable(opt.Clients, s.log)
 	if err != nil {
 		return nil, err
 	}
 	if len(ct.entries) == 0 {
 		s.log.Warn("radius: no [[client]] configured; every request will be dropped")
 	}
-	d := cfg.Radius.RejectDelay.Duration
-	if d < 0 {
-		d = 0
-	}
-	return &settings{clients: ct, rejectDelay: d}, nil
+	return &settings{clients: ct, rejectDelay: opt.RejectDelay}, nil
 }
 
 // Reload swaps the client table, modes, reject delay and reply cache limits.
 // On error the running configuration is kept. Requests already received keep
-// the client (and secret) they arrived with. Listen addresses, workers and
-// queue size are fixed at New.
-func (s *Server) Reload(cfg *config.Config) error {
-	if cfg == nil {
-		return errors.New("radius: reload: nil config")
+// the client (and secret) they arrived with. ListenAddrs, Handlers and
+// QueueLen are fixed at New; Reload ignores them.
+func (s *Server) Reload(opt Options) error {
+	if err := opt.checkReloadable(); err != nil {
+		return fmt.Errorf("radius: reload: %w", err)
 	}
-	st, err := s.settingsFrom(cfg)
+	st, err := s.settingsFrom(opt)
 	if err != nil {
 		return fmt.Errorf("radius: reload: %w", err)
 	}
 	s.set.Store(st)
-	s.cache.setLimits(cfg.Radius.ReplyCacheTTL.Duration, cfg.Radius.ReplyCacheMax)
+	s.cache.setLimits(opt.ReplyCacheTTL, opt.ReplyCacheMaxEntries)
 	return nil
 }
 
@@ -185,7 +167,7 @@ func (s *Server) MetricsHandler() http.Handler {
 	})
 }
 
-// ListenAndServe listens on every cfg.Radius.Listen address (UDP, IPv4 and
+// ListenAndServe listens on every Options.ListenAddrs address (UDP, IPv4 and
 // IPv6) and serves until ctx is canceled or Shutdown is called. On ctx
 // cancellation it drains in-flight requests (at most 10 s) before returning.
 func (s *Server) ListenAndServe(ctx context.Context) error {

@@ -18,12 +18,11 @@ import (
 	"layeh.com/radius/rfc2865"
 
 	"github.com/otpgate/otpgate/auth"
-	"github.com/otpgate/otpgate/internal/config"
 )
 
 func TestResponses(t *testing.T) {
 	fa := &fakeAuth{fn: byPassword}
-	s := startServer(t, testConfig(), fa)
+	s := startServer(t, testOptions(), fa)
 	c := newClient(t, s.addr)
 
 	tests := []struct {
@@ -66,9 +65,11 @@ func TestResponses(t *testing.T) {
 }
 
 func TestRequestFields(t *testing.T) {
-	cfg := testConfig()
-	cfg.Auth.Mode = "append"
-	cfg.Clients = append(cfg.Clients, config.ClientConfig{Name: "vpn", Address: "127.0.0.2", Secret: testSecret, Mode: "otp-only"})
+	cfg := testOptions()
+	cfg.Clients[0].Mode = auth.ModeAppend
+	vpn := testNAS("vpn", "127.0.0.2", true, true)
+	vpn.Mode = auth.ModeOTPOnly
+	cfg.Clients = append(cfg.Clients, vpn)
 	fa := &fakeAuth{fn: byPassword}
 	s := startServer(t, cfg, fa)
 
@@ -91,7 +92,7 @@ func TestRequestFields(t *testing.T) {
 
 func TestMalformedAccessRequestIsRejected(t *testing.T) {
 	fa := &fakeAuth{fn: byPassword}
-	s := startServer(t, testConfig(), fa)
+	s := startServer(t, testOptions(), fa)
 	c := newClient(t, s.addr)
 	tests := []struct {
 		name string
@@ -123,10 +124,10 @@ func TestMalformedAccessRequestIsRejected(t *testing.T) {
 }
 
 func TestProxyState(t *testing.T) {
-	cfg := testConfig()
+	cfg := testOptions()
 	cfg.Clients = append(cfg.Clients,
-		cfgClient("limited", "127.0.0.2", false, true),
-		cfgClient("legacy", "127.0.0.3", false, false))
+		testNAS("limited", "127.0.0.2", false, true),
+		testNAS("legacy", "127.0.0.3", false, false))
 	fa := &fakeAuth{fn: byPassword}
 	s := startServer(t, cfg, fa)
 	states := [][]byte{[]byte("first"), {0, 0xff, 7}, []byte("third")}
@@ -158,7 +159,7 @@ func TestProxyState(t *testing.T) {
 
 func TestReplyCacheOverNetwork(t *testing.T) {
 	fa := &fakeAuth{fn: byPassword}
-	s := startServer(t, testConfig(), fa)
+	s := startServer(t, testOptions(), fa)
 	c := newClient(t, s.addr)
 
 	for _, pw := range []string{"accept", "wrong", "challenge"} {
@@ -218,7 +219,7 @@ func TestReplyCacheInFlightDuplicate(t *testing.T) {
 		<-release
 		return auth.Decision{Result: auth.Accept, Reason: auth.ReasonOK}
 	}}
-	s := startServer(t, testConfig(), fa)
+	s := startServer(t, testOptions(), fa)
 	c := newClient(t, s.addr)
 	req := makeRequest(t, reqOpts{id: 1, user: "alice", password: "x"})
 	c.send(req)
@@ -236,8 +237,8 @@ func TestReplyCacheInFlightDuplicate(t *testing.T) {
 }
 
 func TestUnknownClientDropped(t *testing.T) {
-	cfg := testConfig()
-	cfg.Clients = []config.ClientConfig{{Name: "elsewhere", Address: "10.0.0.0/8", Secret: testSecret}}
+	cfg := testOptions()
+	cfg.Clients = []Client{testNAS("elsewhere", "10.0.0.0/8", true, true)}
 	fa := &fakeAuth{}
 	s := startServer(t, cfg, fa)
 	c := newClient(t, s.addr)
@@ -258,8 +259,10 @@ func TestIPv6Server(t *testing.T) {
 	} else {
 		pc.Close()
 	}
-	cfg := testConfig()
-	cfg.Clients = append(cfg.Clients, config.ClientConfig{Name: "v6", Address: "::1/128", Secret: testSecret + "-v6"})
+	cfg := testOptions()
+	v6 := testNAS("v6", "::1/128", true, true)
+	v6.Secret = testSecret + "-v6"
+	cfg.Clients = append(cfg.Clients, v6)
 	fa := &fakeAuth{}
 	s := startServerOn(t, "[::1]:0", cfg, fa)
 	c := newClient(t, s.addr)
@@ -272,7 +275,7 @@ func TestIPv6Server(t *testing.T) {
 
 func TestStatusServer(t *testing.T) {
 	fa := &fakeAuth{}
-	s := startServer(t, testConfig(), fa)
+	s := startServer(t, testOptions(), fa)
 	c := newClient(t, s.addr)
 	req := makeRequest(t, reqOpts{code: rad.CodeStatusServer, id: 3})
 	p := checkResponse(t, c.exchange(req), req, testSecret)
@@ -282,8 +285,8 @@ func TestStatusServer(t *testing.T) {
 	if fa.calls.Load() != 0 {
 		t.Fatal("Status-Server reached the authenticator")
 	}
-	cfg := testConfig()
-	cfg.Clients[0].RequireMessageAuthenticator = ptr(false)
+	cfg := testOptions()
+	cfg.Clients[0].RequireMessageAuthenticator = false
 	if err := s.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +300,7 @@ func TestPanicInAuthenticator(t *testing.T) {
 		}
 		return auth.Decision{Result: auth.Accept, Reason: auth.ReasonOK}
 	}}
-	s := startServer(t, testConfig(), fa)
+	s := startServer(t, testOptions(), fa)
 	c := newClient(t, s.addr)
 	boom := makeRequest(t, reqOpts{id: 1, user: "boom", password: "hunter2-secret"})
 	for i := range 2 {
@@ -320,9 +323,9 @@ func TestPanicInAuthenticator(t *testing.T) {
 }
 
 func TestRejectDelayDoesNotBlockWorkers(t *testing.T) {
-	cfg := testConfig()
-	cfg.Radius.Workers = 1
-	cfg.Radius.RejectDelay = config.Duration{Duration: 400 * time.Millisecond}
+	cfg := testOptions()
+	cfg.Handlers = 1 // the delayed reject must not hold the only one
+	cfg.RejectDelay = 400 * time.Millisecond
 	s := startServer(t, cfg, &fakeAuth{fn: byPassword})
 	rc, ac := newClient(t, s.addr), newClient(t, s.addr)
 
@@ -350,8 +353,8 @@ func TestRejectDelayDoesNotBlockWorkers(t *testing.T) {
 }
 
 func TestConcurrentRequests(t *testing.T) {
-	cfg := testConfig()
-	cfg.Radius.Queue = 1100
+	cfg := testOptions()
+	cfg.Handlers, cfg.QueueLen = 4+1100, 1100
 	fa := &fakeAuth{fn: byPassword}
 	s := startServer(t, cfg, fa)
 	const nasCount, perNAS = 10, 100
@@ -428,10 +431,9 @@ func runNAS(c *testClient, n, perNAS int) error {
 
 func TestOverloadBounded(t *testing.T) {
 	before := runtime.NumGoroutine()
-	cfg := testConfig()
-	cfg.Radius.Workers = 1
-	cfg.Radius.Queue = 2
-	cfg.Radius.ReplyCacheMax = 16
+	cfg := testOptions()
+	cfg.Handlers, cfg.QueueLen = 1+2, 2
+	cfg.ReplyCacheMaxEntries = 16
 	fa := &fakeAuth{fn: func(ctx context.Context, r auth.Request) auth.Decision {
 		time.Sleep(20 * time.Millisecond)
 		return auth.Decision{Result: auth.Accept, Reason: auth.ReasonOK}
@@ -489,20 +491,20 @@ func TestReloadKeepsInFlight(t *testing.T) {
 		}
 		return auth.Decision{Result: auth.Accept, Reason: auth.ReasonOK}
 	}}
-	s := startServer(t, testConfig(), fa)
+	s := startServer(t, testOptions(), fa)
 	c := newClient(t, s.addr)
 	slow := makeRequest(t, reqOpts{id: 1, user: "slow", password: "p"})
 	c.send(slow)
 	<-started
 
 	const newSecret = "a-brand-new-secret-after-reload"
-	cfg := testConfig()
+	cfg := testOptions()
 	cfg.Clients[0].Secret = newSecret
-	cfg.Clients[0].Mode = "challenge"
+	cfg.Clients[0].Mode = auth.ModeChallenge
 	if err := s.Reload(cfg); err != nil {
 		t.Fatal(err)
 	}
-	bad := testConfig()
+	bad := testOptions()
 	bad.Clients[0].Address = "not an address"
 	if err := s.Reload(bad); err == nil {
 		t.Fatal("Reload accepted a bad address")
@@ -527,8 +529,8 @@ func TestShutdownDrains(t *testing.T) {
 		<-release
 		return auth.Decision{Result: auth.Reject, Reason: auth.ReasonBadCode}
 	}}
-	cfg := testConfig()
-	cfg.Radius.RejectDelay = config.Duration{Duration: 100 * time.Millisecond}
+	cfg := testOptions()
+	cfg.RejectDelay = 100 * time.Millisecond
 	s, err := New(cfg, fa, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -575,8 +577,8 @@ func TestListenAndServe(t *testing.T) {
 		defer pc.Close()
 		return pc.LocalAddr().String()
 	}
-	cfg := testConfig()
-	cfg.Radius.Listen = []string{port(), port()}
+	cfg := testOptions()
+	cfg.ListenAddrs = []string{port(), port()}
 	s, err := New(cfg, &fakeAuth{}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -584,7 +586,7 @@ func TestListenAndServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.ListenAndServe(ctx) }()
-	for i, a := range cfg.Radius.Listen {
+	for i, a := range cfg.ListenAddrs {
 		ua, _ := net.ResolveUDPAddr("udp", a)
 		c := newClient(t, ua)
 		req := makeRequest(t, reqOpts{id: byte(i), user: "u", password: "p"})
@@ -597,7 +599,7 @@ func TestListenAndServe(t *testing.T) {
 		t.Fatalf("ListenAndServe: %v", err)
 	}
 	// The sockets are closed: the ports can be bound again.
-	for _, a := range cfg.Radius.Listen {
+	for _, a := range cfg.ListenAddrs {
 		pc, err := net.ListenPacket("udp", a)
 		if err != nil {
 			t.Fatalf("%s still bound after ListenAndServe returned: %v", a, err)
@@ -608,7 +610,7 @@ func TestListenAndServe(t *testing.T) {
 
 func TestAuditAndLogsHoldNoSecrets(t *testing.T) {
 	fa := &fakeAuth{fn: byPassword}
-	s := startServer(t, testConfig(), fa)
+	s := startServer(t, testOptions(), fa)
 	c := newClient(t, s.addr)
 	req := makeRequest(t, reqOpts{id: 1, user: "alice", password: "challenge", station: "198.51.100.7"})
 	checkResponse(t, c.exchange(req), req, testSecret)
@@ -644,7 +646,7 @@ func TestAuditAndLogsHoldNoSecrets(t *testing.T) {
 }
 
 func TestMetricsHandler(t *testing.T) {
-	s := startServer(t, testConfig(), &fakeAuth{fn: byPassword})
+	s := startServer(t, testOptions(), &fakeAuth{fn: byPassword})
 	c := newClient(t, s.addr)
 	for i, pw := range []string{"accept", "wrong", "challenge"} {
 		req := makeRequest(t, reqOpts{id: byte(i), user: "a", password: pw})
@@ -677,7 +679,7 @@ func TestMetricsHandler(t *testing.T) {
 // a wrong secret or a missing Message-Authenticator gets one warning per
 // source per minute naming the likely fix, and the secret never appears.
 func TestMisconfiguredNASWarns(t *testing.T) {
-	s := startServer(t, testConfig(), &fakeAuth{})
+	s := startServer(t, testOptions(), &fakeAuth{})
 	c := newClient(t, s.addr)
 	for i := range 3 {
 		expectDrop(t, s, c, makeRequest(t, reqOpts{id: byte(i), user: "a", password: "b", signSecret: "not-the-secret"}), dropBadMA)
@@ -699,9 +701,8 @@ func TestMisconfiguredNASWarns(t *testing.T) {
 // check (a request signed with the wrong secret counts as overload, not as
 // a bad Message-Authenticator), while Status-Server is still answered.
 func TestShedBeforeParsing(t *testing.T) {
-	cfg := testConfig()
-	cfg.Radius.Workers = 1
-	cfg.Radius.Queue = 1 // two handlers, one queue slot
+	cfg := testOptions()
+	cfg.Handlers, cfg.QueueLen = 2, 1
 	gate := make(chan struct{})
 	fa := &fakeAuth{fn: func(ctx context.Context, r auth.Request) auth.Decision {
 		<-gate

@@ -307,7 +307,11 @@ func TestEnrollmentCodeNotReplayable(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock := testNow
-	a, err := auth.New(auth.Options{Skew: 1, Password: testParams, Now: func() time.Time { return clock }}, st, nil)
+	a, err := auth.New(auth.Options{
+		Skew: 1, LockoutThreshold: 5, LockoutInitial: 30 * time.Second, LockoutMax: 4 * time.Hour,
+		ChallengeTTL: 2 * time.Minute, HashWorkers: 1, HashQueue: 8, PasswordHashParams: testParams,
+		Policy: auth.Policy{MFA: auth.MFARequired}, Now: func() time.Time { return clock },
+	}, st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/control"
-	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -404,7 +403,7 @@ func (a *app) service() (admin.Service, error) {
 		return nil, fmt.Errorf("close the database %s: %w", cfg.DBPath(), err)
 	}
 	dial := func() (admin.Service, error) { return control.Dial(sock) }
-	a.svc = &directService{open: open, dial: dial, params: passwordParams(cfg), issuer: cfg.Issuer}
+	a.svc = &directService{open: open, dial: dial, params: cfg.Password.Params(), issuer: cfg.Issuer}
 	return a.svc, nil
 }
 
@@ -428,14 +427,6 @@ func openStore(cfg *config.Config) (store.Store, error) {
 	default:
 		return nil, fmt.Errorf("open the database %s: %w", cfg.DBPath(), err)
 	}
-}
-
-func passwordParams(cfg *config.Config) password.Params {
-	p := password.Params{Time: cfg.Password.Argon2Time, MemKiB: cfg.Password.Argon2MemKiB, Threads: cfg.Password.Argon2Threads}
-	if p.Time == 0 || p.MemKiB == 0 || p.Threads == 0 {
-		return password.DefaultParams
-	}
-	return p
 }
 
 func (a *app) close() {

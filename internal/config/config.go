@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/password"
 )
 
 // Config is the whole radiusd.toml.
@@ -91,6 +93,13 @@ type PasswordConfig struct {
 	Argon2Time    uint32 `toml:"argon2_time"`       // iterations (default 2)
 	Argon2MemKiB  uint32 `toml:"argon2_memory_kib"` // default 19456 (19 MiB)
 	Argon2Threads uint8  `toml:"argon2_threads"`    // default 1
+}
+
+// Params is the [password] cost as password.Params: what the daemon and the
+// CLI hash new passwords with, and what the daemon's dummy hash for unknown
+// users costs.
+func (p PasswordConfig) Params() password.Params {
+	return password.Params{Time: p.Argon2Time, MemKiB: p.Argon2MemKiB, Threads: p.Argon2Threads}
 }
 
 // MetricsConfig is the Prometheus endpoint; empty Listen disables it.

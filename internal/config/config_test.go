@@ -95,6 +95,7 @@ func TestDefaults(t *testing.T) {
 		{"Password.Argon2Time", c.Password.Argon2Time, password.DefaultParams.Time},
 		{"Password.Argon2MemKiB", c.Password.Argon2MemKiB, password.DefaultParams.MemKiB},
 		{"Password.Argon2Threads", c.Password.Argon2Threads, password.DefaultParams.Threads},
+		{"Password.Params", c.Password.Params(), password.DefaultParams},
 		{"Client.Mode", c.Clients[0].Mode, "auto"},
 		{"Client.RequireMessageAuthenticator", *c.Clients[0].RequireMessageAuthenticator, true},
 		{"Client.LimitProxyState", *c.Clients[0].LimitProxyState, true},

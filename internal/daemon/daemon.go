@@ -99,7 +99,11 @@ func Check(path string, stdout, stderr io.Writer) int {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(stderr, "otpgated: %s: warning: %s\n", path, w)
 	}
-	if _, err := auth.OptionsFromConfig(cfg); err != nil {
+	if _, err := authOptions(cfg); err != nil {
+		fmt.Fprintf(stderr, "otpgated: %s: %v\n", path, err)
+		return 1
+	}
+	if _, err := radiusOptions(cfg); err != nil {
 		fmt.Fprintf(stderr, "otpgated: %s: %v\n", path, err)
 		return 1
 	}
@@ -159,7 +163,11 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	for _, w := range cfg.Warnings {
 		log.Warn("config warning", "config", cfg.Path, "warning", w)
 	}
-	aopt, err := auth.OptionsFromConfig(cfg)
+	aopt, err := authOptions(cfg)
+	if err != nil {
+		return err
+	}
+	ropt, err := radiusOptions(cfg)
 	if err != nil {
 		return err
 	}
@@ -185,7 +193,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	rs, err := radius.New(cfg, authn, log.With("component", "radius"), auditLog)
+	rs, err := radius.New(ropt, authn, log.With("component", "radius"), auditLog)
 	if err != nil {
 		return err
 	}
@@ -198,7 +206,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 			pc.Close()
 		}
 	}()
-	for _, addr := range cfg.Radius.Listen {
+	for _, addr := range ropt.ListenAddrs {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			return fmt.Errorf("radius: listen %s: %w", addr, err)
@@ -222,7 +230,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		}
 	}()
 
-	svc := admin.NewLocal(st, aopt.Password, cfg.Issuer) // the params auth hashes with
+	svc := admin.NewLocal(st, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
 	cs := control.NewServer(svc, control.ServerOptions{Group: cfg.Control.Group, Version: opt.Version}, log)
 	controlLn, err := cs.Listen(cfg.SocketPath())
 	if err != nil {
@@ -335,12 +343,17 @@ func reload(cur *config.Config, opt Options, log *slog.Logger, rs *radius.Server
 		log.Error("reload failed; keeping the running config", "err", err)
 		return nil, false
 	}
-	aopt, err := auth.OptionsFromConfig(next)
+	aopt, err := authOptions(next)
 	if err != nil {
 		log.Error("reload failed; keeping the running config", "err", err)
 		return nil, false
 	}
-	if err := rs.Reload(next); err != nil {
+	ropt, err := radiusOptions(next)
+	if err != nil {
+		log.Error("reload failed; keeping the running config", "err", err)
+		return nil, false
+	}
+	if err := rs.Reload(ropt); err != nil {
 		log.Error("reload failed; keeping the running config", "err", err)
 		return nil, false
 	}

@@ -47,10 +47,19 @@ const (
 
 var b64 = base64.RawStdEncoding
 
+// Validate reports params Hash refuses: a zero field, or a cost over the
+// limits Verify accepts.
+func (p Params) Validate() error {
+	if p.Time == 0 || p.MemKiB == 0 || p.Threads == 0 || p.Time > maxArgon2Time || p.MemKiB > maxArgon2MemKiB {
+		return fmt.Errorf("password: invalid argon2id params %+v (time 1..%d, memory 1..%d KiB, threads at least 1)", p, maxArgon2Time, maxArgon2MemKiB)
+	}
+	return nil
+}
+
 // Hash returns a PHC string: $argon2id$v=19$m=...,t=...,p=...$salt$hash.
 func Hash(pw string, p Params) (string, error) {
-	if p.Time == 0 || p.MemKiB == 0 || p.Threads == 0 || p.Time > maxArgon2Time || p.MemKiB > maxArgon2MemKiB {
-		return "", fmt.Errorf("password: invalid argon2id params %+v (time 1..%d, memory 1..%d KiB)", p, maxArgon2Time, maxArgon2MemKiB)
+	if err := p.Validate(); err != nil {
+		return "", err
 	}
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {

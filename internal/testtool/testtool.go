@@ -52,6 +52,18 @@ func Run(t testing.TB, name string, args ...string) string {
 	return stdout.String()
 }
 
+// Deps lists pkg and every package it depends on, by import path (go list
+// -deps; test files do not count). Fewer than 10 fails the test: such a list
+// would prove nothing about what is absent from it.
+func Deps(t testing.TB, pkg string) []string {
+	t.Helper()
+	deps := strings.Fields(Run(t, "go", "list", "-deps", "-f", "{{.ImportPath}}", pkg))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps %s returned only %d packages; the check would prove nothing", pkg, len(deps))
+	}
+	return deps
+}
+
 // Buffer is a bytes.Buffer safe for one goroutine writing (a server's log,
 // a process's output) while the test reads it.
 type Buffer struct {

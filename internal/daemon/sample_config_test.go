@@ -1,0 +1,30 @@
+package daemon
+
+import (
+	"testing"
+
+	"github.com/otpgate/otpgate/internal/config"
+)
+
+// TestOptionsFromSampleConfig: the shipped radiusd.toml, loaded by the real
+// loader, gives valid options with the documented defaults.
+func TestOptionsFromSampleConfig(t *testing.T) {
+	c, err := config.Load("../../radiusd.toml")
+	if err != nil {
+		t.Fatalf("config.Load: %v", err)
+	}
+	o, err := authOptions(c)
+	if err != nil {
+		t.Fatalf("authOptions: %v", err)
+	}
+	if o.Skew != c.Auth.Skew || o.HashWorkers != c.Radius.Workers || o.HashQueue != c.Radius.Queue || o.HashWorkers < 1 {
+		t.Fatalf("options %+v do not follow the config", o)
+	}
+	r, err := radiusOptions(c)
+	if err != nil {
+		t.Fatalf("radiusOptions: %v", err)
+	}
+	if len(r.Clients) != len(c.Clients) || len(r.ListenAddrs) != len(c.Radius.Listen) || r.QueueLen != c.Radius.Queue {
+		t.Fatalf("radius options %d clients, %d listen addresses, queue %d do not follow the config", len(r.Clients), len(r.ListenAddrs), r.QueueLen)
+	}
+}
