@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"layeh.com/radius/rfc2865"
 
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // startDaemon runs RunWithOptions on cfgPath until the test ends and
@@ -124,8 +126,13 @@ func TestReloadKeepsInFlightAndSwapsClients(t *testing.T) {
 		code, err := accessRequest(ctx, addr)
 		inflight <- answer{code, err}
 	}()
-	// Wait until the request is inside the reject delay.
-	time.Sleep(700 * time.Millisecond)
+	// Wait until the request is inside the reject delay: its audit record
+	// is written when the decision is made, before the delay.
+	auditPath := filepath.Join(dir, "audit.log")
+	testtool.Eventually(t, 5*time.Second, "the request's audit record", func() bool {
+		b, _ := os.ReadFile(auditPath)
+		return strings.Contains(string(b), "nobody-here")
+	})
 	if err := os.WriteFile(cfgPath, []byte(strings.Replace(good, `address = "127.0.0.1"`, `address = "127.0.0.9"`, 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
