@@ -1,6 +1,7 @@
 # otpgate — the two commands a newcomer needs:
 #   make run    the daemon on the sample radiusd.toml, store under ./data
 #   make test   installs the Debian test peers when missing, then the whole suite
+#               (as root: some end-to-end tests add users and PAM services)
 
 GO      ?= go
 export PATH := $(PATH):/usr/local/go/bin
@@ -36,8 +37,11 @@ vet:
 # may be a tmpfs); they skip without one, and fail without one when CI=true.
 OTPGATE_TEST_DISK_DIR ?= /var/tmp
 
+# test runs everything, including the e2e TestHost... tests, which change this
+# machine (test Unix users, services in /etc/pam.d, an sshd on loopback) and
+# need root; a plain `go test ./...` skips those.
 test: deps vet
-	OTPGATE_TEST_DISK_DIR=$(OTPGATE_TEST_DISK_DIR) $(GO) test -count=1 -timeout 20m ./...
+	OTPGATE_TEST_DISK_DIR=$(OTPGATE_TEST_DISK_DIR) OTPGATE_HOST_TESTS=1 $(GO) test -count=1 -timeout 20m ./...
 
 unit: vet
 	$(GO) test -count=1 -short ./...
