@@ -21,14 +21,13 @@ import (
 	"github.com/otpgate/otpgate/internal/config"
 )
 
-// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
+// ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("radius: server closed")
 
 const (
-	defaultWorkers   = 4
-	defaultQueue     = 256
-	maxDatagram      = rad.MaxPacketLength
-	listenerDrainMax = 10 * time.Second
+	defaultWorkers = 4
+	defaultQueue   = 256
+	maxDatagram    = rad.MaxPacketLength
 )
 
 // Authenticator makes the access decision; *auth.Authenticator implements it.
@@ -74,7 +73,6 @@ type Server struct {
 	metrics          *metrics
 	queue            chan *job
 	workers          int
-	listen           []string
 	now              func() time.Time
 
 	baseCtx context.Context // passed to the Authenticator; canceled on a forced shutdown
@@ -88,7 +86,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	closing bool
-	conns   map[net.PacketConn]bool // true: opened by ListenAndServe, closed by us
+	conns   map[net.PacketConn]struct{} // the sockets Serve reads, stopped by Shutdown
 }
 
 // New validates the RADIUS part of cfg and returns a server that is not yet
@@ -112,7 +110,7 @@ func New(cfg *config.Config, a Authenticator, log, audit *slog.Logger) (*Server,
 		audit:   audit,
 		metrics: newMetrics(),
 		now:     time.Now,
-		conns:   make(map[net.PacketConn]bool),
+		conns:   make(map[net.PacketConn]struct{}),
 	}
 	st, err := s.settingsFrom(cfg)
 	if err != nil {
@@ -123,7 +121,6 @@ func New(cfg *config.Config, a Authenticator, log, audit *slog.Logger) (*Server,
 	s.unknown = newUnknownLimiter(s.now)
 	s.badMA = newUnknownLimiter(s.now)
 	s.missingMA = newUnknownLimiter(s.now)
-	s.listen = append([]string(nil), cfg.Radius.Listen...)
 	hashWorkers := cfg.Radius.Workers
 	if hashWorkers <= 0 {
 		hashWorkers = defaultWorkers
@@ -186,63 +183,6 @@ func (s *Server) MetricsHandler() http.Handler {
 	})
 }
 
-// ListenAndServe listens on every cfg.Radius.Listen address (UDP, IPv4 and
-// IPv6) and serves until ctx is canceled or Shutdown is called. On ctx
-// cancellation it drains in-flight requests (at most 10 s) before returning.
-func (s *Server) ListenAndServe(ctx context.Context) error {
-	listen := s.listen
-	if len(listen) == 0 {
-		return errors.New("radius: no listen address")
-	}
-	var pcs []net.PacketConn
-	for _, addr := range listen {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			for _, c := range pcs {
-				c.Close()
-			}
-			return fmt.Errorf("radius: listen %s: %w", addr, err)
-		}
-		if uc, ok := pc.(*net.UDPConn); ok {
-			_ = uc.SetReadBuffer(1 << 20) // absorb bursts; capped by net.core.rmem_max
-		}
-		pcs = append(pcs, pc)
-	}
-	s.mu.Lock()
-	for _, pc := range pcs {
-		s.conns[pc] = true
-	}
-	s.mu.Unlock()
-	for _, pc := range pcs {
-		s.log.Info("radius: listening", "addr", pc.LocalAddr().String())
-	}
-
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	errs := make(chan error, len(pcs))
-	for _, pc := range pcs {
-		go func() {
-			err := s.Serve(ctx, pc)
-			if err != nil && !errors.Is(err, ErrServerClosed) {
-				stop() // one broken socket stops them all
-			}
-			errs <- err
-		}()
-	}
-	var first error
-	for range pcs {
-		if err := <-errs; err != nil && first == nil && !errors.Is(err, ErrServerClosed) {
-			first = err
-		}
-	}
-	dctx, cancel := context.WithTimeout(context.Background(), listenerDrainMax)
-	defer cancel()
-	if err := s.Shutdown(dctx); err != nil && first == nil {
-		first = err
-	}
-	return first
-}
-
 // Serve reads datagrams from pc until ctx is canceled (returns nil),
 // Shutdown is called (returns nil) or a read fails (returns the error). It
 // does not close pc; answers to requests still in flight are written to pc
@@ -253,9 +193,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	if _, ok := s.conns[pc]; !ok {
-		s.conns[pc] = false
-	}
+	s.conns[pc] = struct{}{}
 	_ = pc.SetReadDeadline(time.Time{}) // a deadline left by an earlier, canceled Serve
 	s.readers.Add(1)
 	s.mu.Unlock()
@@ -293,15 +231,14 @@ func (s *Server) isClosing() bool {
 }
 
 // Shutdown stops reading on every socket, waits until every accepted request
-// has been answered or dropped (including delayed rejects), stops the workers
-// and closes the sockets ListenAndServe opened. If ctx ends first, the
-// Authenticator's context is canceled and ctx's error is returned.
+// has been answered or dropped (including delayed rejects) and stops the
+// workers. It closes no socket: whoever opened them closes them after
+// Shutdown returns. If ctx ends first, the Authenticator's context is
+// canceled and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	conns := make(map[net.PacketConn]bool, len(s.conns))
-	for pc, owned := range s.conns {
-		conns[pc] = owned
+	for pc := range s.conns {
 		_ = pc.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
@@ -321,14 +258,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("radius: shutdown: %w", ctx.Err())
 	}
 	s.cancel()
-	s.mu.Lock()
-	for pc, owned := range conns {
-		if owned {
-			_ = pc.Close()
-			delete(s.conns, pc)
-		}
-	}
-	s.mu.Unlock()
 	return err
 }
 
