@@ -127,11 +127,6 @@ type Options struct {
 	Ready chan<- struct{}
 }
 
-// Run is RunWithOptions with only a config path and a logger.
-func Run(ctx context.Context, cfgPath string, log *slog.Logger) error {
-	return RunWithOptions(ctx, Options{ConfigPath: cfgPath, Log: log})
-}
-
 // RunWithOptions runs otpgated until ctx ends, then shuts down cleanly and
 // returns nil. SIGHUP sent to the process reloads the config. Any startup
 // failure (config, store, a port in use, a live daemon on the control

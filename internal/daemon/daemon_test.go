@@ -155,7 +155,7 @@ func TestRunInProcess(t *testing.T) {
 
 func TestRunStartErrors(t *testing.T) {
 	dir := t.TempDir()
-	if err := Run(context.Background(), filepath.Join(dir, "missing.toml"), nil); err == nil {
+	if err := RunWithOptions(context.Background(), Options{ConfigPath: filepath.Join(dir, "missing.toml")}); err == nil {
 		t.Error("Run with a missing config succeeded")
 	}
 	cfgPath := writeTestConfig(t, dir, "")
@@ -169,7 +169,7 @@ func TestRunStartErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	err = Run(context.Background(), cfgPath, nil)
+	err = RunWithOptions(context.Background(), Options{ConfigPath: cfgPath})
 	if err == nil || !strings.Contains(err.Error(), "metrics: listen "+cfg.Metrics.Listen) {
 		t.Errorf("Run with the metrics port taken = %v", err)
 	}
