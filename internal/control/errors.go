@@ -17,7 +17,7 @@ var (
 	ErrNotRunning = errors.New("control: otpgated is not running")
 	// ErrAccessDenied: the socket exists but this user may not use it.
 	ErrAccessDenied = errors.New("control: access denied")
-	// ErrAlreadyRunning: Serve found a live daemon on the socket path.
+	// ErrAlreadyRunning: Listen found a live daemon on the socket path.
 	ErrAlreadyRunning = errors.New("control: another otpgated is listening on the socket")
 )
 
