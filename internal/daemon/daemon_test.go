@@ -227,7 +227,11 @@ func TestMainCheckAndFlags(t *testing.T) {
 
 func TestDiffConfig(t *testing.T) {
 	load := func(extra string) *config.Config {
-		c, err := config.Parse("x.toml", []byte("version = 1\n"+extra), t.TempDir())
+		path := filepath.Join(t.TempDir(), "x.toml")
+		if err := os.WriteFile(path, []byte("version = 1\n"+extra), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(path)
 		if err != nil {
 			t.Fatal(err)
 		}
