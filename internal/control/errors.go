@@ -39,8 +39,6 @@ var wireErrors = []struct {
 	{"invalid_group", admin.ErrInvalidGroup, http.StatusBadRequest},
 	{"invalid_import", admin.ErrInvalidImport, http.StatusBadRequest},
 	{"unsupported_hash", password.ErrUnsupportedHash, http.StatusBadRequest},
-	{"code_reused", store.ErrCodeReused, http.StatusConflict},
-	{"no_recovery_hit", store.ErrNoRecoveryHit, http.StatusConflict},
 	{"db_locked", store.ErrLocked, http.StatusServiceUnavailable},
 	{"wrong_key", store.ErrWrongKey, http.StatusInternalServerError},
 	{"missing_key", store.ErrMissingKey, http.StatusInternalServerError},
