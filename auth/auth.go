@@ -72,6 +72,10 @@ type Authenticator struct {
 	workers  chan struct{} // HashWorkers tokens: password hashes running
 	stations *stationTable
 	states   *challengeTable
+
+	// onWorkerWait, if set (tests), runs when a request finds every
+	// worker busy and starts waiting for one.
+	onWorkerWait func()
 }
 
 // New returns an Authenticator over st. It computes the dummy hash for
@@ -320,8 +324,15 @@ func (a *Authenticator) checkPassword(ctx context.Context, u *store.User, found 
 	}
 	select {
 	case a.workers <- struct{}{}:
-	case <-ctx.Done():
-		return false, true, nil
+	default:
+		if a.onWorkerWait != nil {
+			a.onWorkerWait()
+		}
+		select {
+		case a.workers <- struct{}{}:
+		case <-ctx.Done():
+			return false, true, nil
+		}
 	}
 	ok, err = a.verify(hash, pw)
 	if err != nil {

@@ -767,16 +767,19 @@ func TestOverloadDrop(t *testing.T) {
 func TestCanceledWhileWaitingDrops(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.HashWorkers = 1; o.HashQueue = 1 })
 	e.a.workers <- struct{}{} // the only worker is busy
+	waiting := make(chan struct{})
+	e.a.onWorkerWait = func() { close(waiting) }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan Decision)
 	go func() {
 		done <- e.a.Authenticate(ctx, Request{User: "alice", Mode: ModeAppend, Client: "vpn", Password: "correct horse123456"})
 	}()
-	time.Sleep(50 * time.Millisecond)
 	select {
+	case <-waiting:
 	case d := <-done:
 		t.Fatalf("did not wait for a worker: %s/%s", d.Result, d.Reason)
-	default:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request neither waited for a worker nor returned")
 	}
 	cancel()
 	select {

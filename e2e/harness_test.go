@@ -54,17 +54,28 @@ func requireTool(t testing.TB, name string) string {
 	return testtool.Require(t, name)
 }
 
-// requireRoot fails in CI and skips elsewhere when not root (PAM services,
-// sshd and pam_exec need it).
-func requireRoot(t testing.TB) {
+// hostTestsEnv opts a plain go test into the tests that change this host;
+// make test sets it to 1, and CI=true implies it.
+const hostTestsEnv = "OTPGATE_HOST_TESTS"
+
+// requireHostTests guards a test that changes this host: it adds Unix users,
+// writes PAM services into /etc/pam.d or runs an sshd (the TestHost... tests).
+// Such a test runs when CI=true or OTPGATE_HOST_TESTS=1 and needs root;
+// under a plain go test it skips, saying how to run it. When CI=true it
+// fails, never skips, when not root.
+func requireHostTests(t testing.TB) {
 	t.Helper()
+	ci := os.Getenv("CI") == "true"
+	if !ci && os.Getenv(hostTestsEnv) != "1" {
+		t.Skipf("changes this host (Unix users, /etc/pam.d, an sshd): run `make test` as root, or %s=1 go test ./e2e as root", hostTestsEnv)
+	}
 	if os.Geteuid() == 0 {
 		return
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this end-to-end test needs root (PAM service files, sshd)")
+	if ci {
+		t.Fatal("this end-to-end test changes the host (Unix users, /etc/pam.d, an sshd) and needs root; CI must run it as root")
 	}
-	t.Skip("needs root")
+	t.Skip("changes this host and needs root: run `make test` as root")
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

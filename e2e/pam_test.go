@@ -315,10 +315,11 @@ func pamtester(t *testing.T, service, user string, answers ...string) (bool, int
 
 func stderrAndStdout(e, o string) string { return "stderr: " + e + "\nstdout: " + o }
 
-// TestPAMExec runs pam_exec + otpgate-pam (packaging/pam.d/otpgate) through
-// pamtester against otpgated: the user types password and code at one prompt.
-func TestPAMExec(t *testing.T) {
-	requireRoot(t)
+// TestHostPAMExec runs pam_exec + otpgate-pam (packaging/pam.d/otpgate)
+// through pamtester against otpgated: the user types password and code at
+// one prompt. It writes a PAM service into /etc/pam.d.
+func TestHostPAMExec(t *testing.T) {
+	requireHostTests(t)
 	requireTool(t, "pamtester")
 	requireTool(t, "oathtool")
 
@@ -432,11 +433,12 @@ func runHelper(t *testing.T, config, user, authtok string) int {
 	return cmd.ProcessState.ExitCode()
 }
 
-// TestPAMRadius runs Debian's pam_radius_auth (packaging/pam.d/otpgate-radius)
-// through pamtester against otpgated in challenge mode: the password at the
-// first prompt, the code at a second one.
-func TestPAMRadius(t *testing.T) {
-	requireRoot(t)
+// TestHostPAMRadius runs Debian's pam_radius_auth
+// (packaging/pam.d/otpgate-radius) through pamtester against otpgated in
+// challenge mode: the password at the first prompt, the code at a second
+// one. It writes a PAM service into /etc/pam.d.
+func TestHostPAMRadius(t *testing.T) {
+	requireHostTests(t)
 	requireTool(t, "pamtester")
 	requireTool(t, "oathtool")
 	if !fileExists("/lib/x86_64-linux-gnu/security/pam_radius_auth.so") && !fileExists("/usr/lib/x86_64-linux-gnu/security/pam_radius_auth.so") {

@@ -222,10 +222,10 @@ func sshLogin(t *testing.T, s *sshServer, user string, key ssh.Signer, answers .
 	return prompts, nil
 }
 
-// TestSSH logs into a real sshd three ways, each with a right, a wrong and a
-// replayed code.
-func TestSSH(t *testing.T) {
-	requireRoot(t)
+// TestHostSSH logs into a real sshd three ways, each with a right, a wrong
+// and a replayed code. It adds Unix users and a PAM service in /etc/pam.d.
+func TestHostSSH(t *testing.T) {
+	requireHostTests(t)
 	requireTool(t, "sshd")
 	requireTool(t, "oathtool")
 	requireTool(t, "pamtester") // not used here, but the same stacks are: keep CI honest

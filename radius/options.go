@@ -10,9 +10,6 @@ import (
 // Options configures a Server. The daemon builds it from radiusd.toml, which
 // owns every default; New and Reload fill none in and refuse invalid values.
 type Options struct {
-	// ListenAddrs are the UDP "host:port" addresses ListenAndServe binds.
-	// Serve is given its sockets and does not use them.
-	ListenAddrs []string
 	// Clients is the NAS table; datagrams from any other source are dropped.
 	Clients []Client
 

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,12 +20,11 @@ import (
 	"github.com/otpgate/otpgate/auth"
 )
 
-// ErrServerClosed is returned by Serve and ListenAndServe after Shutdown.
+// ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("radius: server closed")
 
 const (
-	maxDatagram      = rad.MaxPacketLength
-	listenerDrainMax = 10 * time.Second
+	maxDatagram = rad.MaxPacketLength
 )
 
 // Authenticator makes the access decision; *auth.Authenticator implements it.
@@ -72,7 +70,6 @@ type Server struct {
 	metrics          *metrics
 	queue            chan *job
 	workers          int
-	listen           []string
 	now              func() time.Time
 
 	baseCtx context.Context // passed to the Authenticator; canceled on a forced shutdown
@@ -86,7 +83,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	closing bool
-	conns   map[net.PacketConn]bool // true: opened by ListenAndServe, closed by us
+	conns   map[net.PacketConn]struct{} // the sockets Serve reads, stopped by Shutdown
 }
 
 // New validates opt and returns a server that is not yet listening. log and
@@ -113,7 +110,7 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 		audit:   audit,
 		metrics: newMetrics(),
 		now:     time.Now,
-		conns:   make(map[net.PacketConn]bool),
+		conns:   make(map[net.PacketConn]struct{}),
 	}
 	st, err := s.settingsFrom(opt)
 	if err != nil {
@@ -124,7 +121,6 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 	s.unknown = newUnknownLimiter(s.now)
 	s.badMA = newUnknownLimiter(s.now)
 	s.missingMA = newUnknownLimiter(s.now)
-	s.listen = slices.Clone(opt.ListenAddrs)
 	s.workers = opt.Handlers
 	s.queue = make(chan *job, opt.QueueLen)
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
@@ -144,8 +140,8 @@ func (s *Server) settingsFrom(opt Options) (*settings, error) {
 
 // Reload swaps the client table, modes, reject delay and reply cache limits.
 // On error the running configuration is kept. Requests already received keep
-// the client (and secret) they arrived with. ListenAddrs, Handlers and
-// QueueLen are fixed at New; Reload ignores them.
+// the client (and secret) they arrived with. Handlers and QueueLen
+// are fixed at New; Reload ignores them.
 func (s *Server) Reload(opt Options) error {
 	if err := opt.checkReloadable(); err != nil {
 		return fmt.Errorf("radius: reload: %w", err)
@@ -167,63 +163,6 @@ func (s *Server) MetricsHandler() http.Handler {
 	})
 }
 
-// ListenAndServe listens on every Options.ListenAddrs address (UDP, IPv4 and
-// IPv6) and serves until ctx is canceled or Shutdown is called. On ctx
-// cancellation it drains in-flight requests (at most 10 s) before returning.
-func (s *Server) ListenAndServe(ctx context.Context) error {
-	listen := s.listen
-	if len(listen) == 0 {
-		return errors.New("radius: no listen address")
-	}
-	var pcs []net.PacketConn
-	for _, addr := range listen {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			for _, c := range pcs {
-				c.Close()
-			}
-			return fmt.Errorf("radius: listen %s: %w", addr, err)
-		}
-		if uc, ok := pc.(*net.UDPConn); ok {
-			_ = uc.SetReadBuffer(1 << 20) // absorb bursts; capped by net.core.rmem_max
-		}
-		pcs = append(pcs, pc)
-	}
-	s.mu.Lock()
-	for _, pc := range pcs {
-		s.conns[pc] = true
-	}
-	s.mu.Unlock()
-	for _, pc := range pcs {
-		s.log.Info("radius: listening", "addr", pc.LocalAddr().String())
-	}
-
-	ctx, stop := context.WithCancel(ctx)
-	defer stop()
-	errs := make(chan error, len(pcs))
-	for _, pc := range pcs {
-		go func() {
-			err := s.Serve(ctx, pc)
-			if err != nil && !errors.Is(err, ErrServerClosed) {
-				stop() // one broken socket stops them all
-			}
-			errs <- err
-		}()
-	}
-	var first error
-	for range pcs {
-		if err := <-errs; err != nil && first == nil && !errors.Is(err, ErrServerClosed) {
-			first = err
-		}
-	}
-	dctx, cancel := context.WithTimeout(context.Background(), listenerDrainMax)
-	defer cancel()
-	if err := s.Shutdown(dctx); err != nil && first == nil {
-		first = err
-	}
-	return first
-}
-
 // Serve reads datagrams from pc until ctx is canceled (returns nil),
 // Shutdown is called (returns nil) or a read fails (returns the error). It
 // does not close pc; answers to requests still in flight are written to pc
@@ -234,9 +173,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		s.mu.Unlock()
 		return ErrServerClosed
 	}
-	if _, ok := s.conns[pc]; !ok {
-		s.conns[pc] = false
-	}
+	s.conns[pc] = struct{}{}
 	_ = pc.SetReadDeadline(time.Time{}) // a deadline left by an earlier, canceled Serve
 	s.readers.Add(1)
 	s.mu.Unlock()
@@ -274,15 +211,14 @@ func (s *Server) isClosing() bool {
 }
 
 // Shutdown stops reading on every socket, waits until every accepted request
-// has been answered or dropped (including delayed rejects), stops the workers
-// and closes the sockets ListenAndServe opened. If ctx ends first, the
-// Authenticator's context is canceled and ctx's error is returned.
+// has been answered or dropped (including delayed rejects) and stops the
+// workers. It closes no socket: whoever opened them closes them after
+// Shutdown returns. If ctx ends first, the Authenticator's context is
+// canceled and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	conns := make(map[net.PacketConn]bool, len(s.conns))
-	for pc, owned := range s.conns {
-		conns[pc] = owned
+	for pc := range s.conns {
 		_ = pc.SetReadDeadline(time.Now())
 	}
 	s.mu.Unlock()
@@ -302,14 +238,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("radius: shutdown: %w", ctx.Err())
 	}
 	s.cancel()
-	s.mu.Lock()
-	for pc, owned := range conns {
-		if owned {
-			_ = pc.Close()
-			delete(s.conns, pc)
-		}
-	}
-	s.mu.Unlock()
 	return err
 }
 

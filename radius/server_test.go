@@ -568,46 +568,6 @@ func TestShutdownDrains(t *testing.T) {
 	}
 }
 
-func TestListenAndServe(t *testing.T) {
-	port := func() string {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		return pc.LocalAddr().String()
-	}
-	cfg := testOptions()
-	cfg.ListenAddrs = []string{port(), port()}
-	s, err := New(cfg, &fakeAuth{}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.ListenAndServe(ctx) }()
-	for i, a := range cfg.ListenAddrs {
-		ua, _ := net.ResolveUDPAddr("udp", a)
-		c := newClient(t, ua)
-		req := makeRequest(t, reqOpts{id: byte(i), user: "u", password: "p"})
-		var resp []byte
-		waitFor(t, "listener "+a, func() bool { c.send(req); resp = c.recv(50 * time.Millisecond); return resp != nil })
-		checkResponse(t, resp, req, testSecret)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("ListenAndServe: %v", err)
-	}
-	// The sockets are closed: the ports can be bound again.
-	for _, a := range cfg.ListenAddrs {
-		pc, err := net.ListenPacket("udp", a)
-		if err != nil {
-			t.Fatalf("%s still bound after ListenAndServe returned: %v", a, err)
-		}
-		pc.Close()
-	}
-}
-
 func TestAuditAndLogsHoldNoSecrets(t *testing.T) {
 	fa := &fakeAuth{fn: byPassword}
 	s := startServer(t, testOptions(), fa)

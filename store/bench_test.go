@@ -17,7 +17,7 @@ func BenchmarkUpdateLastStep(b *testing.B) {
 		step++
 		err := db.Update(ctx, "alice", func(u *User) error {
 			if step <= u.TOTP.LastStep {
-				return ErrCodeReused
+				return errCodeReused
 			}
 			u.TOTP.LastStep = step
 			return nil

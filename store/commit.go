@@ -58,6 +58,9 @@ type committer struct {
 	// cpHook, if set (tests), runs in the background checkpoint before
 	// its transaction; an error fails the checkpoint.
 	cpHook func() error
+	// cpWaitHook, if set (tests), runs on the committer goroutine when it
+	// starts waiting for a running background checkpoint.
+	cpWaitHook func()
 
 	// boltGen counts bbolt write transactions; each adds one when it has
 	// ended (committed or not) and before the log drops any record it put
@@ -405,6 +408,9 @@ func (c *committer) checkpointResult(err error) {
 // waitCheckpoint waits for a running background checkpoint to finish.
 func (c *committer) waitCheckpoint() {
 	if c.cpRunning {
+		if c.cpWaitHook != nil {
+			c.cpWaitHook()
+		}
 		c.checkpointDone(<-c.cpDone)
 	}
 }

@@ -140,7 +140,7 @@ func TestGroupCommitErrorIsolation(t *testing.T) {
 	// write and fails, like a replayed code.
 	useOnce := func(u *User) error {
 		if u.CodeFailures != 0 {
-			return ErrCodeReused
+			return errCodeReused
 		}
 		u.CodeFailures = 1
 		return nil
@@ -155,10 +155,10 @@ func TestGroupCommitErrorIsolation(t *testing.T) {
 			return db.Update(ctx, "u000000", func(u *User) error { u.CodeFailures = 7; return nil })
 		}, wantNil, false},
 		{"first use", func() error { return db.Update(ctx, "u000001", useOnce) }, wantNil, false},
-		{"second use, clean fn error in the batch", func() error { return db.Update(ctx, "u000001", useOnce) }, wantIs(ErrCodeReused), false},
+		{"second use, clean fn error in the batch", func() error { return db.Update(ctx, "u000001", useOnce) }, wantIs(errCodeReused), false},
 		{"clean fn error", func() error {
-			return db.Update(ctx, "u000006", func(u *User) error { u.CodeFailures = 99; return ErrCodeReused })
-		}, wantIs(ErrCodeReused), true},
+			return db.Update(ctx, "u000006", func(u *User) error { u.CodeFailures = 99; return errCodeReused })
+		}, wantIs(errCodeReused), true},
 		{"dirty write error", func() error {
 			return db.write(func(tx *bolt.Tx) error {
 				if err := tx.Bucket(bucketMeta).Put([]byte("junk"), []byte("x")); err != nil {

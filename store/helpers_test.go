@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -23,6 +24,10 @@ func testDB(t testing.TB) (*DB, string) {
 	t.Cleanup(func() { db.Close() })
 	return db, path
 }
+
+// errCodeReused is what the tests' Update functions return for a replayed
+// code: an error of the caller's own, as auth's would be.
+var errCodeReused = errors.New("test: totp time step already used")
 
 func randomSeed(testing.TB) []byte { return newSeed() }
 

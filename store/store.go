@@ -10,15 +10,13 @@ import (
 
 // Errors callers branch on with errors.Is.
 var (
-	ErrUserNotFound  = errors.New("store: user not found")
-	ErrUserExists    = errors.New("store: user already exists")
-	ErrLocked        = errors.New("store: database is in use by another process")
-	ErrWrongKey      = errors.New("store: key file does not match the database")
-	ErrMissingKey    = errors.New("store: key file missing for a database that holds seeds")
-	ErrNewerSchema   = errors.New("store: database schema is newer than this program")
-	ErrInvalidName   = errors.New("store: invalid user name")
-	ErrCodeReused    = errors.New("store: totp time step already used")
-	ErrNoRecoveryHit = errors.New("store: recovery code not valid")
+	ErrUserNotFound = errors.New("store: user not found")
+	ErrUserExists   = errors.New("store: user already exists")
+	ErrLocked       = errors.New("store: database is in use by another process")
+	ErrWrongKey     = errors.New("store: key file does not match the database")
+	ErrMissingKey   = errors.New("store: key file missing for a database that holds seeds")
+	ErrNewerSchema  = errors.New("store: database schema is newer than this program")
+	ErrInvalidName  = errors.New("store: invalid user name")
 )
 
 // TOTP is a user's active RFC 6238 token. Secret is the raw key (not base32),

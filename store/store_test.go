@@ -226,7 +226,7 @@ func TestConcurrentLastStep(t *testing.T) {
 				<-start
 				err := db.Update(ctx, "alice", func(u *User) error {
 					if step <= u.TOTP.LastStep {
-						return ErrCodeReused
+						return errCodeReused
 					}
 					u.TOTP.LastStep = step
 					return nil
@@ -236,7 +236,7 @@ func TestConcurrentLastStep(t *testing.T) {
 				switch {
 				case err == nil:
 					wins++
-				case errors.Is(err, ErrCodeReused):
+				case errors.Is(err, errCodeReused):
 					reused++
 				default:
 					t.Errorf("Update: %v", err)

@@ -245,6 +245,13 @@ func TestWALRegionFullWaitsForCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	db, path := testDB(t)
 	g := gateCheckpoints(db, 4)
+	waiting := make(chan struct{}, 1)
+	db.commit.cpWaitHook = func() {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	}
 	const users, updates = 10, 3000
 	if err := db.Import(ctx, manyUsers(t, "u", users)); err != nil {
 		t.Fatal(err)
@@ -267,14 +274,14 @@ func TestWALRegionFullWaitsForCheckpoint(t *testing.T) {
 		errc <- nil
 	}()
 	g.hold(t)
-	// Wait until logging stops (or everything went through, a failure).
-	for last := int64(-1); ; {
-		time.Sleep(300 * time.Millisecond)
-		n := done.Load()
-		if n == last || n == updates {
-			break
-		}
-		last = n
+	// Wait until logging stops: the committer waits for the held
+	// checkpoint (or everything went through, a failure).
+	select {
+	case <-waiting:
+	case err := <-errc:
+		t.Fatalf("all %d updates ended (err %v) while the checkpoint was held", updates, err)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the committer never waited for the held checkpoint (%d updates done)", done.Load())
 	}
 	if n := done.Load(); n == updates || n*3000 > 2*walRegionSize {
 		t.Fatalf("%d updates of 3 kB went through while the checkpoint was held; the regions hold %d bytes", n, 2*walRegionSize)

@@ -839,7 +839,11 @@ func (e *env) startControl() {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	sock := filepath.Join(e.dir, "data", "control.sock")
-	go func() { served <- srv.Serve(ctx, sock) }()
+	ln, err := srv.Listen(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { served <- srv.ServeListener(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
 		<-served

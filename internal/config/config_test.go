@@ -465,7 +465,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("version = 1\n[radius]\nlisten = [\"[::1]:1812\"]\nreply_cache_ttl = \"9s\"\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
-		c, err := Parse("fuzz.toml", data, dir)
+		c, err := parse("fuzz.toml", data, dir, true)
 		if err == nil {
 			if c.Version != 1 {
 				t.Fatalf("accepted version %d", c.Version)

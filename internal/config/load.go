@@ -119,12 +119,9 @@ func load(path string, readSecrets bool) (*Config, error) {
 	return c, nil
 }
 
-// Parse is Load for a config already in memory: name prefixes error
-// messages and baseDir anchors relative paths. It reads secret files.
-func Parse(name string, data []byte, baseDir string) (*Config, error) {
-	return parse(name, data, baseDir, true)
-}
-
+// parse is Load for a config already in memory: name prefixes error
+// messages and baseDir anchors relative paths. It reads secret files when
+// readSecrets is set.
 func parse(name string, data []byte, baseDir string, readSecrets bool) (*Config, error) {
 	var c Config
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)

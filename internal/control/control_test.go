@@ -474,9 +474,12 @@ func TestStaleSocketReplaced(t *testing.T) {
 	path := makeStaleSocket(t, dir)
 	s := NewServer(&fakeService{}, ServerOptions{}, testLogger(t))
 	ctx, cancel := context.WithCancel(context.Background())
+	ln, err := s.Listen(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, path) }()
-	var err error
+	go func() { done <- s.ServeListener(ctx, ln) }()
 	for i := 0; i < 100; i++ {
 		if _, err = Dial(path); err == nil {
 			break
@@ -488,7 +491,7 @@ func TestStaleSocketReplaced(t *testing.T) {
 	}
 	cancel()
 	if err := <-done; err != nil {
-		t.Errorf("Serve: %v", err)
+		t.Errorf("ServeListener: %v", err)
 	}
 	if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left after shutdown: %v", err)

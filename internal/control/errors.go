@@ -17,7 +17,7 @@ var (
 	ErrNotRunning = errors.New("control: otpgated is not running")
 	// ErrAccessDenied: the socket exists but this user may not use it.
 	ErrAccessDenied = errors.New("control: access denied")
-	// ErrAlreadyRunning: Serve found a live daemon on the socket path.
+	// ErrAlreadyRunning: Listen found a live daemon on the socket path.
 	ErrAlreadyRunning = errors.New("control: another otpgated is listening on the socket")
 )
 
@@ -39,8 +39,6 @@ var wireErrors = []struct {
 	{"invalid_group", admin.ErrInvalidGroup, http.StatusBadRequest},
 	{"invalid_import", admin.ErrInvalidImport, http.StatusBadRequest},
 	{"unsupported_hash", password.ErrUnsupportedHash, http.StatusBadRequest},
-	{"code_reused", store.ErrCodeReused, http.StatusConflict},
-	{"no_recovery_hit", store.ErrNoRecoveryHit, http.StatusConflict},
 	{"db_locked", store.ErrLocked, http.StatusServiceUnavailable},
 	{"wrong_key", store.ErrWrongKey, http.StatusInternalServerError},
 	{"missing_key", store.ErrMissingKey, http.StatusInternalServerError},

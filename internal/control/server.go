@@ -102,16 +102,6 @@ func userInGroup(uid uint32, gid int64) bool {
 	return slices.Contains(ids, strconv.FormatInt(gid, 10))
 }
 
-// Serve listens on path (see Listen) and serves until ctx is done, then
-// shuts down (in-flight requests get 5 s) and removes the socket file.
-func (s *Server) Serve(ctx context.Context, path string) error {
-	ln, err := s.Listen(path)
-	if err != nil {
-		return err
-	}
-	return s.ServeListener(ctx, ln)
-}
-
 // ServeListener serves on ln until ctx is done, then shuts down and closes
 // ln (which, from Listen, removes the socket file). Connections are
 // checked and bounded at Accept (see peerListener).

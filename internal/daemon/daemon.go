@@ -131,11 +131,6 @@ type Options struct {
 	Ready chan<- struct{}
 }
 
-// Run is RunWithOptions with only a config path and a logger.
-func Run(ctx context.Context, cfgPath string, log *slog.Logger) error {
-	return RunWithOptions(ctx, Options{ConfigPath: cfgPath, Log: log})
-}
-
 // RunWithOptions runs otpgated until ctx ends, then shuts down cleanly and
 // returns nil. SIGHUP sent to the process reloads the config. Any startup
 // failure (config, store, a port in use, a live daemon on the control
@@ -206,7 +201,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 			pc.Close()
 		}
 	}()
-	for _, addr := range ropt.ListenAddrs {
+	for _, addr := range cfg.Radius.Listen {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			return fmt.Errorf("radius: listen %s: %w", addr, err)

@@ -155,7 +155,7 @@ func TestRunInProcess(t *testing.T) {
 
 func TestRunStartErrors(t *testing.T) {
 	dir := t.TempDir()
-	if err := Run(context.Background(), filepath.Join(dir, "missing.toml"), nil); err == nil {
+	if err := RunWithOptions(context.Background(), Options{ConfigPath: filepath.Join(dir, "missing.toml")}); err == nil {
 		t.Error("Run with a missing config succeeded")
 	}
 	cfgPath := writeTestConfig(t, dir, "")
@@ -169,7 +169,7 @@ func TestRunStartErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	err = Run(context.Background(), cfgPath, nil)
+	err = RunWithOptions(context.Background(), Options{ConfigPath: cfgPath})
 	if err == nil || !strings.Contains(err.Error(), "metrics: listen "+cfg.Metrics.Listen) {
 		t.Errorf("Run with the metrics port taken = %v", err)
 	}
@@ -227,7 +227,11 @@ func TestMainCheckAndFlags(t *testing.T) {
 
 func TestDiffConfig(t *testing.T) {
 	load := func(extra string) *config.Config {
-		c, err := config.Parse("x.toml", []byte("version = 1\n"+extra), t.TempDir())
+		path := filepath.Join(t.TempDir(), "x.toml")
+		if err := os.WriteFile(path, []byte("version = 1\n"+extra), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := config.Load(path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -278,40 +282,24 @@ secret = "dddddddddddddddddddddddddddddddd"
 	}
 }
 
-func TestAuditSink(t *testing.T) {
+// TestMainStartFailureSaysSo: a daemon that never started says so, with
+// the config path, and exits 1.
+func TestMainStartFailureSaysSo(t *testing.T) {
 	dir := t.TempDir()
-	var stderr bytes.Buffer
-	s, err := newAuditSink("stderr", &stderr, nil)
-	if err != nil {
+	cfgPath := writeTestConfig(t, dir, "")
+	// data_dir is a regular file: the store cannot be created.
+	if err := os.WriteFile(filepath.Join(dir, "data"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprint(s, "one\n")
-	p := filepath.Join(dir, "audit.log")
-	if err := s.Reopen(p); err != nil {
-		t.Fatal(err)
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), "v", []string{"-config", cfgPath}, &out, &errb)
+	if code != 1 {
+		t.Errorf("exit = %d; want 1", code)
 	}
-	fmt.Fprint(s, "two\n")
-	// logrotate: move the file away, reopen, write.
-	if err := os.Rename(p, p+".1"); err != nil {
-		t.Fatal(err)
+	if !strings.Contains(errb.String(), `msg="otpgated could not start"`) || !strings.Contains(errb.String(), "store: open") {
+		t.Errorf("stderr = %q; want a start failure naming the store", errb.String())
 	}
-	if err := s.Reopen(p); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprint(s, "three\n")
-	if err := s.Reopen("off"); err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprint(s, "four\n")
-	if err := s.Reopen(filepath.Join(dir, "no", "such", "dir.log")); err == nil {
-		t.Error("Reopen into a missing directory succeeded")
-	}
-	fmt.Fprint(s, "five\n") // still "off"
-	s.Close()
-	if stderr.String() != "one\n" || mustRead(t, p+".1") != "two\n" || mustRead(t, p) != "three\n" {
-		t.Errorf("stderr %q, rotated %q, new %q", stderr.String(), mustRead(t, p+".1"), mustRead(t, p))
-	}
-	if fi, _ := os.Stat(p); fi.Mode().Perm() != 0o600 {
-		t.Errorf("audit file mode %v, want 0600", fi.Mode().Perm())
+	if _, err := os.Lstat(filepath.Join(dir, "data", "control.sock")); !errors.Is(err, syscall.ENOTDIR) && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("control socket after a failed start: %v", err)
 	}
 }

@@ -69,7 +69,6 @@ func radiusOptions(cfg *config.Config) (radius.Options, error) {
 		}
 	}
 	o := radius.Options{
-		ListenAddrs:          slices.Clone(r.Listen),
 		Clients:              clients,
 		ReplyCacheTTL:        r.ReplyCacheTTL.Duration,
 		ReplyCacheMaxEntries: r.ReplyCacheMax,

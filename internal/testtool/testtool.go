@@ -1,7 +1,9 @@
-// Package testtool finds and runs the external programs tests check against
-// (oathtool, zbarimg, radclient, google-authenticator, ...). A missing tool
-// fails the test when CI=true and skips it elsewhere, so CI never passes by
-// skipping.
+// Package testtool owns what tests across packages share: finding and
+// running the external programs they check against (oathtool, zbarimg,
+// radclient, google-authenticator, ...), a log buffer a server may write
+// while the test reads it, and waiting for a condition with a deadline. A
+// missing tool fails the test when CI=true and skips it elsewhere, so CI
+// never passes by skipping.
 package testtool
 
 import (
@@ -81,4 +83,19 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Eventually polls cond until it holds, and fails the test when it still
+// does not after timeout; what says what was awaited. Tests wait with it
+// for something another goroutine or process does, instead of sleeping a
+// guessed time.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for pause := time.Millisecond; !cond(); pause = min(2*pause, 50*time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(pause)
+	}
 }

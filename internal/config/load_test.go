@@ -26,7 +26,7 @@ func TestParseErrorsNeverQuoteASecret(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse("radiusd.toml", []byte(tt.text), t.TempDir())
+			_, err := parse("radiusd.toml", []byte(tt.text), t.TempDir(), true)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -39,7 +39,7 @@ func TestParseErrorsNeverQuoteASecret(t *testing.T) {
 		})
 	}
 	// A key that holds no secret keeps the parser's message.
-	_, err := Parse("radiusd.toml", []byte(head+"mode = append\n"), t.TempDir())
+	_, err := parse("radiusd.toml", []byte(head+"mode = append\n"), t.TempDir(), true)
 	if err == nil || !strings.Contains(err.Error(), `expected value but found "append"`) {
 		t.Errorf("error for an unquoted mode = %v, want the parser's message", err)
 	}
@@ -59,7 +59,7 @@ func TestMiscasedKeysRejected(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := Parse("radiusd.toml", []byte(tt.text), t.TempDir())
+			c, err := parse("radiusd.toml", []byte(tt.text), t.TempDir(), true)
 			if err == nil {
 				t.Fatalf("accepted; workers = %d, issuer %q", c.Radius.Workers, c.Issuer)
 			}
