@@ -19,13 +19,16 @@ package e2e
 //     code challenge from the two fields.
 //
 // In each, password + code brings the tunnel up and a ping crosses it; a
-// wrong code and the same code again end in AUTH_FAILED.
+// wrong code and the same code again end in AUTH_FAILED. A fifth case
+// shows why servers need auth-gen-token: without it the first TLS
+// renegotiation replays the code and the tunnel closes.
 //
 // The addresses (a /30 on the veth pair, the tunnel's /24) exist only
 // inside the two namespaces, which the test makes and deletes.
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -98,7 +101,7 @@ func TestOpenVPN(t *testing.T) {
 		b32 := srv.addUser(user, pw)
 		lab.startServer(t, "radius", "plugin "+radiusPluginSO+" "+radiusConf)
 		lab.checkLogins(t, srv.Daemon, user, b32, func(t *testing.T, code string) vpnClientResult {
-			return lab.runClient(t, user, pw+code, "", "")
+			return lab.runClient(t, vpnLogin{user: user, password: pw + code})
 		})
 		// radiusplugin sent Start at client-connect and Stop at
 		// client-disconnect; otpgated answered both (else no tunnel).
@@ -122,7 +125,7 @@ func TestOpenVPN(t *testing.T) {
 		t.Cleanup(func() { os.Remove(p) })
 		lab.startServer(t, "pam", "plugin "+authPAMPluginSO+" "+service)
 		lab.checkLogins(t, srv.Daemon, user, b32, func(t *testing.T, code string) vpnClientResult {
-			return lab.runClient(t, user, pw+code, "", "")
+			return lab.runClient(t, vpnLogin{user: user, password: pw + code})
 		})
 	})
 
@@ -131,12 +134,69 @@ func TestOpenVPN(t *testing.T) {
 		b32 := srv.addUser(user, pw)
 		lab.startServer(t, "static", "plugin "+radiusPluginSO+" "+radiusConf)
 		lab.checkLogins(t, srv.Daemon, user, b32, func(t *testing.T, code string) vpnClientResult {
-			r := lab.runClient(t, user, pw, `static-challenge "Enter code" 1`, code)
+			r := lab.runClient(t, vpnLogin{user: user, password: pw, extra: `static-challenge "Enter code" 1`, response: code})
 			if !strings.Contains(r.log, "CHALLENGE: Enter code") {
 				t.Errorf("the client did not ask for the code:\n%s", r.log)
 			}
 			return r
 		})
+	})
+
+	// OpenVPN authenticates again at every TLS renegotiation (reneg-sec,
+	// an hour by default), with the password and code it cached: the code
+	// is then a replay. auth-gen-token answers renegotiations with a token
+	// of the server's own, so otpgated is asked once per connection.
+	t.Run("renegotiation", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, serverExtra string
+			survives          bool
+		}{
+			// Token never expires; renewed at least every 60 s (it must
+			// be at least twice hand-window).
+			{"with auth-gen-token", "auth-gen-token 0 60", true},
+			{"without auth-gen-token", "", false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				user, pw := randomName("ovpn-g-"), "renegotiation pw"
+				b32 := srv.addUser(user, pw)
+				lab.startServer(t, "reneg", "plugin "+radiusPluginSO+" "+radiusConf+"\nreneg-sec 6\nhand-window 3\n"+tc.serverExtra)
+				waitStepStart()
+				code := totpAt(t, b32, time.Now().Add(30*time.Second))
+				start := time.Now()
+				r := lab.runClient(t, vpnLogin{user: user, password: pw + code, whileUp: func(p *vpnProc) error {
+					if !tc.survives {
+						if p.waitFor("AUTH_FAILED") != 0 {
+							return errors.New("no AUTH_FAILED after the renegotiation")
+						}
+						return nil
+					}
+					// The client checks the server certificate once per
+					// TLS handshake: a second check is a renegotiation.
+					if !p.waitCount("Certificate has EKU", 2) {
+						return errors.New("no renegotiation within " + vpnWait.String())
+					}
+					time.Sleep(2 * time.Second) // time for a refusal to arrive
+					if strings.Contains(p.out.String(), "AUTH_FAILED") {
+						return errors.New("AUTH_FAILED at the renegotiation")
+					}
+					return nil
+				}})
+				took := time.Since(start).Round(time.Millisecond)
+				access := strings.Count(srv.Output(), fmt.Sprintf(`"msg":"radius access","user":%q`, user))
+				if tc.survives {
+					if !r.pinged {
+						t.Fatalf("no ping reply through the tunnel after the renegotiation:\n%s\n%s", r.ping, r.log)
+					}
+					if access != 1 {
+						t.Errorf("otpgated was asked %d times, want once (the token answers the renegotiation)", access)
+					}
+					t.Logf("renegotiated on the token, ping through the tunnel answered, otpgated asked once (%v)", took)
+					return
+				}
+				line := waitAudit(t, srv.Daemon, fmt.Sprintf(`"msg":"radius access","user":%q,"client":"openvpn-radiusplugin","station":"%s","mode":"append","result":"reject","reason":"code_reused"`, user, vpnClientIP))
+				t.Logf("the renegotiation replayed the code and the tunnel closed with AUTH_FAILED (%v): %s", took, line)
+			})
+		}
 	})
 
 	// The two-prompt setup without radiusplugin: static-challenge on the
@@ -156,7 +216,7 @@ func TestOpenVPN(t *testing.T) {
 		t.Cleanup(func() { os.Remove(p) })
 		lab.startServer(t, "pam-radius", fmt.Sprintf("plugin %s \"%s login USERNAME password PASSWORD enter OTP\"", authPAMPluginSO, service))
 		lab.checkLogins(t, srv.Daemon, user, b32, func(t *testing.T, code string) vpnClientResult {
-			return lab.runClient(t, user, pw, `static-challenge "Enter code" 1`, code)
+			return lab.runClient(t, vpnLogin{user: user, password: pw, extra: `static-challenge "Enter code" 1`, response: code})
 		})
 	})
 }
@@ -446,6 +506,22 @@ func (p *vpnProc) waitFor(patterns ...string) int {
 	return -1
 }
 
+// waitCount waits up to vpnWait until s appears n times in the output.
+func (p *vpnProc) waitCount(s string, n int) bool {
+	deadline := time.Now().Add(vpnWait)
+	for strings.Count(p.out.String(), s) < n {
+		if time.Now().After(deadline) {
+			return false
+		}
+		select {
+		case <-p.exited:
+			return strings.Count(p.out.String(), s) >= n
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return true
+}
+
 // startOpenVPN starts openvpn with conf in namespace ns. With tty set it
 // runs on a new pseudo-terminal (its controlling terminal, where it asks
 // for a static-challenge response) and tty receives its master side.
@@ -561,12 +637,21 @@ type vpnClientResult struct {
 	log, ping              string
 }
 
-// runClient connects a client from the client namespace with user and
-// password from an auth-user-pass file. extra is more config; response,
-// when set, is typed at the static-challenge prompt. On success it pings
-// the server's tunnel address, then disconnects.
-func (l *vpnLab) runClient(t *testing.T, user, password, extra, response string) vpnClientResult {
+// vpnLogin is one client run.
+type vpnLogin struct {
+	user, password string // the auth-user-pass file
+	extra          string // more client config
+	response       string // typed at the static-challenge prompt, if set
+	// whileUp, if set, runs once the tunnel is up, before the ping; an
+	// error fails the test.
+	whileUp func(p *vpnProc) error
+}
+
+// runClient connects a client from the client namespace. Once the tunnel
+// is up it pings the server's tunnel address, then disconnects.
+func (l *vpnLab) runClient(t *testing.T, login vpnLogin) vpnClientResult {
 	t.Helper()
+	user, password, extra, response := login.user, login.password, login.extra, login.response
 	dir := t.TempDir()
 	authFile := filepath.Join(dir, "auth.txt")
 	if err := os.WriteFile(authFile, []byte(user+"\n"+password+"\n"), 0o600); err != nil {
@@ -612,6 +697,12 @@ verb 3
 	switch p.waitFor("Initialization Sequence Completed", "AUTH_FAILED") {
 	case 0:
 		r.up = true
+		if login.whileUp != nil {
+			if err := login.whileUp(p); err != nil {
+				p.stop()
+				t.Fatalf("%v:\n%s", err, p.out.String())
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.nsClient, "ping", "-c", "2", "-W", "2", vpnServerTunnel).CombinedOutput()
 		cancel()
