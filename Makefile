@@ -8,7 +8,8 @@ export PATH := $(PATH):/usr/local/go/bin
 
 # Real peers the end-to-end tests talk to (nobody here wrote them).
 DEB_TEST_DEPS := freeradius-utils libpam-radius-auth pamtester openssh-server openssh-client \
-                 sshpass expect tmux oathtool zbar-tools libpam-google-authenticator man-db
+                 sshpass expect tmux oathtool zbar-tools libpam-google-authenticator man-db \
+                 openvpn openvpn-auth-radius iproute2 iputils-ping openssl
 
 .PHONY: run build test unit deps vet fuzz clean
 
@@ -19,6 +20,10 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/ ./cmd/...
 
 # deps installs the missing Debian packages (needs root or sudo; apt-get update first).
+# A policy-rc.d that refuses every start (exit 101) is in place during the
+# install, so packages with a service (openvpn, openssh-server) do not start
+# it on this machine; it is removed afterwards unless it was there before.
+# The e2e tests run their own openvpn: the package's unit is disabled again.
 deps:
 	@missing=""; for p in $(DEB_TEST_DEPS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -26,7 +31,13 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    trap '$$SUDO rm -f /usr/sbin/policy-rc.d' EXIT; trap 'exit 130' INT TERM; \
+	    printf '#!/bin/sh\n# make deps: no service starts during this install\nexit 101\n' | $$SUDO tee /usr/sbin/policy-rc.d >/dev/null; \
+	    $$SUDO chmod 755 /usr/sbin/policy-rc.d; \
+	  fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing || exit 1; \
+	  case " $$missing " in *" openvpn "*) $$SUDO systemctl disable --quiet openvpn.service 2>/dev/null || true;; esac; \
 	fi
 
 vet:

@@ -38,6 +38,11 @@ const maxField = 1024
 //     recovery code.
 //   - auto: the rule below.
 //
+// On append and auto clients a field in OpenVPN's static-challenge form,
+// "SCRV1:<base64 password>:<base64 response>", is decoded first: password
+// and code then arrive apart and nothing is split (an empty response is a
+// field without a code).
+//
 // # The auto rule
 //
 // The user record is read before any hashing, so the split can depend on
@@ -254,7 +259,21 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	}
 
 	pw, f := r.Password, factor{kind: factorNone}
-	if found && hasToken(&u) && r.Mode != ModeChallenge {
+	scPassword, scResponse, static := decodeStaticChallenge(r.Password)
+	switch {
+	case static && r.Mode != ModeChallenge:
+		// OpenVPN's static challenge: password and code arrive apart, so
+		// there is nothing to split.
+		pw = scPassword
+		if found && hasToken(&u) {
+			switch {
+			case scResponse != "":
+				f = parseFactor(scResponse, tokenDigits(u.TOTP))
+			case r.Mode == ModeAppend:
+				f = factor{kind: factorMissing}
+			}
+		}
+	case found && hasToken(&u) && r.Mode != ModeChallenge:
 		p, g, ok := splitAppend(r.Password, tokenDigits(u.TOTP))
 		switch {
 		case ok:

@@ -141,6 +141,7 @@ audit = "stderr"
 
 [radius]
 listen = ["127.0.0.1:%d"]
+acct_listen = ["127.0.0.1:0"]
 
 [password]
 argon2_time = 1

@@ -51,6 +51,7 @@ audit = %q
 
 [radius]
 listen = [%q]
+acct_listen = ["127.0.0.1:0"]
 reject_delay = "200ms"
 
 [[client]]

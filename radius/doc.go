@@ -27,6 +27,11 @@
 // Status-Server (RFC 5997) with a valid Message-Authenticator is answered
 // with an Access-Accept. Other packet codes are dropped.
 //
+// ServeAccounting serves an accounting socket (RFC 2866): an
+// Accounting-Request with a valid Request Authenticator (and a valid
+// Message-Authenticator, if it has one) is audited and answered with an
+// Accounting-Response; it never reaches the Authenticator or the store.
+//
 // Every decision is written as one line to the audit logger (user, client,
 // station, mode, result, reason, duration; never a password, code, State or
 // secret). Metrics are served in the Prometheus text format by

@@ -67,6 +67,7 @@ type Server struct {
 	// badMA and missingMA rate-limit the warnings for a known client whose
 	// requests are dropped: the usual misconfigurations of a new NAS.
 	badMA, missingMA *unknownLimiter
+	acct             accounting
 	metrics          *metrics
 	queue            chan *job
 	workers          int
@@ -168,6 +169,12 @@ func (s *Server) MetricsHandler() http.Handler {
 // does not close pc; answers to requests still in flight are written to pc
 // after Serve returns, so close it only after Shutdown.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	return s.serve(ctx, pc, s.receive)
+}
+
+// serve is the read loop of Serve and ServeAccounting; recv handles one
+// datagram, which is only valid during the call.
+func (s *Server) serve(ctx context.Context, pc net.PacketConn, recv func(w packetWriter, local netip.AddrPort, addr net.Addr, b []byte)) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -200,7 +207,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 			}
 			return fmt.Errorf("radius: read %s: %w", pc.LocalAddr(), err)
 		}
-		s.receive(pc, local, addr, buf[:n])
+		recv(pc, local, addr, buf[:n])
 	}
 }
 

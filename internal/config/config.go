@@ -52,6 +52,7 @@ type ControlConfig struct {
 // RadiusConfig is the RADIUS transport.
 type RadiusConfig struct {
 	Listen        []string `toml:"listen"`          // "127.0.0.1:1812", "[::1]:1812"; default ":1812"
+	AcctListen    []string `toml:"acct_listen"`     // accounting (RFC 2866), like listen; default ":1813"; [] turns it off
 	ReplyCacheTTL Duration `toml:"reply_cache_ttl"` // RFC 5080: 5–30 s (default 30s)
 	ReplyCacheMax int      `toml:"reply_cache_max"` // entries (default 10000)
 	ChallengeTTL  Duration `toml:"challenge_ttl"`   // how long a State stays valid (default 120s)

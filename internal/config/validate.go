@@ -19,6 +19,7 @@ const (
 	DefaultDataDir       = "/var/lib/otpgate"
 	DefaultIssuer        = "otpgate"
 	DefaultListen        = ":1812"
+	DefaultAcctListen    = ":1813"
 	DefaultReplyCacheTTL = 30 * time.Second
 	DefaultReplyCacheMax = 10000
 	DefaultChallengeTTL  = 120 * time.Second
@@ -49,6 +50,9 @@ func (c *Config) applyDefaults(isSet func(key ...string) bool) {
 	str(&c.Auth.MFA, "required")
 	if !isSet("radius", "listen") {
 		c.Radius.Listen = []string{DefaultListen}
+	}
+	if !isSet("radius", "acct_listen") {
+		c.Radius.AcctListen = []string{DefaultAcctListen}
 	}
 	dur := func(d *Duration, def time.Duration, key ...string) {
 		if !isSet(key...) {
@@ -188,6 +192,21 @@ func (c *Config) validateRadius(bad func(key, format string, args ...any)) {
 			bad(key, "%q repeats radius.listen[%d]", l, j)
 		}
 		seen[l] = i
+	}
+	// acct_listen may be empty: no accounting sockets.
+	seenAcct := map[string]int{}
+	for i, l := range r.AcctListen {
+		key := fmt.Sprintf("radius.acct_listen[%d]", i)
+		if err := checkHostPort(l, true); err != nil {
+			bad(key, "%v", err)
+			continue
+		}
+		if j, dup := seenAcct[l]; dup {
+			bad(key, "%q repeats radius.acct_listen[%d]", l, j)
+		} else if j, dup := seen[l]; dup && !strings.HasSuffix(l, ":0") {
+			bad(key, "%q is also radius.listen[%d]; accounting needs its own port (usually 1813)", l, j)
+		}
+		seenAcct[l] = i
 	}
 	durIn := func(key string, d, lo, hi time.Duration) {
 		if d < lo || d > hi {

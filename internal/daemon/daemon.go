@@ -211,6 +211,15 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		}
 		pcs = append(pcs, pc)
 	}
+	// Accounting sockets: pcs[nAuth:].
+	nAuth := len(pcs)
+	for _, addr := range cfg.Radius.AcctListen {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("radius accounting: listen %s: %w", addr, err)
+		}
+		pcs = append(pcs, pc)
+	}
 
 	var metricsLn net.Listener
 	if cfg.Metrics.Listen != "" {
@@ -259,13 +268,19 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	serveCtx, stopServe := context.WithCancel(context.Background())
 	defer stopServe()
 	serveErr := make(chan error, len(pcs))
-	var addrs []string
-	for _, pc := range pcs {
-		addrs = append(addrs, pc.LocalAddr().String())
+	var addrs, acctAddrs []string
+	for i, pc := range pcs {
+		serve := rs.Serve
+		if i < nAuth {
+			addrs = append(addrs, pc.LocalAddr().String())
+		} else {
+			serve = rs.ServeAccounting
+			acctAddrs = append(acctAddrs, pc.LocalAddr().String())
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := rs.Serve(serveCtx, pc); err != nil && !errors.Is(err, radius.ErrServerClosed) {
+			if err := serve(serveCtx, pc); err != nil && !errors.Is(err, radius.ErrServerClosed) {
 				serveErr <- err
 			}
 		}()
@@ -276,7 +291,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	}
 	log.Info("otpgated started", "version", opt.Version, "config", cfg.Path, "radius", addrs,
 		"clients", len(cfg.Clients), "db", cfg.DBPath(), "db_log", st.LogWriter(), "control", cfg.SocketPath(), "metrics", metricsAddr,
-		"mode", cfg.Auth.Mode, "mfa", cfg.Auth.MFA)
+		"mode", cfg.Auth.Mode, "mfa", cfg.Auth.MFA, "accounting", acctAddrs)
 	if opt.Ready != nil {
 		close(opt.Ready)
 	}

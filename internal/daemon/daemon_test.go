@@ -53,6 +53,7 @@ level = "debug"
 audit = "audit.log"
 [radius]
 listen = ["127.0.0.1:%d"]
+acct_listen = ["127.0.0.1:0"]
 [password]
 argon2_time = 1
 argon2_memory_kib = 1024

@@ -74,6 +74,7 @@ func diffConfig(old, next *config.Config) (applied, restart []string) {
 	changed(&restart, "control.socket", old.SocketPath(), next.SocketPath())
 	changed(&restart, "control.group", old.Control.Group, next.Control.Group)
 	changed(&restart, "radius.listen", old.Radius.Listen, next.Radius.Listen)
+	changed(&restart, "radius.acct_listen", old.Radius.AcctListen, next.Radius.AcctListen)
 	changed(&restart, "radius.challenge_ttl", old.Radius.ChallengeTTL.Duration, next.Radius.ChallengeTTL.Duration)
 	changed(&restart, "radius.workers", old.Radius.Workers, next.Radius.Workers)
 	changed(&restart, "radius.queue", old.Radius.Queue, next.Radius.Queue)
