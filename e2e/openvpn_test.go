@@ -82,8 +82,8 @@ func requireFile(t *testing.T, path, pkg string) {
 	t.Skipf("%s is missing; `make deps` installs %s", path, pkg)
 }
 
-func TestOpenVPN(t *testing.T) {
-	requireRoot(t)
+func TestHostOpenVPN(t *testing.T) {
+	requireHostTests(t)
 	for _, tool := range []string{"openvpn", "ip", "openssl", "oathtool", "ping"} {
 		requireTool(t, tool)
 	}

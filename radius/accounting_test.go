@@ -16,17 +16,15 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2869"
-
-	"github.com/otpgate/otpgate/internal/config"
 )
 
 // startAcctServer runs ServeAccounting on 127.0.0.1:0 until the test ends.
-func startAcctServer(t *testing.T, cfg *config.Config, a Authenticator) *testServer {
+func startAcctServer(t *testing.T, opt Options, a Authenticator) *testServer {
 	t.Helper()
 	logBuf, auditBuf := &syncBuffer{}, &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	audit := slog.New(slog.NewJSONHandler(auditBuf, nil))
-	s, err := New(cfg, a, log, audit)
+	s, err := New(opt, a, log, audit)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -189,7 +187,7 @@ func lastAudit(t *testing.T, s *testServer) map[string]any {
 
 func TestAccountingAnswered(t *testing.T) {
 	fa := &fakeAuth{fn: byPassword}
-	s := startAcctServer(t, testConfig(), fa)
+	s := startAcctServer(t, testOptions(), fa)
 	c := newClient(t, s.addr)
 	tests := []struct {
 		name   string
@@ -264,10 +262,12 @@ func TestAccountingAnswered(t *testing.T) {
 }
 
 func TestAccountingDropped(t *testing.T) {
-	cfg := testConfig()
-	cfg.Clients = append(cfg.Clients, config.ClientConfig{Name: "other", Address: "127.0.0.2", Secret: "another-secret-0123456789abcdef"})
+	opt := testOptions()
+	other := testNAS("other", "127.0.0.2", true, true)
+	other.Secret = "another-secret-0123456789abcdef"
+	opt.Clients = append(opt.Clients, other)
 	fa := &fakeAuth{fn: byPassword}
-	s := startAcctServer(t, cfg, fa)
+	s := startAcctServer(t, opt, fa)
 	start := rfc2866.AcctStatusType_Value_Start
 	tests := []struct {
 		name   string
@@ -318,10 +318,10 @@ func TestAccountingDropped(t *testing.T) {
 // Accounting-Request, and the accounting socket never authenticates.
 func TestAccountingSocketsApart(t *testing.T) {
 	fa := &fakeAuth{fn: byPassword}
-	auth := startServer(t, testConfig(), fa)
+	auth := startServer(t, testOptions(), fa)
 	expectDrop(t, auth, newClient(t, auth.addr),
 		makeAcct(t, acctOpts{status: rfc2866.AcctStatusType_Value_Start, user: "alice"}), dropUnsupportedCode)
-	acct := startAcctServer(t, testConfig(), fa)
+	acct := startAcctServer(t, testOptions(), fa)
 	expectDrop(t, acct, newClient(t, acct.addr), makeRequest(t, reqOpts{user: "alice", password: "accept"}), dropUnsupportedCode)
 	if n := fa.calls.Load(); n != 0 {
 		t.Errorf("the Authenticator was called %d times", n)

@@ -13,7 +13,7 @@ import (
 func TestRadclientAccounting(t *testing.T) {
 	rc := testtool.Require(t, "radclient")
 	fa := &fakeAuth{fn: byPassword}
-	s := startAcctServer(t, testConfig(), fa)
+	s := startAcctServer(t, testOptions(), fa)
 	addr := s.addr.String()
 	const session = ",Acct-Session-Id=ovpn-1,Calling-Station-Id=198.51.100.7,Framed-IP-Address=10.8.0.6"
 	tests := []struct {
