@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/otpgate/otpgate/auth"
 )
 
 // Drop reasons, the label values of otpgate_radius_drops_total.
@@ -140,6 +142,16 @@ func newMetrics() *metrics {
 			"Time from receipt of an Access-Request to its decision, reject delay excluded.",
 			[]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}),
 	}
+}
+
+// answered counts one answered Access-Request: its code, its reject reason
+// and how long the decision took.
+func (m *metrics) answered(d auth.Decision, elapsed time.Duration) {
+	m.requests.inc(d.Result.String())
+	if d.Result == auth.Reject {
+		m.rejects.inc(string(d.Reason))
+	}
+	m.duration.observe(elapsed)
 }
 
 // handler serves the exposition; gauges are read at scrape time.

@@ -504,11 +504,7 @@ func (s *Server) process(j *job) {
 		s.finish(j)
 		return
 	}
-	s.metrics.requests.inc(d.Result.String())
-	if d.Result == auth.Reject {
-		s.metrics.rejects.inc(string(d.Reason))
-	}
-	s.metrics.duration.observe(elapsed)
+	s.metrics.answered(d, elapsed)
 	s.auditDecision(req, d, elapsed)
 
 	if d.Result == auth.Reject {
