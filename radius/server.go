@@ -5,10 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"runtime/debug"
 	"sync"
@@ -176,14 +174,6 @@ func (s *Server) Reload(cfg *config.Config) error {
 	s.set.Store(st)
 	s.cache.setLimits(cfg.Radius.ReplyCacheTTL.Duration, cfg.Radius.ReplyCacheMax)
 	return nil
-}
-
-// MetricsHandler serves the metrics in the Prometheus text format.
-func (s *Server) MetricsHandler() http.Handler {
-	return s.metrics.handler(func(w io.Writer) {
-		fmt.Fprintf(w, "# HELP otpgate_radius_reply_cache_entries Entries in the RFC 5080 reply cache.\n# TYPE otpgate_radius_reply_cache_entries gauge\notpgate_radius_reply_cache_entries %d\n", s.cache.len())
-		fmt.Fprintf(w, "# HELP otpgate_radius_queue_length Requests waiting for a worker.\n# TYPE otpgate_radius_queue_length gauge\notpgate_radius_queue_length %d\n", len(s.queue))
-	})
 }
 
 // ListenAndServe listens on every cfg.Radius.Listen address (UDP, IPv4 and
@@ -355,13 +345,13 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b []byte) {
 	src := addrPortOf(addr)
 	if !src.IsValid() {
-		s.metrics.drops.inc(dropMalformed)
+		s.metrics.drop(dropMalformed)
 		return
 	}
 	set := s.set.Load()
 	c := set.clients.lookup(src.Addr())
 	if c == nil {
-		s.metrics.drops.inc(dropUnknownClient)
+		s.metrics.drop(dropUnknownClient)
 		if ok, n := s.unknown.note(src.Addr()); ok {
 			s.log.Warn("radius: dropped datagrams from an unknown client", "source", src.Addr().String(), "dropped", n)
 		}
@@ -372,12 +362,12 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	// and under overload that work is what the handlers need. The NAS
 	// retransmits. Status-Server, the health check, still gets its answer.
 	if len(b) > 0 && rad.Code(b[0]) == rad.CodeAccessRequest && len(s.queue) == cap(s.queue) {
-		s.metrics.drops.inc(dropOverload)
+		s.metrics.drop(dropOverload)
 		return
 	}
 	pkt, err := rad.Parse(b, c.secret)
 	if err != nil {
-		s.metrics.drops.inc(dropMalformed)
+		s.metrics.drop(dropMalformed)
 		s.log.Debug("radius: dropped malformed packet", "client", c.name, "source", src.String(), "err", err)
 		return
 	}
@@ -385,13 +375,13 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	switch pkt.Code {
 	case rad.CodeAccessRequest, rad.CodeStatusServer:
 	default:
-		s.metrics.drops.inc(dropUnsupportedCode)
+		s.metrics.drop(dropUnsupportedCode)
 		s.log.Debug("radius: dropped unsupported packet code", "client", c.name, "code", pkt.Code.String())
 		return
 	}
 	switch checkMessageAuthenticator(raw, c.macs) {
 	case maInvalid:
-		s.metrics.drops.inc(dropBadMA)
+		s.metrics.drop(dropBadMA)
 		if ok, n := s.badMA.note(src.Addr()); ok {
 			s.log.Warn("radius: dropped requests with an invalid Message-Authenticator; is the shared secret the same on the NAS?",
 				"client", c.name, "source", src.Addr().String(), "dropped", n)
@@ -399,7 +389,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		return
 	case maAbsent:
 		if c.requireMA || pkt.Code == rad.CodeStatusServer {
-			s.metrics.drops.inc(dropMissingMA)
+			s.metrics.drop(dropMissingMA)
 			if ok, n := s.missingMA.note(src.Addr()); ok {
 				s.log.Warn("radius: dropped requests without Message-Authenticator (BlastRADIUS protection); update the NAS, or set require_message_authenticator = false for this client only",
 					"client", c.name, "source", src.Addr().String(), "dropped", n)
@@ -407,7 +397,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 			return
 		}
 		if c.limitProxyState && hasProxyState(pkt) {
-			s.metrics.drops.inc(dropProxyState)
+			s.metrics.drop(dropProxyState)
 			s.log.Debug("radius: dropped packet with Proxy-State but no Message-Authenticator", "client", c.name, "source", src.String())
 			return
 		}
@@ -420,10 +410,10 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	act, cached, entry := s.cache.begin(cacheKey{local: local, remote: src, id: pkt.Identifier}, pkt.Authenticator)
 	switch act {
 	case cacheInFlight:
-		s.metrics.drops.inc(dropDuplicate)
+		s.metrics.drop(dropDuplicate)
 		return
 	case cacheResend:
-		s.metrics.cacheHits.Add(1)
+		s.metrics.cacheHits.Inc()
 		if _, err := w.WriteTo(cached, addr); err != nil {
 			s.log.Debug("radius: resend cached reply", "client", c.name, "err", err)
 		}
@@ -436,7 +426,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	default:
 		s.cache.abort(entry)
 		s.pending.Done()
-		s.metrics.drops.inc(dropOverload)
+		s.metrics.drop(dropOverload)
 	}
 }
 
@@ -446,7 +436,7 @@ func (s *Server) answerStatus(w packetWriter, addr net.Addr, pkt *rad.Packet, c 
 		s.log.Error("radius: status-server reply", "client", c.name, "err", err)
 		return
 	}
-	s.metrics.requests.inc("status_server")
+	s.metrics.requests.WithLabelValues("status_server").Inc()
 	if _, err := w.WriteTo(b, addr); err != nil {
 		s.log.Debug("radius: write status-server reply", "client", c.name, "err", err)
 	}
@@ -468,8 +458,8 @@ func (s *Server) finish(j *job) { j.done.Do(s.pending.Done) }
 func (s *Server) safeProcess(j *job) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.metrics.panics.Add(1)
-			s.metrics.drops.inc(dropInternal)
+			s.metrics.panics.Inc()
+			s.metrics.drop(dropInternal)
 			s.log.Error("radius: panic while handling a request; request dropped",
 				"client", j.client.name, "panic_type", fmt.Sprintf("%T", r), "stack", string(debug.Stack()))
 			s.cache.abort(j.entry)
@@ -491,7 +481,7 @@ func (s *Server) process(j *job) {
 	elapsed := s.now().Sub(j.received)
 	if d.Result == auth.Drop {
 		s.cache.abort(j.entry)
-		s.metrics.drops.inc(dropOverload)
+		s.metrics.drop(dropOverload)
 		s.auditDecision(req, d, elapsed)
 		s.finish(j)
 		return
@@ -500,7 +490,7 @@ func (s *Server) process(j *job) {
 	if err != nil {
 		s.log.Error("radius: build response; request dropped", "client", j.client.name, "err", err)
 		s.cache.abort(j.entry)
-		s.metrics.drops.inc(dropInternal)
+		s.metrics.drop(dropInternal)
 		s.finish(j)
 		return
 	}
