@@ -357,6 +357,6 @@ func value(c prometheus.Counter) uint64 {
 }
 
 // valueOf reads the series of v with the given label value.
-func valueOf(v *prometheus.CounterVec, label string) uint64 {
+func valueOf(v *counterVec, label string) uint64 {
 	return value(v.WithLabelValues(label))
 }

@@ -1,6 +1,7 @@
 package radius
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,33 +27,25 @@ const (
 // in one process. The label values are bounded enums; there is no per-user
 // or per-address label.
 type metrics struct {
-	requests  *prometheus.CounterVec
-	rejects   *prometheus.CounterVec
-	drops     *prometheus.CounterVec
+	requests  *counterVec
+	rejects   *counterVec
+	drops     *counterVec
 	cacheHits prometheus.Counter
 	panics    prometheus.Counter
 	duration  prometheus.Histogram
-
-	// byResult holds the requests series of the usual codes, looked up
-	// once: WithLabelValues hashes and locks on every call, and this
-	// counter moves on every answer.
-	byResult map[auth.Result]prometheus.Counter
 }
 
 func newMetrics() *metrics {
-	m := &metrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpgate_radius_requests_total",
-			Help: "Answered RADIUS requests by response code.",
-		}, []string{"code"}),
-		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpgate_radius_rejects_total",
-			Help: "Access-Rejects by reason (never sent to the NAS).",
-		}, []string{"reason"}),
-		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "otpgate_radius_drops_total",
-			Help: "Datagrams discarded without an answer, by reason.",
-		}, []string{"reason"}),
+	return &metrics{
+		requests: newCounterVec("otpgate_radius_requests_total",
+			"Answered RADIUS requests by response code.", "code",
+			"accept", "reject", "challenge"),
+		rejects: newCounterVec("otpgate_radius_rejects_total",
+			"Access-Rejects by reason (never sent to the NAS).", "reason"),
+		drops: newCounterVec("otpgate_radius_drops_total",
+			"Datagrams discarded without an answer, by reason.", "reason",
+			dropUnknownClient, dropMalformed, dropBadMA, dropMissingMA, dropProxyState,
+			dropOverload, dropDuplicate),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "otpgate_radius_reply_cache_hits_total",
 			Help: "Retransmissions answered from the reply cache.",
@@ -67,32 +60,42 @@ func newMetrics() *metrics {
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}),
 	}
-	// The usual series exist from the start at 0, so a dashboard's rate()
-	// has a value before the first event.
-	m.byResult = make(map[auth.Result]prometheus.Counter)
-	for _, r := range []auth.Result{auth.Accept, auth.Reject, auth.Challenge} {
-		m.byResult[r] = m.requests.WithLabelValues(r.String())
-	}
-	for _, reason := range []string{dropUnknownClient, dropMalformed, dropBadMA, dropMissingMA,
-		dropProxyState, dropOverload, dropDuplicate} {
-		m.drops.WithLabelValues(reason)
-	}
-	return m
 }
 
-// drop counts one datagram discarded for reason.
-func (m *metrics) drop(reason string) { m.drops.WithLabelValues(reason).Inc() }
+// counterVec is a CounterVec with one label whose series are looked up once
+// per label value: WithLabelValues hashes and takes a read lock on every
+// call, and these counters move on every request (or every datagram shed
+// under overload). The label values are bounded enums, so the cache is too.
+type counterVec struct {
+	*prometheus.CounterVec
+	series sync.Map // label value -> prometheus.Counter
+}
+
+// newCounterVec creates the initial series at 0, so a dashboard's rate()
+// has a value before the first event.
+func newCounterVec(name, help, label string, initial ...string) *counterVec {
+	v := &counterVec{CounterVec: prometheus.NewCounterVec(
+		prometheus.CounterOpts{Name: name, Help: help}, []string{label})}
+	for _, l := range initial {
+		v.series.Store(l, v.WithLabelValues(l))
+	}
+	return v
+}
+
+func (v *counterVec) inc(label string) {
+	c, ok := v.series.Load(label)
+	if !ok {
+		c, _ = v.series.LoadOrStore(label, v.WithLabelValues(label))
+	}
+	c.(prometheus.Counter).Inc()
+}
 
 // answered counts one answered Access-Request: its code, its reject reason
 // and how long the decision took.
 func (m *metrics) answered(d auth.Decision, elapsed time.Duration) {
-	c, ok := m.byResult[d.Result]
-	if !ok {
-		c = m.requests.WithLabelValues(d.Result.String())
-	}
-	c.Inc()
+	m.requests.inc(d.Result.String())
 	if d.Result == auth.Reject {
-		m.rejects.WithLabelValues(string(d.Reason)).Inc()
+		m.rejects.inc(string(d.Reason))
 	}
 	m.duration.Observe(elapsed.Seconds())
 }

@@ -345,13 +345,13 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b []byte) {
 	src := addrPortOf(addr)
 	if !src.IsValid() {
-		s.metrics.drop(dropMalformed)
+		s.metrics.drops.inc(dropMalformed)
 		return
 	}
 	set := s.set.Load()
 	c := set.clients.lookup(src.Addr())
 	if c == nil {
-		s.metrics.drop(dropUnknownClient)
+		s.metrics.drops.inc(dropUnknownClient)
 		if ok, n := s.unknown.note(src.Addr()); ok {
 			s.log.Warn("radius: dropped datagrams from an unknown client", "source", src.Addr().String(), "dropped", n)
 		}
@@ -362,12 +362,12 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	// and under overload that work is what the handlers need. The NAS
 	// retransmits. Status-Server, the health check, still gets its answer.
 	if len(b) > 0 && rad.Code(b[0]) == rad.CodeAccessRequest && len(s.queue) == cap(s.queue) {
-		s.metrics.drop(dropOverload)
+		s.metrics.drops.inc(dropOverload)
 		return
 	}
 	pkt, err := rad.Parse(b, c.secret)
 	if err != nil {
-		s.metrics.drop(dropMalformed)
+		s.metrics.drops.inc(dropMalformed)
 		s.log.Debug("radius: dropped malformed packet", "client", c.name, "source", src.String(), "err", err)
 		return
 	}
@@ -375,13 +375,13 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	switch pkt.Code {
 	case rad.CodeAccessRequest, rad.CodeStatusServer:
 	default:
-		s.metrics.drop(dropUnsupportedCode)
+		s.metrics.drops.inc(dropUnsupportedCode)
 		s.log.Debug("radius: dropped unsupported packet code", "client", c.name, "code", pkt.Code.String())
 		return
 	}
 	switch checkMessageAuthenticator(raw, c.macs) {
 	case maInvalid:
-		s.metrics.drop(dropBadMA)
+		s.metrics.drops.inc(dropBadMA)
 		if ok, n := s.badMA.note(src.Addr()); ok {
 			s.log.Warn("radius: dropped requests with an invalid Message-Authenticator; is the shared secret the same on the NAS?",
 				"client", c.name, "source", src.Addr().String(), "dropped", n)
@@ -389,7 +389,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		return
 	case maAbsent:
 		if c.requireMA || pkt.Code == rad.CodeStatusServer {
-			s.metrics.drop(dropMissingMA)
+			s.metrics.drops.inc(dropMissingMA)
 			if ok, n := s.missingMA.note(src.Addr()); ok {
 				s.log.Warn("radius: dropped requests without Message-Authenticator (BlastRADIUS protection); update the NAS, or set require_message_authenticator = false for this client only",
 					"client", c.name, "source", src.Addr().String(), "dropped", n)
@@ -397,7 +397,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 			return
 		}
 		if c.limitProxyState && hasProxyState(pkt) {
-			s.metrics.drop(dropProxyState)
+			s.metrics.drops.inc(dropProxyState)
 			s.log.Debug("radius: dropped packet with Proxy-State but no Message-Authenticator", "client", c.name, "source", src.String())
 			return
 		}
@@ -410,7 +410,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	act, cached, entry := s.cache.begin(cacheKey{local: local, remote: src, id: pkt.Identifier}, pkt.Authenticator)
 	switch act {
 	case cacheInFlight:
-		s.metrics.drop(dropDuplicate)
+		s.metrics.drops.inc(dropDuplicate)
 		return
 	case cacheResend:
 		s.metrics.cacheHits.Inc()
@@ -426,7 +426,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	default:
 		s.cache.abort(entry)
 		s.pending.Done()
-		s.metrics.drop(dropOverload)
+		s.metrics.drops.inc(dropOverload)
 	}
 }
 
@@ -436,7 +436,7 @@ func (s *Server) answerStatus(w packetWriter, addr net.Addr, pkt *rad.Packet, c 
 		s.log.Error("radius: status-server reply", "client", c.name, "err", err)
 		return
 	}
-	s.metrics.requests.WithLabelValues("status_server").Inc()
+	s.metrics.requests.inc("status_server")
 	if _, err := w.WriteTo(b, addr); err != nil {
 		s.log.Debug("radius: write status-server reply", "client", c.name, "err", err)
 	}
@@ -459,7 +459,7 @@ func (s *Server) safeProcess(j *job) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.metrics.panics.Inc()
-			s.metrics.drop(dropInternal)
+			s.metrics.drops.inc(dropInternal)
 			s.log.Error("radius: panic while handling a request; request dropped",
 				"client", j.client.name, "panic_type", fmt.Sprintf("%T", r), "stack", string(debug.Stack()))
 			s.cache.abort(j.entry)
@@ -481,7 +481,7 @@ func (s *Server) process(j *job) {
 	elapsed := s.now().Sub(j.received)
 	if d.Result == auth.Drop {
 		s.cache.abort(j.entry)
-		s.metrics.drop(dropOverload)
+		s.metrics.drops.inc(dropOverload)
 		s.auditDecision(req, d, elapsed)
 		s.finish(j)
 		return
@@ -490,7 +490,7 @@ func (s *Server) process(j *job) {
 	if err != nil {
 		s.log.Error("radius: build response; request dropped", "client", j.client.name, "err", err)
 		s.cache.abort(j.entry)
-		s.metrics.drop(dropInternal)
+		s.metrics.drops.inc(dropInternal)
 		s.finish(j)
 		return
 	}
