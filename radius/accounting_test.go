@@ -253,7 +253,7 @@ func TestAccountingAnswered(t *testing.T) {
 	if n := fa.calls.Load(); n != 0 {
 		t.Errorf("accounting called the Authenticator %d times", n)
 	}
-	if n := s.metrics.requests.get("accounting"); n != uint64(len(tests)) {
+	if n := valueOf(s.metrics.requests, "accounting"); n != uint64(len(tests)) {
 		t.Errorf("otpgate_radius_requests_total{code=accounting} = %d, want %d", n, len(tests))
 	}
 	if strings.Contains(s.audit.String()+s.log.String(), testSecret) {

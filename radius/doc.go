@@ -34,8 +34,8 @@
 //
 // Every decision is written as one line to the audit logger (user, client,
 // station, mode, result, reason, duration; never a password, code, State or
-// secret). Metrics are served in the Prometheus text format by
-// MetricsHandler:
+// secret). The Server is a prometheus.Collector of these metrics; the
+// daemon registers it in its own registry, served on /metrics:
 //
 //	otpgate_radius_requests_total{code}         answered requests by response code (accept, reject, challenge, status_server)
 //	otpgate_radius_rejects_total{reason}        Access-Rejects by auth.Reason

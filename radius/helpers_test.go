@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	rad "layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
@@ -313,9 +315,9 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // checks that no reply arrives.
 func expectDrop(t testing.TB, s *testServer, c *testClient, b []byte, reason string) {
 	t.Helper()
-	before := s.metrics.drops.get(reason)
+	before := valueOf(s.metrics.drops, reason)
 	c.send(b)
-	waitFor(t, "drop "+reason, func() bool { return s.metrics.drops.get(reason) > before })
+	waitFor(t, "drop "+reason, func() bool { return valueOf(s.metrics.drops, reason) > before })
 	if r := c.recv(100 * time.Millisecond); r != nil {
 		t.Fatalf("got a reply (code %d) to a packet that must be dropped (%s)", r[0], reason)
 	}
@@ -344,4 +346,18 @@ func signRaw(b []byte, off int, secret string) {
 	m := hmac.New(md5.New, []byte(secret))
 	m.Write(b)
 	copy(b[off:off+16], m.Sum(nil))
+}
+
+// value reads a counter for an assertion.
+func value(c prometheus.Counter) uint64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return uint64(m.GetCounter().GetValue())
+}
+
+// valueOf reads the series of v with the given label value.
+func valueOf(v *counterVec, label string) uint64 {
+	return value(v.WithLabelValues(label))
 }

@@ -1,16 +1,12 @@
 package radius
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"net/http"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/otpgate/otpgate/auth"
 )
 
 // Drop reasons, the label values of otpgate_radius_drops_total.
@@ -26,103 +22,17 @@ const (
 	dropInternal        = "internal_error"
 )
 
-// counterVec is a counter with one label. The label values are bounded
-// enums; there is no per-user or per-address label.
-type counterVec struct {
-	name, help, label string
-	mu                sync.Mutex
-	vals              map[string]uint64
-}
-
-func newCounterVec(name, help, label string, initial ...string) *counterVec {
-	c := &counterVec{name: name, help: help, label: label, vals: make(map[string]uint64)}
-	for _, v := range initial {
-		c.vals[v] = 0
-	}
-	return c
-}
-
-func (c *counterVec) inc(v string) {
-	c.mu.Lock()
-	c.vals[v]++
-	c.mu.Unlock()
-}
-
-func (c *counterVec) get(v string) uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.vals[v]
-}
-
-func (c *counterVec) write(w io.Writer) {
-	c.mu.Lock()
-	keys := make([]string, 0, len(c.vals))
-	for k := range c.vals {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n", c.name, c.help, c.name)
-	for _, k := range keys {
-		fmt.Fprintf(w, "%s{%s=\"%s\"} %d\n", c.name, c.label, escapeLabel(k), c.vals[k])
-	}
-	c.mu.Unlock()
-}
-
-func escapeLabel(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
-}
-
-// histogram is a cumulative Prometheus histogram in seconds.
-type histogram struct {
-	name, help string
-	bounds     []float64
-	mu         sync.Mutex
-	counts     []uint64 // per bucket, not cumulative
-	sum        float64
-	count      uint64
-}
-
-func newHistogram(name, help string, bounds []float64) *histogram {
-	return &histogram{name: name, help: help, bounds: bounds, counts: make([]uint64, len(bounds))}
-}
-
-func (h *histogram) observe(d time.Duration) {
-	s := d.Seconds()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.sum += s
-	h.count++
-	for i, b := range h.bounds {
-		if s <= b {
-			h.counts[i]++
-			return
-		}
-	}
-}
-
-func (h *histogram) write(w io.Writer) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", h.name, h.help, h.name)
-	var cum uint64
-	for i, b := range h.bounds {
-		cum += h.counts[i]
-		fmt.Fprintf(w, "%s_bucket{le=\"%s\"} %d\n", h.name, strconv.FormatFloat(b, 'g', -1, 64), cum)
-	}
-	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n", h.name, h.count)
-	fmt.Fprintf(w, "%s_sum %s\n", h.name, strconv.FormatFloat(h.sum, 'g', -1, 64))
-	fmt.Fprintf(w, "%s_count %d\n", h.name, h.count)
-}
-
-// metrics are the server's counters, hand-rolled in the Prometheus text
-// exposition format (version 0.0.4) to avoid a client library dependency.
+// metrics are the server's counters. Each Server has its own, registered
+// by whoever serves them (see Server.Collect), so several servers can live
+// in one process. The label values are bounded enums; there is no per-user
+// or per-address label.
 type metrics struct {
 	requests  *counterVec
 	rejects   *counterVec
 	drops     *counterVec
-	cacheHits atomic.Uint64
-	panics    atomic.Uint64
-	duration  *histogram
+	cacheHits prometheus.Counter
+	panics    prometheus.Counter
+	duration  prometheus.Histogram
 }
 
 func newMetrics() *metrics {
@@ -136,26 +46,87 @@ func newMetrics() *metrics {
 			"Datagrams discarded without an answer, by reason.", "reason",
 			dropUnknownClient, dropMalformed, dropBadMA, dropMissingMA, dropProxyState,
 			dropOverload, dropDuplicate),
-		duration: newHistogram("otpgate_radius_request_duration_seconds",
-			"Time from receipt of an Access-Request to its decision, reject delay excluded.",
-			[]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpgate_radius_reply_cache_hits_total",
+			Help: "Retransmissions answered from the reply cache.",
+		}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "otpgate_radius_panics_total",
+			Help: "Panics recovered while handling a request.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "otpgate_radius_request_duration_seconds",
+			Help:    "Time from receipt of an Access-Request to its decision, reject delay excluded.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		}),
 	}
 }
 
-// handler serves the exposition; gauges are read at scrape time.
-func (m *metrics) handler(gauges func(w io.Writer)) http.Handler {
-	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		rw.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		w := bufio.NewWriter(rw)
-		m.requests.write(w)
-		m.rejects.write(w)
-		m.drops.write(w)
-		fmt.Fprintf(w, "# HELP otpgate_radius_reply_cache_hits_total Retransmissions answered from the reply cache.\n# TYPE otpgate_radius_reply_cache_hits_total counter\notpgate_radius_reply_cache_hits_total %d\n", m.cacheHits.Load())
-		fmt.Fprintf(w, "# HELP otpgate_radius_panics_total Panics recovered while handling a request.\n# TYPE otpgate_radius_panics_total counter\notpgate_radius_panics_total %d\n", m.panics.Load())
-		m.duration.write(w)
-		if gauges != nil {
-			gauges(w)
-		}
-		_ = w.Flush()
-	})
+// counterVec is a CounterVec with one label whose series are looked up once
+// per label value: WithLabelValues hashes and takes a read lock on every
+// call, and these counters move on every request (or every datagram shed
+// under overload). The label values are bounded enums, so the cache is too.
+type counterVec struct {
+	*prometheus.CounterVec
+	series sync.Map // label value -> prometheus.Counter
+}
+
+// newCounterVec creates the initial series at 0, so a dashboard's rate()
+// has a value before the first event.
+func newCounterVec(name, help, label string, initial ...string) *counterVec {
+	v := &counterVec{CounterVec: prometheus.NewCounterVec(
+		prometheus.CounterOpts{Name: name, Help: help}, []string{label})}
+	for _, l := range initial {
+		v.series.Store(l, v.WithLabelValues(l))
+	}
+	return v
+}
+
+func (v *counterVec) inc(label string) {
+	c, ok := v.series.Load(label)
+	if !ok {
+		c, _ = v.series.LoadOrStore(label, v.WithLabelValues(label))
+	}
+	c.(prometheus.Counter).Inc()
+}
+
+// answered counts one answered Access-Request: its code, its reject reason
+// and how long the decision took.
+func (m *metrics) answered(d auth.Decision, elapsed time.Duration) {
+	m.requests.inc(d.Result.String())
+	if d.Result == auth.Reject {
+		m.rejects.inc(string(d.Reason))
+	}
+	m.duration.Observe(elapsed.Seconds())
+}
+
+func (m *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.requests, m.rejects, m.drops, m.cacheHits, m.panics, m.duration}
+}
+
+// The gauges are read from the reply cache and the queue at scrape time.
+var (
+	cacheEntriesDesc = prometheus.NewDesc("otpgate_radius_reply_cache_entries",
+		"Entries in the RFC 5080 reply cache.", nil, nil)
+	queueLengthDesc = prometheus.NewDesc("otpgate_radius_queue_length",
+		"Requests waiting for a worker.", nil, nil)
+)
+
+// Describe and Collect make the Server a prometheus.Collector: register it
+// with the registry that serves /metrics.
+func (s *Server) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range s.metrics.collectors() {
+		c.Describe(ch)
+	}
+	ch <- cacheEntriesDesc
+	ch <- queueLengthDesc
+}
+
+// Collect implements prometheus.Collector.
+func (s *Server) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range s.metrics.collectors() {
+		c.Collect(ch)
+	}
+	ch <- prometheus.MustNewConstMetric(cacheEntriesDesc, prometheus.GaugeValue, float64(s.cache.len()))
+	ch <- prometheus.MustNewConstMetric(queueLengthDesc, prometheus.GaugeValue, float64(len(s.queue)))
 }

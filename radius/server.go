@@ -5,10 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"runtime/debug"
 	"sync"
@@ -154,14 +152,6 @@ func (s *Server) Reload(opt Options) error {
 	s.set.Store(st)
 	s.cache.setLimits(opt.ReplyCacheTTL, opt.ReplyCacheMaxEntries)
 	return nil
-}
-
-// MetricsHandler serves the metrics in the Prometheus text format.
-func (s *Server) MetricsHandler() http.Handler {
-	return s.metrics.handler(func(w io.Writer) {
-		fmt.Fprintf(w, "# HELP otpgate_radius_reply_cache_entries Entries in the RFC 5080 reply cache.\n# TYPE otpgate_radius_reply_cache_entries gauge\notpgate_radius_reply_cache_entries %d\n", s.cache.len())
-		fmt.Fprintf(w, "# HELP otpgate_radius_queue_length Requests waiting for a worker.\n# TYPE otpgate_radius_queue_length gauge\notpgate_radius_queue_length %d\n", len(s.queue))
-	})
 }
 
 // Serve reads datagrams from pc until ctx is canceled (returns nil),
@@ -339,7 +329,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		s.metrics.drops.inc(dropDuplicate)
 		return
 	case cacheResend:
-		s.metrics.cacheHits.Add(1)
+		s.metrics.cacheHits.Inc()
 		if _, err := w.WriteTo(cached, addr); err != nil {
 			s.log.Debug("radius: resend cached reply", "client", c.name, "err", err)
 		}
@@ -384,7 +374,7 @@ func (s *Server) finish(j *job) { j.done.Do(s.pending.Done) }
 func (s *Server) safeProcess(j *job) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.metrics.panics.Add(1)
+			s.metrics.panics.Inc()
 			s.metrics.drops.inc(dropInternal)
 			s.log.Error("radius: panic while handling a request; request dropped",
 				"client", j.client.name, "panic_type", fmt.Sprintf("%T", r), "stack", string(debug.Stack()))
@@ -420,11 +410,7 @@ func (s *Server) process(j *job) {
 		s.finish(j)
 		return
 	}
-	s.metrics.requests.inc(d.Result.String())
-	if d.Result == auth.Reject {
-		s.metrics.rejects.inc(string(d.Reason))
-	}
-	s.metrics.duration.observe(elapsed)
+	s.metrics.answered(d, elapsed)
 	s.auditDecision(req, d, elapsed)
 
 	if d.Result == auth.Reject {

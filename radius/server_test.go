@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	rad "layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
@@ -114,7 +116,7 @@ func TestMalformedAccessRequestIsRejected(t *testing.T) {
 	if n := fa.calls.Load(); n != 0 {
 		t.Fatalf("authenticator called %d times for malformed requests", n)
 	}
-	if n := s.metrics.rejects.get(string(auth.ReasonMalformed)); n != 2 {
+	if n := valueOf(s.metrics.rejects, string(auth.ReasonMalformed)); n != 2 {
 		t.Fatalf("rejects{malformed} = %d, want 2", n)
 	}
 	// Garbage and other codes are dropped.
@@ -165,7 +167,7 @@ func TestReplyCacheOverNetwork(t *testing.T) {
 	for _, pw := range []string{"accept", "wrong", "challenge"} {
 		t.Run(pw, func(t *testing.T) {
 			calls := fa.calls.Load()
-			hits := s.metrics.cacheHits.Load()
+			hits := value(s.metrics.cacheHits)
 			req := makeRequest(t, reqOpts{id: 42, user: "alice", password: pw})
 			r1 := c.exchange(req)
 			r2 := c.exchange(req)
@@ -176,7 +178,7 @@ func TestReplyCacheOverNetwork(t *testing.T) {
 			if n := fa.calls.Load() - calls; n != 1 {
 				t.Fatalf("authenticator called %d times, want 1", n)
 			}
-			if s.metrics.cacheHits.Load() != hits+1 {
+			if value(s.metrics.cacheHits) != hits+1 {
 				t.Fatal("reply_cache_hits not counted")
 			}
 			// Same Identifier, new Request Authenticator: a new request.
@@ -305,7 +307,7 @@ func TestPanicInAuthenticator(t *testing.T) {
 	boom := makeRequest(t, reqOpts{id: 1, user: "boom", password: "hunter2-secret"})
 	for i := range 2 {
 		c.send(boom)
-		waitFor(t, "panic counted", func() bool { return s.metrics.panics.Load() == uint64(i+1) })
+		waitFor(t, "panic counted", func() bool { return value(s.metrics.panics) == uint64(i+1) })
 		if r := c.recv(100 * time.Millisecond); r != nil {
 			t.Fatal("a panicking request was answered")
 		}
@@ -379,7 +381,7 @@ func TestConcurrentRequests(t *testing.T) {
 	if n := fa.calls.Load(); n != nasCount*perNAS {
 		t.Fatalf("authenticator called %d times, want %d (each request exactly once)", n, nasCount*perNAS)
 	}
-	if d := s.metrics.drops.get(dropOverload); d != 0 {
+	if d := valueOf(s.metrics.drops, dropOverload); d != 0 {
 		t.Fatalf("%d overload drops with a queue sized for the load", d)
 	}
 }
@@ -456,10 +458,10 @@ func TestOverloadBounded(t *testing.T) {
 		c.send(makeRequest(t, reqOpts{id: byte(i), user: "u", password: "p"}))
 	}
 	waitFor(t, "all datagrams handled", func() bool {
-		handled := s.metrics.drops.get(dropOverload) + uint64(fa.calls.Load())
+		handled := valueOf(s.metrics.drops, dropOverload) + uint64(fa.calls.Load())
 		return handled >= total-10 && len(s.queue) == 0 // loopback may lose a few
 	})
-	if d := s.metrics.drops.get(dropOverload); d < total/2 {
+	if d := valueOf(s.metrics.drops, dropOverload); d < total/2 {
 		t.Fatalf("only %d overload drops for %d requests on 1 worker and a queue of 2", d, total)
 	}
 	if n := s.cache.len(); n > 16 {
@@ -615,8 +617,14 @@ func TestMetricsHandler(t *testing.T) {
 			c.exchange(req)
 		}
 	}
+	// A pedantic registry also checks that Collect matches Describe.
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.Server)
 	rec := httptest.NewRecorder()
-	s.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != 200 {
+		t.Fatalf("GET /metrics = %d:\n%s", rec.Code, rec.Body)
+	}
 	body, _ := io.ReadAll(rec.Body)
 	for _, want := range []string{
 		`otpgate_radius_requests_total{code="accept"} 1`,
@@ -677,12 +685,12 @@ func TestShedBeforeParsing(t *testing.T) {
 			return fa.calls.Load()+int64(len(s.queue)) == int64(id+1)
 		})
 	}
-	if len(s.queue) != cap(s.queue) || s.metrics.drops.get(dropOverload) != 0 {
-		t.Fatalf("queue %d/%d, %d dropped; want it full and none dropped", len(s.queue), cap(s.queue), s.metrics.drops.get(dropOverload))
+	if len(s.queue) != cap(s.queue) || valueOf(s.metrics.drops, dropOverload) != 0 {
+		t.Fatalf("queue %d/%d, %d dropped; want it full and none dropped", len(s.queue), cap(s.queue), valueOf(s.metrics.drops, dropOverload))
 	}
 	c.send(makeRequest(t, reqOpts{id: 10, user: "u", password: "p", signSecret: "not-the-secret"}))
-	waitFor(t, "the fourth request shed", func() bool { return s.metrics.drops.get(dropOverload) == 1 })
-	if n := s.metrics.drops.get(dropBadMA); n != 0 {
+	waitFor(t, "the fourth request shed", func() bool { return valueOf(s.metrics.drops, dropOverload) == 1 })
+	if n := valueOf(s.metrics.drops, dropBadMA); n != 0 {
 		t.Fatalf("%d bad Message-Authenticator drops: the shed request was parsed", n)
 	}
 	req := makeRequest(t, reqOpts{code: rad.CodeStatusServer, id: 11})

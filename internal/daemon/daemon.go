@@ -251,7 +251,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	var metricsSrv *http.Server
 	if metricsLn != nil {
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metricsHandler(rs.MetricsHandler(), st))
+		mux.Handle("GET /metrics", metricsHandler(rs, st, log))
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		ln := metricsLn

@@ -108,6 +108,11 @@ func TestRunInProcess(t *testing.T) {
 		t.Errorf("ShowUser(unknown) = %v, want store.ErrUserNotFound", err)
 	}
 	c.Close()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScrape(t, scrape(t, cfg.Metrics.Listen))
 	if fi, err := os.Stat(filepath.Join(dir, "audit.log")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("audit log file: %v, %v; want mode 0600", fi, err)
 	}
