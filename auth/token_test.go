@@ -9,6 +9,7 @@ import (
 
 	"github.com/otpgate/otpgate/internal/testtool"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // TestCodeOfTwoStepsIsUsedOnce: a 6-digit code equal to the next step's
@@ -76,6 +77,19 @@ func TestMatchStepBadToken(t *testing.T) {
 	} {
 		if _, _, err := matchStep(&bad, "287082", time.Unix(59, 0), 1); err == nil {
 			t.Errorf("token %+v accepted", bad)
+		}
+	}
+}
+
+// TestSkewLimit: auth accepts the skews config accepts, up to totp.MaxSkew.
+func TestSkewLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	for skew := -1; skew <= totp.MaxSkew+1; skew++ {
+		o := testOptions()
+		o.Skew = skew
+		_, err := New(o, e.st, nil)
+		if want := skew >= 0 && skew <= totp.MaxSkew; (err == nil) != want {
+			t.Errorf("skew %d: err %v, want accepted %v", skew, err, want)
 		}
 	}
 }
