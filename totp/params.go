@@ -84,13 +84,10 @@ func (p Params) Period() int {
 	return p.period
 }
 
-// Step returns the time step t falls in, and false before 1970.
-func (p Params) Step(t time.Time) (uint64, bool) {
-	u := t.Unix()
-	if u < 0 {
-		return 0, false
-	}
-	return uint64(u) / uint64(p.Period()), true
+// Step returns the time step t falls in. Times before 1970 are step 0
+// (CodeAt and Match refuse them).
+func (p Params) Step(t time.Time) uint64 {
+	return uint64(max(t.Unix(), 0)) / uint64(p.Period())
 }
 
 // StepStart returns when time step s begins.
@@ -116,11 +113,10 @@ func (p Params) CodeAt(secret []byte, t time.Time) (string, error) {
 	if len(secret) == 0 {
 		return "", errEmptySecret
 	}
-	s, ok := p.Step(t)
-	if !ok {
+	if t.Unix() < 0 {
 		return "", errBefore1970
 	}
-	return p.Code(secret, s), nil
+	return p.Code(secret, p.Step(t)), nil
 }
 
 var (

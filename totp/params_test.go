@@ -41,7 +41,10 @@ func TestNewParams(t *testing.T) {
 	}
 	// A 60-s token: step and step start use its period.
 	p := params(t, "SHA1", 6, 60)
-	if s, ok := p.Step(time.Unix(119, 0)); !ok || s != 1 || !p.StepStart(2).Equal(time.Unix(120, 0)) {
-		t.Errorf("60-s period: step %d (%v), step 2 starts %v", s, ok, p.StepStart(2))
+	if s := p.Step(time.Unix(119, 0)); s != 1 || !p.StepStart(2).Equal(time.Unix(120, 0)) {
+		t.Errorf("60-s period: step %d, step 2 starts %v", s, p.StepStart(2))
+	}
+	if s := Default.Step(time.Unix(-100, 0)); s != 0 {
+		t.Errorf("step before 1970: %d, want 0", s)
 	}
 }

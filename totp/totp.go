@@ -35,10 +35,10 @@ func (p Params) Match(secret []byte, code string, t time.Time, skew int) (step u
 	if len(secret) == 0 {
 		return 0, false, errEmptySecret
 	}
-	cur, valid := p.Step(t)
-	if !valid {
+	if t.Unix() < 0 {
 		return 0, false, errBefore1970
 	}
+	cur := p.Step(t)
 	skew = max(0, min(skew, MaxSkew))
 	var mac hash.Hash // nil: SHA1, with pads on the stack
 	var pads sha1Pads
