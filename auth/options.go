@@ -5,10 +5,8 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/password"
+	"github.com/otpgate/otpgate/totp"
 )
-
-// maxSkew bounds Options.Skew: a wider window only helps a guesser.
-const maxSkew = 10
 
 // Bounds of the in-memory tables. They are not settings: they cap memory
 // under a flood of distinct States or (user, station) pairs.
@@ -79,8 +77,8 @@ type Options struct {
 // Validate reports the first invalid option, naming it.
 func (o Options) Validate() error {
 	switch {
-	case o.Skew < 0 || o.Skew > maxSkew:
-		return fmt.Errorf("auth: Options.Skew = %d: must be 0..%d", o.Skew, maxSkew)
+	case o.Skew < 0 || o.Skew > totp.MaxSkew:
+		return fmt.Errorf("auth: Options.Skew = %d: must be 0..%d", o.Skew, totp.MaxSkew)
 	case o.LockoutThreshold < 1:
 		return fmt.Errorf("auth: Options.LockoutThreshold = %d: must be at least 1", o.LockoutThreshold)
 	case o.LockoutInitial <= 0:

@@ -22,6 +22,7 @@ import (
 	"github.com/otpgate/otpgate/enroll/recovery"
 	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // cliEnv is a radiusd.toml and data directory for the otpgate CLI.
@@ -425,7 +426,7 @@ func TestCLIImportGoogleAuthenticator(t *testing.T) {
 		// (retry once across a step boundary).
 		for try := 0; ; try++ {
 			want := oathtoolCode(t, c.b32)
-			got, err := enroll.Code(u.TOTP.Secret, time.Now())
+			got, err := totp.Default.CodeAt(u.TOTP.Secret, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

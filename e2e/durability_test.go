@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/bench/loadgen"
+	"github.com/otpgate/otpgate/totp"
 	"layeh.com/radius"
 )
 
@@ -54,7 +55,7 @@ func TestDurabilityKill9(t *testing.T) {
 
 	// Start at the beginning of a time step, so that load, restart and
 	// replay all fall inside the window (skew 1) of the accepted codes.
-	if left := time.Until(loadgen.StepStart(loadgen.Step(time.Now()) + 1)); left < 20*time.Second {
+	if left := time.Until(totp.Default.StepStart(totp.Default.Step(time.Now()) + 1)); left < 20*time.Second {
 		t.Logf("waiting %v for a fresh time step", left.Round(time.Millisecond))
 		time.Sleep(left + 50*time.Millisecond)
 	}
@@ -121,7 +122,7 @@ func TestDurabilityKill9(t *testing.T) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	replayStep := loadgen.Step(time.Now())
+	replayStep := totp.Default.Step(time.Now())
 	inWindow, replayed := 0, 0
 	for _, p := range pairs {
 		resp, err := c.Authenticate(ctx, p.user, p.code, nil)
@@ -143,13 +144,13 @@ func TestDurabilityKill9(t *testing.T) {
 	// Control: fresh codes of unused users are accepted right now, so the
 	// rejections above are replay protection, not expired codes.
 	for _, u := range control[:20] {
-		code := loadgen.Code(u.Key, loadgen.Step(time.Now()))
+		code := totp.Default.Code(u.Key, totp.Default.Step(time.Now()))
 		resp, err := c.Authenticate(ctx, u.Name, code, nil)
 		if err != nil || resp.Code != radius.CodeAccessAccept {
 			t.Fatalf("control user %s with a fresh code: %v %v; want Access-Accept", u.Name, resp.Code, err)
 		}
 	}
-	if endStep := loadgen.Step(time.Now()); inWindow < len(pairs)/2 {
+	if endStep := totp.Default.Step(time.Now()); inWindow < len(pairs)/2 {
 		t.Fatalf("only %d of %d replays were sent while their codes were still inside the skew window (steps %d..%d); "+
 			"the machine is too slow for this test to prove anything", inWindow, len(pairs), replayStep, endStep)
 	}

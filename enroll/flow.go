@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/otpgate/otpgate/enroll/recovery"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // Errors Flow.Run returns; the CLI may map them to messages or exit codes.
@@ -53,6 +54,10 @@ type Flow struct {
 	// Secret is the pending token's secret (at least MinSecretSize bytes),
 	// from admin BeginEnroll. Run and Start need it; Finish does not.
 	Secret []byte
+	// Params are the pending token's parameters, shown in the URI and the
+	// text and used for the length of a code; the zero value is
+	// totp.Default, the token admin BeginEnroll makes.
+	Params totp.Params
 
 	// PendingOnEOF: when In ends before any code was typed (a script
 	// without a terminal), Run leaves the enrollment pending, says how to
@@ -63,11 +68,11 @@ type Flow struct {
 	// it leaves the enrollment pending.
 	FinishHint string
 
-	// Activate sends a code (6 digits, spaces removed) to the server, which
-	// checks it against the pending token. It returns the new recovery
-	// codes (plaintext, shown once), or an error wrapping ErrWrongCode for
-	// a code that is not right (the flow then asks again); any other error
-	// ends the flow.
+	// Activate sends a code (Params.Digits digits, spaces removed) to the
+	// server, which checks it against the pending token. It returns the new
+	// recovery codes (plaintext, shown once), or an error wrapping
+	// ErrWrongCode for a code that is not right (the flow then asks again);
+	// any other error ends the flow.
 	Activate func(ctx context.Context, code string) ([]string, error)
 }
 
@@ -171,7 +176,7 @@ func (f Flow) show(ctx context.Context, out *errWriter, quiet bool) (string, err
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("enroll: %w", err)
 	}
-	uri, err := URI(f.Issuer, f.User, f.Secret)
+	uri, err := URI(f.Issuer, f.User, f.Secret, f.Params)
 	if err != nil {
 		return "", err
 	}
@@ -180,7 +185,7 @@ func (f Flow) show(ctx context.Context, out *errWriter, quiet bool) (string, err
 		if err := WriteTerminalQR(out, uri); err != nil {
 			return "", err
 		}
-		out.printf("\nCan't scan it? Add the account by hand in the app (time-based, 6 digits, every 30 seconds):\n")
+		out.printf("\nCan't scan it? Add the account by hand in the app (%s):\n", describe(f.Params))
 		out.printf("  Account: %s:%s\n", f.Issuer, f.User)
 		out.printf("  Key:     %s\n", FormatSecret(f.Secret))
 		out.printf("  URI:     %s\n", uri)
@@ -239,7 +244,7 @@ func (f Flow) askCode(ctx context.Context, out *errWriter) ([]string, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("enroll: %w", err)
 		}
-		out.printf("\nEnter the 6-digit code from your app: ")
+		out.printf("\nEnter the %d-digit code from your app: ", f.Params.Digits())
 		if out.err != nil {
 			return nil, fmt.Errorf("enroll: write: %w", out.err)
 		}
@@ -260,11 +265,11 @@ func (f Flow) askCode(ctx context.Context, out *errWriter) ([]string, error) {
 		}
 		code := cleanCode(line)
 		left := Tries - try
-		if !recovery.IsDigits(code, Digits) {
+		if !recovery.IsDigits(code, f.Params.Digits()) {
 			if left == 0 {
 				break
 			}
-			out.printf("A code is the %d digits your app shows; try again (%s left)\n", Digits, triesLeft(left))
+			out.printf("A code is the %d digits your app shows; try again (%s left)\n", f.Params.Digits(), triesLeft(left))
 			continue
 		}
 		codes, err := f.Activate(ctx, code)
@@ -280,6 +285,17 @@ func (f Flow) askCode(ctx context.Context, out *errWriter) ([]string, error) {
 	return nil, fmt.Errorf("enroll: %w %d times: the token was not activated (is the phone's clock right?)", ErrWrongCode, Tries)
 }
 
+// describe is how a person adds a token with parameters p by hand:
+// "time-based, 6 digits, every 30 seconds", and the algorithm when it is
+// not SHA1 (apps assume SHA1).
+func describe(p totp.Params) string {
+	s := fmt.Sprintf("time-based, %d digits, every %d seconds", p.Digits(), p.Period())
+	if p.Algorithm() != totp.Default.Algorithm() {
+		s += ", algorithm " + p.Algorithm()
+	}
+	return s
+}
+
 func triesLeft(n int) string {
 	if n == 1 {
 		return "1 try"
@@ -288,7 +304,8 @@ func triesLeft(n int) string {
 }
 
 // cleanCode drops the spaces apps show in the middle of a code ("123 456")
-// and the line ending; Verify then insists on exactly 6 digits.
+// and the line ending; the server then insists on exactly the token's
+// digits.
 func cleanCode(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {

@@ -15,17 +15,25 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/testtool"
+	"github.com/otpgate/otpgate/totp"
 )
 
 var flowNow = time.Unix(1700000000, 0)
 
 func mustCode(t *testing.T, secret []byte, at time.Time) string {
 	t.Helper()
-	c, err := Code(secret, at)
+	c, err := totp.Default.CodeAt(secret, at)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// verifies reports whether code checks for a token with parameters p at
+// flowNow, with the skew admin.Local.ActivateTOTP allows.
+func verifies(p totp.Params, secret []byte, code string) bool {
+	_, ok, err := p.Match(secret, code, flowNow, Skew)
+	return ok && err == nil
 }
 
 // wrongCode returns a 6-digit code that is not valid for secret in the
@@ -34,7 +42,7 @@ func wrongCode(t *testing.T, secret []byte, n int) string {
 	t.Helper()
 	for i := n; ; i++ {
 		c := strings.Repeat(string(rune('0'+i%10)), 6)
-		if _, ok := Verify(secret, c, flowNow, Skew); !ok {
+		if !verifies(totp.Default, secret, c) {
 			return c
 		}
 	}
@@ -43,6 +51,7 @@ func wrongCode(t *testing.T, secret []byte, n int) string {
 // activateRecorder plays the server: it checks each code against secret at
 // flowNow, as admin.Local.ActivateTOTP does, and records what it got.
 type activateRecorder struct {
+	params totp.Params
 	secret []byte
 	sent   []string // codes sent, in order
 	codes  []string
@@ -54,7 +63,7 @@ func (a *activateRecorder) activate(_ context.Context, code string) ([]string, e
 	if a.err != nil {
 		return nil, a.err
 	}
-	if _, ok := Verify(a.secret, code, flowNow, Skew); !ok {
+	if !verifies(a.params, a.secret, code) {
 		return nil, fmt.Errorf("admin: activate token for %q: %w (2 more tries before the enrollment is discarded)", "alice", ErrWrongCode)
 	}
 	return a.codes, nil
@@ -72,7 +81,7 @@ func TestFlowRun(t *testing.T) {
 	prevStep := mustCode(t, secret, flowNow.Add(-30*time.Second))
 	wrong1, wrong2, wrong3 := wrongCode(t, secret, 0), wrongCode(t, secret, 1), wrongCode(t, secret, 2)
 	tooFar := mustCode(t, secret, flowNow.Add(90*time.Second))
-	if _, ok := Verify(secret, tooFar, flowNow, Skew); ok {
+	if verifies(totp.Default, secret, tooFar) {
 		t.Fatal("test setup: code 3 steps ahead happens to verify")
 	}
 	activateErr := errors.New("admin: too many wrong codes; the enrollment was discarded")
@@ -233,7 +242,7 @@ func TestFlowStartFinish(t *testing.T) {
 			if err := f.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			wantURI, _ := URI("ACME VPN", "bob", secret)
+			wantURI, _ := URI("ACME VPN", "bob", secret, totp.Default)
 			if asJSON {
 				var got PendingResult
 				decodeOne(t, out.Bytes(), &got)
@@ -368,7 +377,7 @@ func TestFlowGeneratedSecretAndPNG(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uri, _ := URI("otpgate", "alice", act.secret)
+	uri, _ := URI("otpgate", "alice", act.secret, totp.Default)
 	if got := zbarDecode(t, png); got != uri {
 		t.Errorf("PNG decodes to %q, want %q", got, uri)
 	}
@@ -413,5 +422,42 @@ func TestFlowSetupErrors(t *testing.T) {
 				t.Fatal("Activate was called")
 			}
 		})
+	}
+}
+
+// TestFlowOtherParams: a token with other parameters than the default (8
+// digits, SHA256) is shown with them in the URI and the text, the flow asks
+// for codes of its length, and the code oathtool computes for it activates.
+func TestFlowOtherParams(t *testing.T) {
+	testtool.Require(t, "oathtool")
+	p, err := totp.NewParams("SHA256", 8, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := []byte("0123456789abcdefghij0123456789ab")
+	code := strings.TrimSpace(testtool.Run(t, "oathtool", "--totp=sha256", "-d", "8", "-b", EncodeSecret(secret),
+		"--now", fmt.Sprintf("@%d", flowNow.Unix())))
+	act := &activateRecorder{params: p, secret: secret, codes: recoveryCodes}
+	var out bytes.Buffer
+	f := Flow{
+		In: strings.NewReader(code[2:] + "\n" + code + "\n"), Out: &out, Issuer: "otpgate", User: "alice",
+		Secret: secret, Params: p, Activate: act.activate,
+	}
+	if err := f.Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	// The 6-digit answer is refused by the flow; only the 8-digit one is sent.
+	if len(act.sent) != 1 || act.sent[0] != code {
+		t.Errorf("sent %q, want only oathtool's %q", act.sent, code)
+	}
+	uri, err := URI("otpgate", "alice", secret, p)
+	if err != nil || !strings.HasSuffix(uri, "&algorithm=SHA256&digits=8&period=30") {
+		t.Fatalf("URI %q, %v", uri, err)
+	}
+	for _, want := range []string{uri, "(time-based, 8 digits, every 30 seconds, algorithm SHA256)",
+		"Enter the 8-digit code", "A code is the 8 digits your app shows", "now active for alice"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }

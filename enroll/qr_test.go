@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"rsc.io/qr"
+
+	"github.com/otpgate/otpgate/totp"
 )
 
 var qrURIs = []struct{ name, issuer, account string }{
@@ -24,7 +26,7 @@ func testURI(t *testing.T, issuer, account string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uri, err := URI(issuer, account, secret)
+	uri, err := URI(issuer, account, secret, totp.Default)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,36 +4,30 @@
 // pending secret, send a code from the user's app to the server, which
 // activates the token only if the code checks, and show the recovery codes.
 //
-// Every token otpgate issues is SHA1, 6 digits, 30 seconds: the only
-// parameters all common apps honour (Google Authenticator ignores the
-// algorithm, digits and period parameters on some platforms).
+// Tokens are totp.Default (SHA1, 6 digits, 30 seconds) unless the caller
+// asks for other totp.Params (Flow.Params): the default is the only set all
+// common apps honour (Google Authenticator ignores the algorithm, digits and
+// period parameters on some platforms). Codes are computed and checked with
+// package totp, never here.
 //
 // Secrets are credentials: nothing here logs them or puts them in an error.
 package enroll
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base32"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
-	"time"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/hotp"
-
-	"github.com/otpgate/otpgate/enroll/recovery"
+	"github.com/otpgate/otpgate/totp"
 )
 
-// Token parameters otpgate issues and verifies.
+// Secret sizes otpgate issues and accepts.
 const (
 	SecretSize    = 20 // bytes; 160 bits, RFC 4226 R6 recommendation
 	MinSecretSize = 16 // bytes; 128 bits, RFC 4226 R6 minimum
-	Digits        = 6
-	Period        = 30 // seconds
-	Algorithm     = "SHA1"
 )
 
 var b32NoPad = base32.StdEncoding.WithPadding(base32.NoPadding)
@@ -111,14 +105,14 @@ func DecodeSecret(s string) ([]byte, error) {
 	return raw, nil
 }
 
-// URI returns the otpauth:// URI for a TOTP token:
+// URI returns the otpauth:// URI for a TOTP token with parameters p:
 //
 //	otpauth://totp/ISSUER:ACCOUNT?secret=BASE32&issuer=ISSUER&algorithm=SHA1&digits=6&period=30
 //
 // Issuer and account are percent-encoded (spaces as %20, never '+'). The
 // Key Uri Format forbids ':' in both, so URI refuses it, as well as empty
 // values, control characters and secrets under MinSecretSize bytes.
-func URI(issuer, account string, secret []byte) (string, error) {
+func URI(issuer, account string, secret []byte, p totp.Params) (string, error) {
 	if err := checkLabelPart("issuer", issuer); err != nil {
 		return "", err
 	}
@@ -137,7 +131,7 @@ func URI(issuer, account string, secret []byte) (string, error) {
 	b.WriteString(EncodeSecret(secret))
 	b.WriteString("&issuer=")
 	b.WriteString(queryEscape(issuer))
-	fmt.Fprintf(&b, "&algorithm=%s&digits=%d&period=%d", Algorithm, Digits, Period)
+	fmt.Fprintf(&b, "&algorithm=%s&digits=%d&period=%d", p.Algorithm(), p.Digits(), p.Period())
 	return b.String(), nil
 }
 
@@ -166,73 +160,4 @@ func checkLabelPart(what, s string) error {
 		}
 	}
 	return nil
-}
-
-var hotpOpts = hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
-
-// Step returns the RFC 6238 time step of t (T0 = 0, X = Period) and false
-// for times before 1970.
-func Step(t time.Time) (uint64, bool) {
-	u := t.Unix()
-	if u < 0 {
-		return 0, false
-	}
-	return uint64(u) / Period, true
-}
-
-// Code returns the 6-digit code for secret at time t (SHA1, 30 s).
-func Code(secret []byte, t time.Time) (string, error) {
-	if len(secret) == 0 {
-		return "", errors.New("enroll: code: empty secret")
-	}
-	step, ok := Step(t)
-	if !ok {
-		return "", errors.New("enroll: code: time before 1970")
-	}
-	code, err := hotp.GenerateCodeCustom(EncodeSecret(secret), step, hotpOpts)
-	if err != nil {
-		return "", fmt.Errorf("enroll: code: %w", err)
-	}
-	return code, nil
-}
-
-// MaxSkew bounds the window Verify searches. RFC 6238 §5.2 recommends at
-// most one step either side; callers should pass 0 or 1.
-const MaxSkew = 10
-
-// Verify reports whether code is the code of secret at one of the time steps
-// T-skew .. T+skew around t, and which step matched (the latest one in the
-// unlikely case that several do). The code must be exactly 6 ASCII digits: no
-// trimming, no spaces. Every step in the window is computed and compared in
-// constant time without an early exit, so the timing does not depend on
-// which step (if any) matched. Callers must still refuse steps at or below
-// the user's last accepted step (replay, RFC 6238 §5.2).
-func Verify(secret []byte, code string, t time.Time, skew int) (step uint64, ok bool) {
-	if len(secret) == 0 || !recovery.IsDigits(code, Digits) {
-		return 0, false
-	}
-	now, valid := Step(t)
-	if !valid {
-		return 0, false
-	}
-	skew = max(0, min(skew, MaxSkew))
-	b32 := EncodeSecret(secret)
-	var matched uint64
-	found := 0
-	for d := -skew; d <= skew; d++ {
-		if d < 0 && now < uint64(-d) {
-			continue // before step 0; depends only on the clock, not the code
-		}
-		s := uint64(int64(now) + int64(d))
-		want, err := hotp.GenerateCodeCustom(b32, s, hotpOpts)
-		if err != nil {
-			return 0, false
-		}
-		eq := subtle.ConstantTimeCompare([]byte(want), []byte(code))
-		// matched = eq ? s : matched, without a branch on eq.
-		mask := -uint64(eq)
-		matched = (s & mask) | (matched &^ mask)
-		found |= eq
-	}
-	return matched, found == 1
 }

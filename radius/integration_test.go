@@ -2,10 +2,6 @@ package radius
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha1"
-	"encoding/binary"
-	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -17,20 +13,8 @@ import (
 	"github.com/otpgate/otpgate/auth"
 	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
 )
-
-// hotp is RFC 4226 with SHA-1 and 6 digits, written here so the test does
-// not share code with auth.
-func hotp(seed []byte, counter uint64) string {
-	var msg [8]byte
-	binary.BigEndian.PutUint64(msg[:], counter)
-	m := hmac.New(sha1.New, seed)
-	m.Write(msg[:])
-	sum := m.Sum(nil)
-	off := sum[len(sum)-1] & 0x0f
-	v := binary.BigEndian.Uint32(sum[off:off+4]) & 0x7fffffff
-	return fmt.Sprintf("%06d", v%1_000_000)
-}
 
 type lockedClock struct {
 	mu sync.Mutex
@@ -92,7 +76,7 @@ func TestWithRealAuthAndStore(t *testing.T) {
 	}
 
 	// append: password + code.
-	code := hotp(seed, step())
+	code := totp.Default.Code(seed, step())
 	p, req, resp := send("correct horse"+code, nil)
 	wantCode(p, rad.CodeAccessAccept)
 	// The NAS lost the Accept and retransmits: it gets the same Accept.
@@ -115,7 +99,7 @@ func TestWithRealAuthAndStore(t *testing.T) {
 
 	// wrong code.
 	clk.advance(30 * time.Second)
-	wrong := hotp(seed, step()+5)
+	wrong := totp.Default.Code(seed, step()+5)
 	p, _, _ = send("correct horse"+wrong, nil)
 	wantCode(p, rad.CodeAccessReject)
 
@@ -130,10 +114,10 @@ func TestWithRealAuthAndStore(t *testing.T) {
 	if msg := rfc2865.ReplyMessage_GetString(p); msg == "" {
 		t.Fatal("challenge without Reply-Message")
 	}
-	p, _, _ = send(hotp(seed, step()), state)
+	p, _, _ = send(totp.Default.Code(seed, step()), state)
 	wantCode(p, rad.CodeAccessAccept)
 	// The State is single use.
 	clk.advance(30 * time.Second)
-	p, _, _ = send(hotp(seed, step()), state)
+	p, _, _ = send(totp.Default.Code(seed, step()), state)
 	wantCode(p, rad.CodeAccessReject)
 }

@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/otpgate/otpgate/totp"
 )
 
 // Main is `otpgate bench`: it parses args (without the command name), runs
@@ -109,7 +111,7 @@ Only use it against a server you run; each user logs in at most once per
 		// A margin past the boundary: the wall clock may be slewed against
 		// the monotonic one the timer uses, and a code of the old step
 		// would be a replay of an earlier run's.
-		wait := time.Until(StepStart(Step(time.Now())+1)) + 100*time.Millisecond
+		wait := time.Until(totp.Default.StepStart(totp.Default.Step(time.Now())+1)) + 100*time.Millisecond
 		fmt.Fprintf(stderr, "otpgate bench: waiting %.1fs for the next time step\n", wait.Seconds())
 		select {
 		case <-ctx.Done():

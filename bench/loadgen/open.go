@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"layeh.com/radius"
+
+	"github.com/otpgate/otpgate/totp"
 )
 
 // openSocket is one UDP socket of an open-loop run: up to 256 requests in
@@ -85,7 +87,7 @@ pace:
 				break pace
 			}
 			u := &cfg.Users[i]
-			code := Code(u.Key, step)
+			code := totp.Default.Code(u.Key, step)
 			pw := code
 			if cfg.Mode == ModeAppend {
 				pw = u.Password + code

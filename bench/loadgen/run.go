@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"layeh.com/radius"
+
+	"github.com/otpgate/otpgate/totp"
 )
 
 // Mode is how a login is sent.
@@ -123,7 +125,7 @@ func (c *cursor) take(ctx context.Context) (int, uint64, error) {
 			return 0, 0, errDone
 		}
 		now := c.now()
-		if s := Step(now); s != c.step {
+		if s := totp.Default.Step(now); s != c.step {
 			c.step, c.next = s, 0
 		}
 		if c.next < len(c.users) {
@@ -133,7 +135,7 @@ func (c *cursor) take(ctx context.Context) (int, uint64, error) {
 			c.mu.Unlock()
 			return i, s, nil
 		}
-		wake := StepStart(c.step + 1)
+		wake := totp.Default.StepStart(c.step + 1)
 		if c.next == len(c.users) { // first worker to find the step exhausted
 			c.next++
 			c.exhausted++
@@ -267,7 +269,7 @@ func work(ctx context.Context, cfg *Config, cur *cursor, c *Client, st *workerSt
 			return
 		}
 		u := &cfg.Users[i]
-		code := Code(u.Key, step)
+		code := totp.Default.Code(u.Key, step)
 		t0 := time.Now()
 		var resp Response
 		switch cfg.Mode {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -11,13 +12,15 @@ import (
 
 	"github.com/otpgate/otpgate/auth"
 	"github.com/otpgate/otpgate/enroll"
+	"github.com/otpgate/otpgate/internal/testtool"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // codeAt is the code of secret at t.
 func codeAt(t *testing.T, secret []byte, at time.Time) string {
 	t.Helper()
-	c, err := enroll.Code(secret, at)
+	c, err := totp.Default.CodeAt(secret, at)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +33,7 @@ func wrongCodeFor(t *testing.T, secret []byte, n int) string {
 	t.Helper()
 	for i := n; ; i++ {
 		c := strings.Repeat(string(rune('0'+i%10)), 6)
-		if _, ok := enroll.Verify(secret, c, testNow, enroll.Skew); !ok {
+		if _, ok, err := totp.Default.Match(secret, c, testNow, enroll.Skew); !ok && err == nil {
 			return c
 		}
 	}
@@ -115,7 +118,7 @@ func TestEnroll(t *testing.T) {
 	twoAhead := func(t *testing.T, secret []byte) string { return codeAt(t, secret, testNow.Add(60*time.Second)) }
 	wrong := func(t *testing.T, secret []byte) string { return wrongCodeFor(t, secret, 0) }
 	lit := func(c string) func(*testing.T, []byte) string { return func(*testing.T, []byte) string { return c } }
-	stepOf := func(at time.Time) uint64 { s, _ := enroll.Step(at); return s }
+	stepOf := totp.Default.Step
 
 	// checks on the stored user after the steps
 	activeIs := func(want func(s *state) []byte, lastStep uint64) func(t *testing.T, s *state, u store.User) {
@@ -266,7 +269,7 @@ func TestEnroll(t *testing.T) {
 			l, st := newLocal(t)
 			u := store.User{Name: "alice", Created: testNow, CodeFailures: 9, LockedUntil: testNow.Add(time.Hour)}
 			if tc.enrolled {
-				u.TOTP = newTOTP(oldSecret, testNow.Add(-time.Hour))
+				u.TOTP = newTOTP(oldSecret, totp.Default, testNow.Add(-time.Hour))
 				u.TOTP.LastStep = 42
 				u.RecoveryCodes = []string{"old-hash"}
 			}
@@ -336,5 +339,83 @@ func TestEnrollmentCodeNotReplayable(t *testing.T) {
 	clock = clock.Add(30 * time.Second)
 	if d := login(codeAt(t, secret, clock)); d.Result != auth.Accept {
 		t.Fatalf("login with the next step's code: %v/%s, want accept", d.Result, d.Reason)
+	}
+}
+
+// TestEnrollOtherParams enrolls an 8-digit SHA256 token through the
+// enrollment flow on this Service, answering with oathtool's code, and logs
+// in with oathtool's next code through the real authenticator: the
+// parameters a login accepts can be enrolled.
+func TestEnrollOtherParams(t *testing.T) {
+	testtool.Require(t, "oathtool")
+	ctx := context.Background()
+	l, st := newLocal(t)
+	if err := l.AddUser(ctx, NewUser{Name: "otto"}); err != nil { // OTP-only
+		t.Fatal(err)
+	}
+	p, err := totp.NewParams("SHA256", 8, 30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := l.BeginEnrollWith(ctx, "otto", false, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oathtool := func(at time.Time) string {
+		t.Helper()
+		return strings.TrimSpace(testtool.Run(t, "oathtool", "--totp=sha256", "-d", "8", "-b", enroll.EncodeSecret(secret),
+			"--now", fmt.Sprintf("@%d", at.Unix())))
+	}
+
+	// The default token's 6-digit code for the same secret is refused
+	// without counting as a wrong code.
+	if _, err := l.ActivateTOTP(ctx, "otto", codeAt(t, secret, testNow), false); !errors.Is(err, ErrWrongCode) {
+		t.Fatalf("6-digit code: %v, want ErrWrongCode", err)
+	}
+	if u, _ := st.Get(ctx, "otto"); u.PendingTries != 0 {
+		t.Fatalf("6-digit code counted: %d tries", u.PendingTries)
+	}
+
+	enrollCode := oathtool(testNow)
+	var out bytes.Buffer
+	f := enroll.Flow{
+		In: strings.NewReader(enrollCode + "\n"), Out: &out, Issuer: l.Issuer(), User: "otto", Secret: secret, Params: p,
+		Activate: func(ctx context.Context, code string) ([]string, error) {
+			return l.ActivateTOTP(ctx, "otto", code, false)
+		},
+	}
+	if err := f.Run(ctx); err != nil {
+		t.Fatalf("flow: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "algorithm=SHA256&digits=8&period=30") {
+		t.Errorf("flow output lacks the token's parameters:\n%s", out.String())
+	}
+	u, err := st.Get(ctx, "otto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := p.Step(testNow)
+	if tok := u.TOTP; tok == nil || tok.Algorithm != "SHA256" || tok.Digits != 8 || tok.Period != 30 || tok.LastStep != step {
+		t.Fatalf("active token %+v, want SHA256/8/30 with last step %d", tok, step)
+	}
+
+	clock := testNow
+	a, err := auth.New(auth.Options{
+		Skew: 1, LockoutThreshold: 5, LockoutInitial: 30 * time.Second, LockoutMax: 4 * time.Hour,
+		ChallengeTTL: 2 * time.Minute, HashWorkers: 1, HashQueue: 8, PasswordHashParams: testParams,
+		Policy: auth.Policy{MFA: auth.MFARequired}, Now: func() time.Time { return clock },
+	}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := func(code string) auth.Decision {
+		return a.Authenticate(ctx, auth.Request{User: "otto", Password: code, Client: "test", Station: "127.0.0.1", Mode: auth.ModeOTPOnly})
+	}
+	if d := login(enrollCode); d.Result != auth.Reject || d.Reason != auth.ReasonCodeReused {
+		t.Fatalf("login with the enrollment code: %v/%s, want reject/code_reused", d.Result, d.Reason)
+	}
+	clock = clock.Add(30 * time.Second)
+	if d := login(oathtool(clock)); d.Result != auth.Accept {
+		t.Fatalf("login with oathtool's next code: %v/%s, want accept", d.Result, d.Reason)
 	}
 }

@@ -14,19 +14,12 @@ import (
 	"github.com/otpgate/otpgate/enroll/recovery"
 	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // RecoveryCodeCount is how many recovery codes ActivateTOTP and
 // NewRecoveryCodes issue.
 const RecoveryCodeCount = 10
-
-// The token parameters every authenticator app understands; otpgate issues
-// and imports only these.
-const (
-	totpAlgorithm = "SHA1"
-	totpDigits    = 6
-	totpPeriod    = 30
-)
 
 // Local implements Service directly on a store. otpgated serves it on the
 // control socket; the otpgate CLI uses it when no daemon runs.
@@ -166,8 +159,17 @@ func (l *Local) SetGroups(ctx context.Context, name string, groups []string) err
 // a QR code. The pending token is never used to log in; ActivateTOTP turns
 // it into the active token once a code from it checks. Without force it
 // fails with ErrAlreadyEnrolled when a token is active; with force the
-// active token keeps working until ActivateTOTP succeeds.
+// active token keeps working until ActivateTOTP succeeds. The token is
+// totp.Default, the parameters every authenticator app understands.
 func (l *Local) BeginEnroll(ctx context.Context, name string, force bool) ([]byte, error) {
+	return l.BeginEnrollWith(ctx, name, force, totp.Default)
+}
+
+// BeginEnrollWith is BeginEnroll for a token with parameters p (say 8
+// digits, SHA256, for a hardware token or an app that honours them). The
+// enrollment flow must show the same p (enroll.Flow.Params); ActivateTOTP
+// and logins use the parameters stored with the token.
+func (l *Local) BeginEnrollWith(ctx context.Context, name string, force bool, p totp.Params) ([]byte, error) {
 	secret, err := enroll.NewSecret()
 	if err != nil {
 		return nil, fmt.Errorf("admin: begin enrollment of %q: %w", name, err)
@@ -176,7 +178,7 @@ func (l *Local) BeginEnroll(ctx context.Context, name string, force bool) ([]byt
 		if u.TOTP != nil && !force {
 			return ErrAlreadyEnrolled
 		}
-		u.PendingTOTP = newTOTP(secret, l.now())
+		u.PendingTOTP = newTOTP(secret, p, l.now())
 		u.PendingTries = 0
 		return nil
 	})
@@ -192,20 +194,20 @@ func (l *Local) BeginEnroll(ctx context.Context, name string, force bool) ([]byt
 const MaxEnrollTries = 5
 
 // ActivateTOTP finishes an enrollment begun with BeginEnroll. In one store
-// transaction it checks code against the pending token (6 digits, one time
-// step of skew either side) and, when it matches, makes the pending token
-// the active one with the matched step recorded as used (so the enrollment
-// code can't be replayed to log in), replaces the recovery codes with
-// RecoveryCodeCount new ones and clears the lockout. A user with an active
-// token keeps it until this commits.
+// transaction it checks code against the pending token (with the token's
+// parameters, one time step of skew either side) and, when it matches,
+// makes the pending token the active one with the matched step recorded as
+// used (so the enrollment code can't be replayed to log in), replaces the
+// recovery codes with RecoveryCodeCount new ones and clears the lockout. A
+// user with an active token keeps it until this commits.
 //
 // Errors: ErrNoPendingEnroll without a pending token; without force,
 // ErrAlreadyEnrolled when a token is active; ErrWrongCode for a code that
 // does not match (the count of wrong codes is stored; nothing counts toward
 // the login lockout); ErrEnrollDiscarded for the wrong code that reaches
-// MaxEnrollTries (the pending token is removed). A code that is not 6
-// digits is refused with ErrWrongCode without counting. It returns the
-// plaintext recovery codes, to be shown once.
+// MaxEnrollTries (the pending token is removed). A code that is not the
+// token's number of digits is refused with ErrWrongCode without counting.
+// It returns the plaintext recovery codes, to be shown once.
 func (l *Local) ActivateTOTP(ctx context.Context, name string, code string, force bool) ([]string, error) {
 	codes, err := recovery.Generate(RecoveryCodeCount)
 	if err != nil {
@@ -226,11 +228,18 @@ func (l *Local) ActivateTOTP(ctx context.Context, name string, code string, forc
 		if u.TOTP != nil && !force {
 			return ErrAlreadyEnrolled
 		}
-		if !recovery.IsDigits(code, totpDigits) {
-			return fmt.Errorf("%w (a code is the %d digits the app shows)", ErrWrongCode, totpDigits)
+		tp, err := totp.NewParams(p.Algorithm, p.Digits, p.Period)
+		if err != nil {
+			return fmt.Errorf("pending token: %w", err)
+		}
+		if !recovery.IsDigits(code, tp.Digits()) {
+			return fmt.Errorf("%w (a code is the %d digits the app shows)", ErrWrongCode, tp.Digits())
 		}
 		now := l.now()
-		step, ok := enroll.Verify(p.Secret, code, now, enroll.Skew)
+		step, ok, err := tp.Match(p.Secret, code, now, enroll.Skew)
+		if err != nil {
+			return fmt.Errorf("pending token: %w", err)
+		}
 		if !ok {
 			wrong = true
 			u.PendingTries++
@@ -338,7 +347,7 @@ func (l *Local) Import(ctx context.Context, in []ImportUser) (int, error) {
 			if len(iu.Secret) < 10 {
 				return 0, fmt.Errorf("admin: import: user %q: secret of %d bytes is too short (want at least 10): %w", iu.Name, len(iu.Secret), ErrInvalidImport)
 			}
-			u.TOTP = newTOTP(iu.Secret, now)
+			u.TOTP = newTOTP(iu.Secret, totp.Default, now)
 		}
 		if len(iu.RecoveryCodes) > 0 {
 			if u.TOTP == nil {
@@ -420,12 +429,12 @@ func (l *Local) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	return n, nil
 }
 
-func newTOTP(secret []byte, now time.Time) *store.TOTP {
+func newTOTP(secret []byte, p totp.Params, now time.Time) *store.TOTP {
 	return &store.TOTP{
 		Secret:    append([]byte(nil), secret...),
-		Algorithm: totpAlgorithm,
-		Digits:    totpDigits,
-		Period:    totpPeriod,
+		Algorithm: p.Algorithm(),
+		Digits:    p.Digits(),
+		Period:    p.Period(),
 		Enrolled:  now.UTC(),
 	}
 }
@@ -496,7 +505,7 @@ func info(u *store.User) UserInfo {
 		if t.LastStep > 0 {
 			period := t.Period
 			if period <= 0 {
-				period = totpPeriod
+				period = totp.DefaultPeriod
 			}
 			ui.LastCodeAt = time.Unix(int64(t.LastStep)*int64(period), 0).UTC()
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/otpgate/otpgate/enroll/recovery"
 	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // testParams keeps argon2id cheap in tests.
@@ -177,8 +178,8 @@ func TestUserChanges(t *testing.T) {
 				}
 			}},
 		{name: "reset mfa", setup: func(u *store.User) {
-			u.TOTP = newTOTP(secret20, testNow)
-			u.PendingTOTP = newTOTP([]byte("pending-secret-012345"), testNow)
+			u.TOTP = newTOTP(secret20, totp.Default, testNow)
+			u.PendingTOTP = newTOTP([]byte("pending-secret-012345"), totp.Default, testNow)
 			u.PendingTries = 2
 			u.RecoveryCodes = []string{"h1", "h2"}
 		},

@@ -20,6 +20,7 @@ import (
 	"github.com/otpgate/otpgate/internal/control"
 	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // env is a config and data directory in t.TempDir(); no daemon runs, so
@@ -377,7 +378,7 @@ func scanPrompt(data []byte, atEOF bool) (int, []byte, error) {
 }
 
 func codeNow(t *testing.T, secret []byte) string {
-	c, err := enroll.Code(secret, time.Now())
+	c, err := totp.Default.CodeAt(secret, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,7 +526,7 @@ func TestEnrollTwoStep(t *testing.T) {
 	}
 
 	wrong := "000000"
-	if _, ok := enroll.Verify(secret, wrong, time.Now(), 2); ok {
+	if _, ok, _ := totp.Default.Match(secret, wrong, time.Now(), 2); ok {
 		wrong = "999999"
 	}
 	r = e.run("", "enroll", "alice", "--code", wrong)
@@ -545,7 +546,7 @@ func TestEnrollTwoStep(t *testing.T) {
 		t.Fatalf("enroll --code --json: %+v, %v\n%s", done, err, r.stdout)
 	}
 	u := e.user("alice")
-	step, _ := enroll.Verify(secret, code, time.Now(), 1)
+	step, _, _ := totp.Default.Match(secret, code, time.Now(), 1)
 	if u.TOTP == nil || !bytes.Equal(u.TOTP.Secret, secret) || u.PendingTOTP != nil || u.TOTP.LastStep != step {
 		t.Fatalf("after the second step: active %v, pending %v, last step %v (want %d)", u.TOTP != nil, u.PendingTOTP != nil, u.TOTP.LastStep, step)
 	}
@@ -570,7 +571,7 @@ func TestEnrollTwoStep(t *testing.T) {
 	// Five wrong codes discard the pending token; the old one stays.
 	for i, n := 1, 0; i <= admin.MaxEnrollTries; n++ {
 		c := fmt.Sprintf("%06d", 111111*(n%9+1))
-		if _, ok := enroll.Verify(second, c, time.Now(), 2); ok {
+		if _, ok, _ := totp.Default.Match(second, c, time.Now(), 2); ok {
 			continue
 		}
 		r = e.run("", "enroll", "alice", "--force", "--code", c)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/password"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // Defaults for keys that are not set. The [password] defaults are
@@ -304,8 +305,8 @@ func (c *Config) validateAuth(bad, warn func(key, format string, args ...any)) {
 			bad("auth.grace_until", "%q is not a date in the form YYYY-MM-DD", a.GraceUntil)
 		}
 	}
-	if a.Skew < 0 || a.Skew > 2 {
-		bad("auth.skew", "%d must be 0, 1 or 2 (time steps of 30 s either side)", a.Skew)
+	if a.Skew < 0 || a.Skew > totp.MaxSkew {
+		bad("auth.skew", "%d must be %s (time steps of %d s either side)", a.Skew, zeroTo(totp.MaxSkew), totp.DefaultPeriod)
 	}
 	if a.LockoutThreshold < 1 || a.LockoutThreshold > 100 {
 		bad("auth.lockout_threshold", "%d must be between 1 and 100", a.LockoutThreshold)
@@ -383,3 +384,17 @@ func validName(s string) bool {
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// zeroTo lists 0..n for a message: "0, 1 or 2".
+func zeroTo(n int) string {
+	s := "0"
+	for i := 1; i <= n; i++ {
+		if i == n {
+			s += " or "
+		} else {
+			s += ", "
+		}
+		s += strconv.Itoa(i)
+	}
+	return s
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // fakeService records calls and returns canned results; err, when set, is
@@ -617,13 +618,13 @@ func TestEnrollThroughSocket(t *testing.T) {
 		t.Fatalf("ShowUser = %+v, %v; want pending, not enrolled", info, err)
 	}
 	now := time.Now()
-	code, err := enroll.Code(secret, now)
+	code, err := totp.Default.CodeAt(secret, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wrong := "000000"
 	for _, d := range []time.Duration{-30 * time.Second, 0, 30 * time.Second} {
-		if c, _ := enroll.Code(secret, now.Add(d)); c == wrong {
+		if c, _ := totp.Default.CodeAt(secret, now.Add(d)); c == wrong {
 			wrong = "999999"
 		}
 	}

@@ -1,4 +1,4 @@
-package auth
+package totp
 
 import (
 	"encoding/base32"
@@ -9,11 +9,10 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/testtool"
-	"github.com/otpgate/otpgate/store"
 )
 
 // RFC 6238 Appendix B test vectors (8 digits, period 30).
-func TestMatchStepRFC6238(t *testing.T) {
+func TestMatchRFC6238(t *testing.T) {
 	seeds := map[string]string{
 		"SHA1":   "12345678901234567890",
 		"SHA256": "12345678901234567890123456789012",
@@ -32,65 +31,74 @@ func TestMatchStepRFC6238(t *testing.T) {
 	}
 	for _, v := range vectors {
 		for alg, code := range v.codes {
-			tok := &store.TOTP{Secret: []byte(seeds[alg]), Algorithm: alg, Digits: 8, Period: 30}
+			seed := []byte(seeds[alg])
+			p := params(t, alg, 8, 30)
 			want := uint64(v.unix / 30)
+			if got := p.Code(seed, want); got != code {
+				t.Errorf("%s @%d: Code %s, want %s", alg, v.unix, got, code)
+			}
 			for _, skew := range []int{0, 1} {
-				step, ok, err := matchStep(tok, code, time.Unix(v.unix, 0), skew)
+				step, ok, err := p.Match(seed, code, time.Unix(v.unix, 0), skew)
 				if err != nil || !ok || step != want {
 					t.Errorf("%s @%d skew %d: step %d ok %v err %v; want %d", alg, v.unix, skew, step, ok, err, want)
 				}
 			}
 			// One step later the same code matches only with skew.
-			if _, ok, _ := matchStep(tok, code, time.Unix(v.unix+30, 0), 0); ok {
+			if _, ok, _ := p.Match(seed, code, time.Unix(v.unix+30, 0), 0); ok {
 				t.Errorf("%s @%d: matched the next step with skew 0", alg, v.unix)
 			}
-			if step, ok, _ := matchStep(tok, code, time.Unix(v.unix+30, 0), 1); !ok || step != want {
+			if step, ok, _ := p.Match(seed, code, time.Unix(v.unix+30, 0), 1); !ok || step != want {
 				t.Errorf("%s @%d+30: step %d ok %v with skew 1, want %d", alg, v.unix, step, ok, want)
 			}
-			if _, ok, _ := matchStep(tok, code, time.Unix(v.unix+60, 0), 1); ok {
+			if _, ok, _ := p.Match(seed, code, time.Unix(v.unix+60, 0), 1); ok {
 				t.Errorf("%s @%d+60: matched two steps away with skew 1", alg, v.unix)
 			}
 			// 6 digits are the last 6 of the 8-digit code (mod 10^6).
-			tok6 := *tok
-			tok6.Digits = 6
-			if step, ok, err := matchStep(&tok6, code[2:], time.Unix(v.unix, 0), 0); err != nil || !ok || step != want {
+			p6 := params(t, alg, 6, 30)
+			if step, ok, err := p6.Match(seed, code[2:], time.Unix(v.unix, 0), 0); err != nil || !ok || step != want {
 				t.Errorf("%s @%d 6 digits: step %d ok %v err %v", alg, v.unix, step, ok, err)
 			}
 		}
 	}
 }
 
-func TestMatchStepStrictDigits(t *testing.T) {
-	tok := &store.TOTP{Secret: []byte("12345678901234567890"), Algorithm: "SHA1", Digits: 6, Period: 30}
+func TestMatchStrictDigits(t *testing.T) {
+	secret := []byte("12345678901234567890")
+	p := params(t, "SHA1", 6, 30)
 	at := time.Unix(59, 0)
 	for _, code := range []string{"287082", " 287082", "287082\n", "28708", "2870822", "28708a", "２８７０８２", ""} {
-		_, ok, err := matchStep(tok, code, at, 1)
+		_, ok, err := p.Match(secret, code, at, 1)
 		if err != nil {
 			t.Fatalf("%q: %v", code, err)
 		}
 		if ok != (code == "287082") {
-			t.Errorf("matchStep(%q) = %v", code, ok)
+			t.Errorf("Match(%q) = %v", code, ok)
 		}
 	}
-	for _, bad := range []store.TOTP{
-		{Secret: tok.Secret, Algorithm: "MD4", Digits: 6},
-		{Secret: tok.Secret, Digits: 7},
-		{Secret: tok.Secret, Digits: 6, Period: -30},
-		{Digits: 6},
+	for _, bad := range []struct {
+		algorithm      string
+		digits, period int
+	}{
+		{"MD4", 6, 0},
+		{"", 7, 0},
+		{"", 6, -30},
 	} {
-		if _, _, err := matchStep(&bad, "287082", at, 1); err == nil {
+		if _, err := NewParams(bad.algorithm, bad.digits, bad.period); err == nil {
 			t.Errorf("token %+v accepted", bad)
 		}
 	}
+	if _, _, err := p.Match(nil, "287082", at, 1); err == nil {
+		t.Errorf("token without a secret accepted")
+	}
 	// Near the epoch the window is clipped, not wrapped.
-	if _, ok, err := matchStep(tok, "755224", time.Unix(0, 0), 1); err != nil || !ok {
+	if _, ok, err := p.Match(secret, "755224", time.Unix(0, 0), 1); err != nil || !ok {
 		t.Errorf("step 0 with skew 1: ok %v err %v", ok, err)
 	}
 }
 
-// TestMatchStepOathtool cross-checks codes with oathtool (an independent
+// TestMatchOathtool cross-checks codes with oathtool (an independent
 // implementation) for random-ish seeds and times.
-func TestMatchStepOathtool(t *testing.T) {
+func TestMatchOathtool(t *testing.T) {
 	testtool.Require(t, "oathtool")
 	for i, alg := range []string{"SHA1", "SHA256", "SHA512", "SHA1"} {
 		seed := []byte(fmt.Sprintf("otpgate-oathtool-seed-%d-%s", i, alg))
@@ -105,20 +113,20 @@ func TestMatchStepOathtool(t *testing.T) {
 			t.Fatalf("oathtool %v: %v", args, err)
 		}
 		code := strings.TrimSpace(string(out))
-		tok := &store.TOTP{Secret: seed, Algorithm: alg, Digits: len(code), Period: 30}
-		if step, ok, err := matchStep(tok, code, time.Unix(unix, 0), 1); err != nil || !ok || step != uint64(unix/30) {
+		p := params(t, alg, len(code), 30)
+		if step, ok, err := p.Match(seed, code, time.Unix(unix, 0), 1); err != nil || !ok || step != uint64(unix/30) {
 			t.Errorf("%s: oathtool code %s: step %d ok %v err %v", alg, code, step, ok, err)
 		}
 	}
 }
 
-// TestCodeOfTwoStepsIsUsedOnce: a 6-digit code equal to the next step's
-// (about one step in a million) is recorded as the later step, so the same
-// digits are not accepted a second time 30 s later: one refusal of a code
-// the app shows again, rather than one accepted replay. The collision is
-// RFC 6238's SHA1 seed at steps 62075368 and 62075369 (unix 1862261040 and
-// 1862261070: 235522 both), checked here with oathtool.
-func TestCodeOfTwoStepsIsUsedOnce(t *testing.T) {
+// TestCodeOfTwoSteps: a 6-digit code equal to the next step's (about one
+// step in a million) matches as the later step, so that a caller who
+// records it refuses the same digits 30 s later (auth's
+// TestCodeOfTwoStepsIsUsedOnce). The collision is RFC 6238's SHA1 seed at
+// steps 62075368 and 62075369 (unix 1862261040 and 1862261070: 235522
+// both), checked here with oathtool.
+func TestCodeOfTwoSteps(t *testing.T) {
 	testtool.Require(t, "oathtool")
 	seed := []byte("12345678901234567890")
 	const first, code = 62075368, "235522"
@@ -134,33 +142,7 @@ func TestCodeOfTwoStepsIsUsedOnce(t *testing.T) {
 	if a, b := oath(first*30), oath((first+1)*30); a != code || b != code {
 		t.Fatalf("oathtool gives %s and %s, want %s at both steps", a, b, code)
 	}
-	next := oath((first + 2) * 30)
-
-	tok := &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30}
-	if step, ok, err := matchStep(tok, code, at(first), 1); err != nil || !ok || step != first+1 {
-		t.Errorf("matchStep at step %d: step %d ok %v err %v; want the later step %d", first, step, ok, err, first+1)
-	}
-
-	e := newEnv(t, nil)
-	e.update("otto", func(u *store.User) { u.TOTP.Secret = seed; u.TOTP.Enrolled = at(first - 100) })
-	steps := []struct {
-		step   int64
-		code   string
-		want   Result
-		reason Reason
-	}{
-		{first, code, Accept, ReasonOK},
-		{first + 1, code, Reject, ReasonCodeReused}, // the app shows the same digits
-		{first + 2, next, Accept, ReasonOK},
-	}
-	for _, s := range steps {
-		e.clk.Advance(at(s.step).Sub(e.clk.Now()))
-		d := e.auth(Request{User: "otto", Mode: ModeOTPOnly, Password: s.code})
-		if d.Result != s.want || d.Reason != s.reason {
-			t.Errorf("step %d, code %s: %s/%s, want %s/%s", s.step, s.code, d.Result, d.Reason, s.want, s.reason)
-		}
-	}
-	if got := e.user("otto").TOTP.LastStep; got != first+2 {
-		t.Errorf("LastStep %d, want %d", got, first+2)
+	if step, ok, err := Default.Match(seed, code, at(first), 1); err != nil || !ok || step != first+1 {
+		t.Errorf("Match at step %d: step %d ok %v err %v; want the later step %d", first, step, ok, err, first+1)
 	}
 }

@@ -1,103 +1,66 @@
-package auth
+package totp
 
 import (
 	"crypto/hmac"
 	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/subtle"
 	"encoding/binary"
-	"fmt"
 	"hash"
-	"strings"
 	"time"
-
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/hotp"
-
-	"github.com/otpgate/otpgate/store"
-
-	"github.com/otpgate/otpgate/enroll/recovery"
 )
 
-// tokenDigits is the code length of t (6 unless the token says 8).
-func tokenDigits(t *store.TOTP) int {
-	if t != nil && t.Digits == 8 {
-		return 8
-	}
-	return 6
-}
+// MaxSkew is the widest window Match searches: time steps either side of
+// now. It is the one limit for [auth] skew (config validation and auth
+// both refuse more); RFC 6238 §5.2 recommends one step.
+const MaxSkew = 2
 
-// tokenOpts maps the stored token parameters to pquerna/otp options, set
-// explicitly (pquerna's defaults are not applied everywhere).
-func tokenOpts(t *store.TOTP) (hotp.ValidateOpts, uint64, error) {
-	var o hotp.ValidateOpts
-	switch t.Digits {
-	case 0, 6:
-		o.Digits = otp.DigitsSix
-	case 8:
-		o.Digits = otp.DigitsEight
-	default:
-		return o, 0, fmt.Errorf("auth: unsupported totp digits %d", t.Digits)
-	}
-	switch strings.ToUpper(t.Algorithm) {
-	case "", "SHA1":
-		o.Algorithm = otp.AlgorithmSHA1
-	case "SHA256":
-		o.Algorithm = otp.AlgorithmSHA256
-	case "SHA512":
-		o.Algorithm = otp.AlgorithmSHA512
-	default:
-		return o, 0, fmt.Errorf("auth: unsupported totp algorithm %q", t.Algorithm)
-	}
-	period := uint64(30)
-	if t.Period > 0 {
-		period = uint64(t.Period)
-	} else if t.Period < 0 {
-		return o, 0, fmt.Errorf("auth: invalid totp period %d", t.Period)
-	}
-	return o, period, nil
-}
-
-// matchStep checks code against every time step T-skew..T+skew of token t at
-// now. It computes and compares all of them (no early exit, constant-time
-// compare and select) and returns the highest matching step. The caller
-// checks the step against t.LastStep.
-func matchStep(t *store.TOTP, code string, now time.Time, skew int) (step uint64, ok bool, err error) {
-	opts, period, err := tokenOpts(t)
-	if err != nil {
-		return 0, false, err
-	}
-	if !recovery.IsDigits(code, opts.Digits.Length()) {
+// Match reports whether code is the code of secret at one of the time steps
+// T-skew .. T+skew around t, and which step matched: the highest one when
+// the code of two steps is the same, so that it counts as used for both.
+// The code must be exactly Digits ASCII digits: no trimming, no spaces.
+// Every step of the window is computed and compared without an early exit
+// and the result selected without a branch, so the timing does not depend
+// on which step, if any, matched. Near the epoch the window is clipped, not
+// wrapped. skew is clamped to 0..MaxSkew.
+//
+// It fails for an empty secret and for times before 1970. The caller must
+// refuse steps at or below the last one it accepted (replay).
+func (p Params) Match(secret []byte, code string, t time.Time, skew int) (step uint64, ok bool, err error) {
+	digits := p.Digits()
+	if !isDigits(code, digits) {
 		return 0, false, nil
 	}
-	if len(t.Secret) == 0 {
-		return 0, false, fmt.Errorf("auth: empty totp secret")
+	if len(secret) == 0 {
+		return 0, false, errEmptySecret
 	}
-	unix := now.Unix()
-	if unix < 0 {
-		return 0, false, fmt.Errorf("auth: clock before 1970")
+	if t.Unix() < 0 {
+		return 0, false, errBefore1970
 	}
+	cur := p.Step(t)
+	skew = max(0, min(skew, MaxSkew))
 	var mac hash.Hash // nil: SHA1, with pads on the stack
 	var pads sha1Pads
-	useSHA1 := opts.Algorithm == otp.AlgorithmSHA1
+	useSHA1 := p.alg == algSHA1
 	if useSHA1 {
-		pads = newSHA1Pads(t.Secret)
+		pads = newSHA1Pads(secret)
 		defer pads.clear()
 	} else {
-		mac = hmac.New(opts.Algorithm.Hash, t.Secret)
+		mac = hmac.New(p.alg.newHash(), secret)
 	}
-	cur := uint64(unix) / period
 	var found int
 	var want [10]byte
 	for d := -skew; d <= skew; d++ {
 		if d < 0 && uint64(-d) > cur {
-			continue // before the epoch
+			continue // before the epoch; depends on the clock, not the code
 		}
 		s := uint64(int64(cur) + int64(d))
 		var w []byte
 		if useSHA1 {
-			w = pads.code(s, opts.Digits.Length(), want[:0])
+			w = pads.code(s, digits, want[:0])
 		} else {
-			w = hotpCode(mac, s, opts.Digits.Length(), want[:0])
+			w = hotpCode(mac, s, digits, want[:0])
 		}
 		eq := subtle.ConstantTimeCompare(w, []byte(code))
 		mask := -uint64(eq) // all ones when equal
@@ -107,10 +70,31 @@ func matchStep(t *store.TOTP, code string, now time.Time, skew int) (step uint64
 	return step, found == 1, nil
 }
 
+// isDigits reports whether s is exactly n ASCII digits.
+func isDigits(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// newHash is the hash of the SHA-2 algorithms (SHA1 has its own path,
+// sha1Pads).
+func (a algorithm) newHash() func() hash.Hash {
+	if a == algSHA512 {
+		return sha512.New
+	}
+	return sha256.New
+}
+
 // hotpCode appends to dst the RFC 4226 code of counter under mac (an HMAC
-// keyed with the secret, reset here), digits long with leading zeros: the
-// same codes as hotp.GenerateCodeCustom, without its base32 round trip and
-// per-call allocations.
+// keyed with the secret, reset here), digits long with leading zeros,
+// without per-call allocations beyond the HMAC's own.
 func hotpCode(mac hash.Hash, counter uint64, digits int, dst []byte) []byte {
 	var msg [8]byte
 	binary.BigEndian.PutUint64(msg[:], counter)
