@@ -180,7 +180,17 @@ func startDaemon(t testing.TB, dir string, extraToml string) *Daemon {
 		exited:  make(chan struct{}),
 	}
 	d.WriteConfig(extraToml)
-	d.cmd = exec.Command(bin("otpgated"), "-config", d.Config)
+	d.start(bin("otpgated"), "-config", d.Config)
+	return d
+}
+
+// start runs argv (otpgated, or a wrapper that execs it) and waits until the
+// daemon is ready: the control socket, created after every listener is
+// bound, answers. t.Cleanup stops it.
+func (d *Daemon) start(argv ...string) {
+	t := d.t
+	t.Helper()
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	if err := d.cmd.Start(); err != nil {
 		t.Fatalf("start otpgated: %v", err)
@@ -207,7 +217,7 @@ func startDaemon(t testing.TB, dir string, extraToml string) *Daemon {
 			if cl, ok := c.(interface{ Close() error }); ok {
 				cl.Close()
 			}
-			return d
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("otpgated not ready after 20 s (%v):\n%s", err, d.Output())

@@ -41,8 +41,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/otpgate/otpgate/internal/control"
 )
 
 const (
@@ -391,40 +389,8 @@ func (l *vpnLab) startOtpgated(t *testing.T, extraToml string) *Daemon {
 		t.Fatal(err)
 	}
 	// ip netns exec execs otpgated: the signals of Stop reach it.
-	d.cmd = exec.Command("ip", "netns", "exec", l.nsServer, bin("otpgated"), "-config", d.Config)
-	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start otpgated: %v", err)
-	}
-	go func() {
-		d.err = d.cmd.Wait()
-		close(d.exited)
-	}()
-	t.Cleanup(func() {
-		d.Stop()
-		if t.Failed() {
-			t.Logf("otpgated output:\n%s", d.Output())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		select {
-		case <-d.exited:
-			t.Fatalf("otpgated exited during start (%v):\n%s", d.err, d.Output())
-		default:
-		}
-		c, err := control.Dial(d.Socket)
-		if err == nil {
-			if cl, ok := c.(interface{ Close() error }); ok {
-				cl.Close()
-			}
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("otpgated not ready after 20 s (%v):\n%s", err, d.Output())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	d.start("ip", "netns", "exec", l.nsServer, bin("otpgated"), "-config", d.Config)
+	return d
 }
 
 // radiusPluginConfig writes radiusplugin's config: otpgated on the

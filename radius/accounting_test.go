@@ -2,15 +2,12 @@ package radius
 
 import (
 	"bytes"
-	"context"
 	"crypto/hmac"
 	"crypto/md5"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
-	"time"
 
 	rad "layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -21,34 +18,7 @@ import (
 // startAcctServer runs ServeAccounting on 127.0.0.1:0 until the test ends.
 func startAcctServer(t *testing.T, opt Options, a Authenticator) *testServer {
 	t.Helper()
-	logBuf, auditBuf := &syncBuffer{}, &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	audit := slog.New(slog.NewJSONHandler(auditBuf, nil))
-	s, err := New(opt, a, log, audit)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.ServeAccounting(context.Background(), pc) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("ServeAccounting: %v", err)
-		}
-		pc.Close()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logBuf.String())
-		}
-	})
-	return &testServer{Server: s, addr: pc.LocalAddr().(*net.UDPAddr), pc: pc, log: logBuf, audit: auditBuf}
+	return startServing(t, "127.0.0.1:0", opt, a, (*Server).ServeAccounting)
 }
 
 // acctOpts shapes a test Accounting-Request.

@@ -103,6 +103,13 @@ func startServer(t *testing.T, opt Options, a Authenticator) *testServer {
 
 func startServerOn(t *testing.T, laddr string, opt Options, a Authenticator) *testServer {
 	t.Helper()
+	return startServing(t, laddr, opt, a, (*Server).Serve)
+}
+
+// startServing runs serve (Serve or ServeAccounting) on a socket bound to
+// laddr until the test ends.
+func startServing(t *testing.T, laddr string, opt Options, a Authenticator, serve func(*Server, context.Context, net.PacketConn) error) *testServer {
+	t.Helper()
 	logBuf, auditBuf := &syncBuffer{}, &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logBuf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	audit := slog.New(slog.NewJSONHandler(auditBuf, nil))
@@ -115,7 +122,7 @@ func startServerOn(t *testing.T, laddr string, opt Options, a Authenticator) *te
 		t.Fatalf("listen: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(context.Background(), pc) }()
+	go func() { done <- serve(s, context.Background(), pc) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -123,7 +130,7 @@ func startServerOn(t *testing.T, laddr string, opt Options, a Authenticator) *te
 			t.Errorf("Shutdown: %v", err)
 		}
 		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
+			t.Errorf("serving: %v", err)
 		}
 		pc.Close()
 		if testing.Verbose() && t.Failed() {
