@@ -17,7 +17,8 @@
 //     again, so a lost Access-Accept cannot turn into a TOTP replay reject; a
 //     duplicate still being evaluated is dropped silently.
 //   - A bounded queue feeding a fixed pool of workers. A full queue drops the
-//     request (the NAS retransmits); a panic is recovered, logged and counted.
+//     request (the NAS retransmits), and so does a client's request when it
+//     already holds half the queue; a panic is recovered, logged and counted.
 //   - The Authenticator decides; the server answers Access-Accept,
 //     Access-Reject or Access-Challenge with Message-Authenticator as the
 //     first attribute and every Proxy-State copied back in order. Rejects are

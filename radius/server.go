@@ -69,6 +69,7 @@ type Server struct {
 	badMA, missingMA *unknownLimiter
 	metrics          *metrics
 	queue            chan *job
+	queueShare       int64 // how many of queue's slots one client may hold
 	workers          int
 	now              func() time.Time
 
@@ -123,6 +124,7 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 	s.missingMA = newUnknownLimiter(s.now)
 	s.workers = opt.Handlers
 	s.queue = make(chan *job, opt.QueueLen)
+	s.queueShare = int64(queueShare(opt.QueueLen))
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -277,10 +279,12 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		return
 	}
 	// Shed load before the parse and the HMAC: with every handler busy and
-	// the queue full, an Access-Request would be dropped after them anyway,
-	// and under overload that work is what the handlers need. The NAS
-	// retransmits. Status-Server, the health check, still gets its answer.
-	if len(b) > 0 && rad.Code(b[0]) == rad.CodeAccessRequest && len(s.queue) == cap(s.queue) {
+	// the queue full (or this client's share of it), an Access-Request
+	// would be dropped after them anyway, and under overload that work is
+	// what the handlers need. The NAS retransmits. Status-Server, the
+	// health check, still gets its answer.
+	if len(b) > 0 && rad.Code(b[0]) == rad.CodeAccessRequest &&
+		(len(s.queue) == cap(s.queue) || c.queued.Load() >= s.queueShare) {
 		s.metrics.drops.inc(dropOverload)
 		return
 	}
@@ -340,14 +344,23 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	}
 	j := &job{w: w, addr: addr, src: src, pkt: pkt, client: c, entry: entry, received: s.now()}
 	s.pending.Add(1)
-	select {
-	case s.queue <- j:
-	default:
-		s.cache.abort(entry)
-		s.pending.Done()
-		s.metrics.drops.inc(dropOverload)
+	if c.queued.Add(1) <= s.queueShare {
+		select {
+		case s.queue <- j:
+			return
+		default:
+		}
 	}
+	c.queued.Add(-1)
+	s.cache.abort(entry)
+	s.pending.Done()
+	s.metrics.drops.inc(dropOverload)
 }
+
+// queueShare is how many queued requests one client may have: half the
+// queue (at least one), so a flooding client cannot take every slot and
+// shed everyone else's requests.
+func queueShare(queueLen int) int { return (queueLen + 1) / 2 }
 
 func (s *Server) answerStatus(w packetWriter, addr net.Addr, pkt *rad.Packet, c *client) {
 	b, err := statusResponse(pkt, c.macs)
@@ -390,6 +403,7 @@ func (s *Server) safeProcess(j *job) {
 
 // process evaluates one request and answers it.
 func (s *Server) process(j *job) {
+	j.client.queued.Add(-1) // out of the queue: its client may queue another
 	req, ok := buildRequest(j.pkt, j.client, j.src)
 	var d auth.Decision
 	if ok {
