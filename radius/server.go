@@ -119,14 +119,28 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 	}
 	s.set.Store(st)
 	s.cache = newReplyCache(opt.ReplyCacheTTL, opt.ReplyCacheMaxEntries, s.now)
-	s.unknown = newUnknownLimiter(s.now)
-	s.badMA = newUnknownLimiter(s.now)
-	s.missingMA = newUnknownLimiter(s.now)
+	s.unknown = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped datagrams from unknown clients, too many sources to log one by one"))
+	s.badMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests with an invalid Message-Authenticator, too many sources to log one by one"))
+	s.missingMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests without Message-Authenticator, too many sources to log one by one"))
 	s.workers = opt.Handlers
 	s.queue = make(chan *job, opt.QueueLen)
 	s.queueShare = int64(queueShare(opt.QueueLen))
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// dropSummary logs, under msg, the drops a limiter did not log one by one.
+func (s *Server) dropSummary(msg string) func(dropped, sources int) {
+	return func(dropped, sources int) {
+		s.log.Warn(msg, "dropped", dropped, "sources", sources)
+	}
+}
+
+// flushWarnings writes the summaries of drops not logged yet.
+func (s *Server) flushWarnings() {
+	for _, l := range []*unknownLimiter{s.unknown, s.badMA, s.missingMA} {
+		l.flush()
+	}
 }
 
 func (s *Server) settingsFrom(opt Options) (*settings, error) {
@@ -240,6 +254,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("radius: shutdown: %w", ctx.Err())
 	}
 	s.cancel()
+	s.flushWarnings()
 	return err
 }
 
