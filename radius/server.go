@@ -73,6 +73,10 @@ type Server struct {
 	workers          int
 	now              func() time.Time
 
+	// statusMA rate-limits the warning for Status-Server without
+	// Message-Authenticator, whose fix is not the Access-Request one.
+	statusMA *unknownLimiter
+
 	baseCtx context.Context // passed to the Authenticator; canceled on a forced shutdown
 	cancel  context.CancelFunc
 
@@ -122,6 +126,7 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 	s.unknown = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped datagrams from unknown clients, too many sources to log one by one"))
 	s.badMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests with an invalid Message-Authenticator, too many sources to log one by one"))
 	s.missingMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests without Message-Authenticator, too many sources to log one by one"))
+	s.statusMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped Status-Server without Message-Authenticator, too many sources to log one by one"))
 	s.workers = opt.Handlers
 	s.queue = make(chan *job, opt.QueueLen)
 	s.queueShare = int64(queueShare(opt.QueueLen))
@@ -138,7 +143,7 @@ func (s *Server) dropSummary(msg string) func(dropped, sources int) {
 
 // flushWarnings writes the summaries of drops not logged yet.
 func (s *Server) flushWarnings() {
-	for _, l := range []*unknownLimiter{s.unknown, s.badMA, s.missingMA} {
+	for _, l := range []*unknownLimiter{s.unknown, s.badMA, s.missingMA, s.statusMA} {
 		l.flush()
 	}
 }
@@ -326,7 +331,18 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		}
 		return
 	case maAbsent:
-		if c.requireMA || pkt.Code == rad.CodeStatusServer {
+		if pkt.Code == rad.CodeStatusServer {
+			// RFC 5997 §3: Status-Server without it is always discarded;
+			// require_message_authenticator does not apply, so the advice
+			// for Access-Requests would be wrong here.
+			s.metrics.drops.inc(dropMissingMA)
+			if ok, n := s.statusMA.note(src.Addr()); ok {
+				s.log.Warn("radius: dropped Status-Server without Message-Authenticator; RFC 5997 requires one whatever require_message_authenticator says: make the NAS's status checks send it (radclient: Message-Authenticator = 0x00)",
+					"client", c.name, "source", src.Addr().String(), "dropped", n)
+			}
+			return
+		}
+		if c.requireMA {
 			s.metrics.drops.inc(dropMissingMA)
 			if ok, n := s.missingMA.note(src.Addr()); ok {
 				s.log.Warn("radius: dropped requests without Message-Authenticator (BlastRADIUS protection); update the NAS, or set require_message_authenticator = false for this client only",

@@ -293,6 +293,29 @@ func TestStatusServer(t *testing.T) {
 	expectDrop(t, s, c, makeRequest(t, reqOpts{code: rad.CodeStatusServer, id: 4, noMA: true}), dropMissingMA)
 }
 
+// TestStatusServerWithoutMessageAuthenticatorWarnsTruly: a Status-Server
+// without Message-Authenticator is dropped whatever the client's
+// require_message_authenticator (RFC 5997), and the warning says what
+// helps: not setting the option to false, which may already be false.
+func TestStatusServerWithoutMessageAuthenticatorWarnsTruly(t *testing.T) {
+	for _, requireMA := range []bool{false, true} {
+		t.Run(fmt.Sprintf("require_message_authenticator=%v", requireMA), func(t *testing.T) {
+			cfg := testOptions()
+			cfg.Clients = []Client{testNAS("nas", "127.0.0.1", requireMA, true)}
+			s := startServer(t, cfg, &fakeAuth{})
+			c := newClient(t, s.addr)
+			expectDrop(t, s, c, makeRequest(t, reqOpts{code: rad.CodeStatusServer, id: 4, noMA: true}), dropMissingMA)
+			logs := s.log.String()
+			if !strings.Contains(logs, "dropped Status-Server without Message-Authenticator; RFC 5997 requires one whatever require_message_authenticator says") {
+				t.Errorf("no warning that names Status-Server and RFC 5997:\n%s", logs)
+			}
+			if strings.Contains(logs, "set require_message_authenticator = false") {
+				t.Errorf("the warning advises an option that does not help Status-Server:\n%s", logs)
+			}
+		})
+	}
+}
+
 func TestPanicInAuthenticator(t *testing.T) {
 	fa := &fakeAuth{fn: func(ctx context.Context, r auth.Request) auth.Decision {
 		if r.User == "boom" {
