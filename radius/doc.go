@@ -25,6 +25,10 @@
 //     uniform (no reason is sent) and delayed by Options.RejectDelay without
 //     holding a worker.
 //
+// A request that uses CHAP, MS-CHAP or EAP, which never reveal the password
+// and code, is rejected with the reason unsupported_method (and EAP-Failure
+// for EAP) and a rate-limited warning to use PAP.
+//
 // Status-Server (RFC 5997) with a valid Message-Authenticator is answered
 // with an Access-Accept. Other packet codes are dropped.
 //

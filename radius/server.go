@@ -74,8 +74,9 @@ type Server struct {
 	now              func() time.Time
 
 	// statusMA rate-limits the warning for Status-Server without
-	// Message-Authenticator, whose fix is not the Access-Request one.
-	statusMA *unknownLimiter
+	// Message-Authenticator, whose fix is not the Access-Request one;
+	// unsupported the one for requests using CHAP, MS-CHAP or EAP.
+	statusMA, unsupported *unknownLimiter
 
 	baseCtx context.Context // passed to the Authenticator; canceled on a forced shutdown
 	cancel  context.CancelFunc
@@ -127,6 +128,7 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 	s.badMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests with an invalid Message-Authenticator, too many sources to log one by one"))
 	s.missingMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests without Message-Authenticator, too many sources to log one by one"))
 	s.statusMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped Status-Server without Message-Authenticator, too many sources to log one by one"))
+	s.unsupported = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: rejected requests using CHAP, MS-CHAP or EAP, too many sources to log one by one"))
 	s.workers = opt.Handlers
 	s.queue = make(chan *job, opt.QueueLen)
 	s.queueShare = int64(queueShare(opt.QueueLen))
@@ -143,7 +145,7 @@ func (s *Server) dropSummary(msg string) func(dropped, sources int) {
 
 // flushWarnings writes the summaries of drops not logged yet.
 func (s *Server) flushWarnings() {
-	for _, l := range []*unknownLimiter{s.unknown, s.badMA, s.missingMA, s.statusMA} {
+	for _, l := range []*unknownLimiter{s.unknown, s.badMA, s.missingMA, s.statusMA, s.unsupported} {
 		l.flush()
 	}
 }
@@ -437,9 +439,16 @@ func (s *Server) process(j *job) {
 	j.client.queued.Add(-1) // out of the queue: its client may queue another
 	req, ok := buildRequest(j.pkt, j.client, j.src)
 	var d auth.Decision
-	if ok {
+	switch method := unsupportedMethod(j.pkt); {
+	case method != "":
+		d = auth.Decision{Result: auth.Reject, Reason: reasonUnsupportedMethod}
+		if ok, n := s.unsupported.note(j.src.Addr()); ok {
+			s.log.Warn("radius: rejected requests that use an authentication method otpgated cannot check; configure the NAS to send PAP (User-Password)",
+				"client", j.client.name, "source", j.src.Addr().String(), "method", method, "rejected", n)
+		}
+	case ok:
 		d = s.auth.Authenticate(s.baseCtx, req)
-	} else {
+	default:
 		d = auth.Decision{Result: auth.Reject, Reason: auth.ReasonMalformed}
 	}
 	elapsed := s.now().Sub(j.received)
