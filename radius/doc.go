@@ -34,7 +34,8 @@
 //
 // Every decision is written as one line to the audit logger (user, client,
 // station, mode, result, reason, duration; never a password, code, State or
-// secret). Metrics are served in the Prometheus text format by
+// secret). A request dropped under overload gets no answer and no line (the
+// NAS retransmits); a rate-limited warning says it happens. Metrics are served in the Prometheus text format by
 // MetricsHandler:
 //
 //	otpgate_radius_requests_total{code}         answered requests by response code (accept, reject, challenge, status_server)

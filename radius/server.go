@@ -75,8 +75,9 @@ type Server struct {
 
 	// statusMA rate-limits the warning for Status-Server without
 	// Message-Authenticator, whose fix is not the Access-Request one;
-	// unsupported the one for requests using CHAP, MS-CHAP or EAP.
-	statusMA, unsupported *unknownLimiter
+	// unsupported the one for requests using CHAP, MS-CHAP or EAP; overload
+	// the one for requests the Authenticator dropped.
+	statusMA, unsupported, overload *unknownLimiter
 
 	baseCtx context.Context // passed to the Authenticator; canceled on a forced shutdown
 	cancel  context.CancelFunc
@@ -129,6 +130,7 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 	s.missingMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests without Message-Authenticator, too many sources to log one by one"))
 	s.statusMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped Status-Server without Message-Authenticator, too many sources to log one by one"))
 	s.unsupported = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: rejected requests using CHAP, MS-CHAP or EAP, too many sources to log one by one"))
+	s.overload = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests under overload, too many sources to log one by one"))
 	s.workers = opt.Handlers
 	s.queue = make(chan *job, opt.QueueLen)
 	s.queueShare = int64(queueShare(opt.QueueLen))
@@ -145,7 +147,7 @@ func (s *Server) dropSummary(msg string) func(dropped, sources int) {
 
 // flushWarnings writes the summaries of drops not logged yet.
 func (s *Server) flushWarnings() {
-	for _, l := range []*unknownLimiter{s.unknown, s.badMA, s.missingMA, s.statusMA, s.unsupported} {
+	for _, l := range []*unknownLimiter{s.unknown, s.badMA, s.missingMA, s.statusMA, s.unsupported, s.overload} {
 		l.flush()
 	}
 }
@@ -453,9 +455,16 @@ func (s *Server) process(j *job) {
 	}
 	elapsed := s.now().Sub(j.received)
 	if d.Result == auth.Drop {
+		// No answer, so no audit line: the NAS retransmits and the retry's
+		// decision is audited. A line per drop would let a flooding client,
+		// refused at once past its share of the hash workers, write to the
+		// audit log at its own rate.
 		s.cache.abort(j.entry)
 		s.metrics.drops.inc(dropOverload)
-		s.auditDecision(req, d, elapsed)
+		if ok, n := s.overload.note(j.src.Addr()); ok && s.baseCtx.Err() == nil {
+			s.log.Warn("radius: dropped requests: the password-hash workers are busy, or this client already has its share of requests waiting; the NAS retransmits",
+				"client", j.client.name, "source", j.src.Addr().String(), "dropped", n)
+		}
 		s.finish(j)
 		return
 	}

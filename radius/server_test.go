@@ -211,6 +211,27 @@ func TestReplyCacheOverNetwork(t *testing.T) {
 	})
 }
 
+// TestOverloadDropNotAudited: a request the Authenticator drops gets no
+// answer and no audit line (its retransmission's decision is audited), so a
+// flooding client refused at once cannot write audit lines at its own rate;
+// one warning a minute per source says it happens.
+func TestOverloadDropNotAudited(t *testing.T) {
+	fa := &fakeAuth{fn: byPassword}
+	s := startServer(t, testOptions(), fa)
+	c := newClient(t, s.addr)
+	const n = 20
+	for i := range n {
+		c.send(makeRequest(t, reqOpts{id: byte(i), user: "alice", password: "drop"}))
+	}
+	waitFor(t, "every request dropped", func() bool { return s.metrics.drops.get(dropOverload) == n })
+	if a := s.audit.String(); a != "" {
+		t.Fatalf("audit lines for dropped requests:\n%s", a)
+	}
+	if w := strings.Count(s.log.String(), "dropped requests: the password-hash workers are busy"); w != 1 {
+		t.Fatalf("%d overload warnings for %d drops from one source, want 1:\n%s", w, n, s.log.String())
+	}
+}
+
 func TestReplyCacheInFlightDuplicate(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
