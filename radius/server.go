@@ -133,7 +133,7 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 	s.overload = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests under overload, too many sources to log one by one"))
 	s.workers = opt.Handlers
 	s.queue = make(chan *job, opt.QueueLen)
-	s.queueShare = int64(queueShare(opt.QueueLen))
+	s.queueShare = int64(shareOfQueue(opt.QueueLen))
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -392,10 +392,10 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	s.metrics.drops.inc(dropOverload)
 }
 
-// queueShare is how many queued requests one client may have: half the
+// shareOfQueue is how many queued requests one client may have: half the
 // queue (at least one), so a flooding client cannot take every slot and
 // shed everyone else's requests.
-func queueShare(queueLen int) int { return (queueLen + 1) / 2 }
+func shareOfQueue(queueLen int) int { return (queueLen + 1) / 2 }
 
 func (s *Server) answerStatus(w packetWriter, addr net.Addr, pkt *rad.Packet, c *client) {
 	b, err := statusResponse(pkt, c.macs)
@@ -444,7 +444,7 @@ func (s *Server) process(j *job) {
 	switch method := unsupportedMethod(j.pkt); {
 	case method != "":
 		d = auth.Decision{Result: auth.Reject, Reason: reasonUnsupportedMethod}
-		if ok, n := s.unsupported.note(j.src.Addr()); ok {
+		if warn, n := s.unsupported.note(j.src.Addr()); warn {
 			s.log.Warn("radius: rejected requests that use an authentication method otpgated cannot check; configure the NAS to send PAP (User-Password)",
 				"client", j.client.name, "source", j.src.Addr().String(), "method", method, "rejected", n)
 		}
@@ -461,7 +461,7 @@ func (s *Server) process(j *job) {
 		// audit log at its own rate.
 		s.cache.abort(j.entry)
 		s.metrics.drops.inc(dropOverload)
-		if ok, n := s.overload.note(j.src.Addr()); ok && s.baseCtx.Err() == nil {
+		if warn, n := s.overload.note(j.src.Addr()); warn && s.baseCtx.Err() == nil {
 			s.log.Warn("radius: dropped requests: the password-hash workers are busy, or this client already has its share of requests waiting; the NAS retransmits",
 				"client", j.client.name, "source", j.src.Addr().String(), "dropped", n)
 		}
