@@ -75,6 +75,7 @@ type Authenticator struct {
 	policy   atomic.Pointer[Policy]
 	admit    chan struct{} // HashWorkers+HashQueue tokens: requests in flight
 	workers  chan struct{} // HashWorkers tokens: password hashes running
+	hashGate *hashGate     // hands out workers round-robin by client
 	stations *stationTable
 	states   *challengeTable
 
@@ -113,6 +114,7 @@ func New(opt Options, st store.Store, log *slog.Logger) (*Authenticator, error) 
 		stations: newStationTable(opt, maxStations),
 		states:   newChallengeTable(opt.ChallengeTTL, maxChallengeStates),
 	}
+	a.hashGate = newHashGate(a.workers, hashQueuePerClient(opt.HashQueue))
 	p := opt.Policy
 	a.policy.Store(&p)
 	return a, nil
@@ -154,7 +156,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, r Request) Decision {
 // even if decide panics (the transport recovers panics).
 func (a *Authenticator) admitted(ctx context.Context, r Request) Decision {
 	defer func() { <-a.admit }()
-	return a.decide(ctx, r)
+	return a.decide(withClient(ctx, r.Client), r)
 }
 
 func reject(r Reason) Decision { return Decision{Result: Reject, Reason: r} }
@@ -335,23 +337,16 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 
 // checkPassword verifies pw for u (or the dummy hash for an unknown user, or
 // a user without a password) on a worker slot. Users without a password need
-// an empty pw. drop is true when ctx ended while waiting for a worker.
+// an empty pw. drop is true when ctx ended while waiting for a worker, or
+// the request's client already has its share of requests waiting
+// (hashGate).
 func (a *Authenticator) checkPassword(ctx context.Context, u *store.User, found bool, pw string) (ok, drop bool, err error) {
 	hash := a.dummy
 	if found && u.PasswordHash != "" {
 		hash = u.PasswordHash
 	}
-	select {
-	case a.workers <- struct{}{}:
-	default:
-		if a.onWorkerWait != nil {
-			a.onWorkerWait()
-		}
-		select {
-		case a.workers <- struct{}{}:
-		case <-ctx.Done():
-			return false, true, nil
-		}
+	if !a.hashGate.acquire(ctx, clientOf(ctx), a.onWorkerWait) {
+		return false, true, nil
 	}
 	ok, err = a.verify(hash, pw)
 	if err != nil {

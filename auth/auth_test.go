@@ -687,7 +687,8 @@ func TestChallengeTableBounded(t *testing.T) {
 
 // TestConcurrentSameCode: 50 requests with the same code, exactly one wins.
 func TestConcurrentSameCode(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.HashWorkers = 4; o.HashQueue = 64; o.LockoutThreshold = 1000 })
+	// One client may have half the queue waiting (hashGate): room for all.
+	e := newEnv(t, func(o *Options) { o.HashWorkers = 4; o.HashQueue = 128; o.LockoutThreshold = 1000 })
 	field := "correct horse" + e.code("alice", 0)
 	const n = 50
 	var wg sync.WaitGroup

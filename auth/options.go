@@ -61,6 +61,8 @@ type Options struct {
 	// requests may wait for one: Authenticate admits at most
 	// HashWorkers+HashQueue requests at a time (hashing, waiting, or doing
 	// their store update) and answers Drop/ReasonOverload beyond that.
+	// Workers go to the clients (Request.Client) in turn, and one client may
+	// have at most half of HashQueue waiting (hashGate).
 	HashWorkers int
 	HashQueue   int
 

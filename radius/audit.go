@@ -25,15 +25,29 @@ func (s *Server) auditDecision(req auth.Request, d auth.Decision, elapsed time.D
 	)
 }
 
-// unknownLimiter rate-limits the warning about datagrams from unknown
-// sources to one line per source per interval, carrying how many were
-// dropped. Its memory is bounded by max sources.
+// unknownLimiter rate-limits one kind of warning about dropped datagrams
+// (first used for unknown sources). Per source: one line per interval,
+// carrying how many were dropped since the last. Over all sources: at most
+// burst lines per interval; past that, sources are only counted, and one
+// summary line when the interval ends says how many datagrams from how many
+// sources were not logged one by one. So a flood from many (spoofed) source
+// addresses writes a bounded number of lines, and journald's rate limit,
+// which would drop audit lines too, is never reached. Its memory is bounded
+// by max sources.
 type unknownLimiter struct {
 	mu       sync.Mutex
 	interval time.Duration
 	max      int
+	burst    int // lines per interval, over all sources
 	m        map[netip.Addr]*unknownSource
 	now      func() time.Time
+
+	summary         func(dropped, sources int) // logs the summary; nil: none
+	windowEnd       time.Time                  // end of the interval lines are counted in
+	lines           int                        // lines allowed in this interval
+	unlogged        int                        // drops carried by lines not logged
+	unloggedSources int
+	timer           *time.Timer // logs the summary at windowEnd
 }
 
 type unknownSource struct {
@@ -41,16 +55,55 @@ type unknownSource struct {
 	dropped int
 }
 
+// warnBurst is how many lines of one kind are logged per interval before
+// the rest are summed up.
+const warnBurst = 10
+
 func newUnknownLimiter(now func() time.Time) *unknownLimiter {
-	return &unknownLimiter{interval: time.Minute, max: 4096, m: make(map[netip.Addr]*unknownSource), now: now}
+	return &unknownLimiter{interval: time.Minute, max: 4096, burst: warnBurst, m: make(map[netip.Addr]*unknownSource), now: now}
+}
+
+// withSummary sets how the summary of the lines not logged is written.
+func (u *unknownLimiter) withSummary(f func(dropped, sources int)) *unknownLimiter {
+	u.summary = f
+	return u
 }
 
 // note counts a drop from a and reports whether to log now, with the number
 // of drops since the last line (including this one).
 func (u *unknownLimiter) note(a netip.Addr) (logNow bool, dropped int) {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	now := u.now()
+	n, due := u.perSourceLocked(a, now)
+	if !due {
+		u.mu.Unlock()
+		return false, 0
+	}
+	var lateDropped, lateSources int
+	if !now.Before(u.windowEnd) { // a new interval; its summary is pending if the timer has not run
+		lateDropped, lateSources = u.takeLocked()
+		u.windowEnd, u.lines = now.Add(u.interval), 0
+	}
+	if u.lines < u.burst {
+		u.lines++
+	} else {
+		if u.unloggedSources == 0 && u.summary != nil {
+			u.timer = time.AfterFunc(u.windowEnd.Sub(now), u.flush)
+		}
+		u.unlogged += n
+		u.unloggedSources++
+		n = 0
+	}
+	u.mu.Unlock()
+	if lateDropped > 0 && u.summary != nil {
+		u.summary(lateDropped, lateSources)
+	}
+	return n > 0, n
+}
+
+// perSourceLocked counts a drop from a; due is true when a's line is due,
+// with the drops it carries.
+func (u *unknownLimiter) perSourceLocked(a netip.Addr, now time.Time) (dropped int, due bool) {
 	src, ok := u.m[a]
 	if !ok {
 		if len(u.m) >= u.max {
@@ -64,13 +117,35 @@ func (u *unknownLimiter) note(a netip.Addr) (logNow bool, dropped int) {
 			}
 		}
 		u.m[a] = &unknownSource{lastLog: now}
-		return true, 1
+		return 1, true
 	}
 	src.dropped++
 	if now.Sub(src.lastLog) < u.interval {
-		return false, 0
+		return 0, false
 	}
 	n := src.dropped
 	src.dropped, src.lastLog = 0, now
-	return true, n
+	return n, true
+}
+
+// takeLocked returns and resets the count of lines not logged.
+func (u *unknownLimiter) takeLocked() (dropped, sources int) {
+	dropped, sources = u.unlogged, u.unloggedSources
+	u.unlogged, u.unloggedSources = 0, 0
+	if u.timer != nil {
+		u.timer.Stop()
+		u.timer = nil
+	}
+	return dropped, sources
+}
+
+// flush writes the summary of the lines not logged so far, if any: when
+// the interval ends, and at shutdown.
+func (u *unknownLimiter) flush() {
+	u.mu.Lock()
+	dropped, sources := u.takeLocked()
+	u.mu.Unlock()
+	if dropped > 0 && u.summary != nil {
+		u.summary(dropped, sources)
+	}
 }

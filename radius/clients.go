@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/otpgate/otpgate/auth"
 )
@@ -21,6 +22,10 @@ type client struct {
 	requireMA       bool
 	limitProxyState bool
 	mode            auth.Mode
+
+	// queued counts this client's requests waiting for a handler
+	// (Server.queue), bounded by Server.queueShare.
+	queued atomic.Int64
 }
 
 // clientTable maps a source address to a client. Entries are sorted by prefix

@@ -17,12 +17,17 @@
 //     again, so a lost Access-Accept cannot turn into a TOTP replay reject; a
 //     duplicate still being evaluated is dropped silently.
 //   - A bounded queue feeding a fixed pool of workers. A full queue drops the
-//     request (the NAS retransmits); a panic is recovered, logged and counted.
+//     request (the NAS retransmits), and so does a client's request when it
+//     already holds half the queue; a panic is recovered, logged and counted.
 //   - The Authenticator decides; the server answers Access-Accept,
 //     Access-Reject or Access-Challenge with Message-Authenticator as the
 //     first attribute and every Proxy-State copied back in order. Rejects are
 //     uniform (no reason is sent) and delayed by Options.RejectDelay without
 //     holding a worker.
+//
+// A request that uses CHAP, MS-CHAP or EAP, which never reveal the password
+// and code, is rejected with the reason unsupported_method (and EAP-Failure
+// for EAP) and a rate-limited warning to use PAP.
 //
 // Status-Server (RFC 5997) with a valid Message-Authenticator is answered
 // with an Access-Accept. Other packet codes are dropped.
@@ -34,8 +39,10 @@
 //
 // Every decision is written as one line to the audit logger (user, client,
 // station, mode, result, reason, duration; never a password, code, State or
-// secret). The Server is a prometheus.Collector of these metrics; the
-// daemon registers it in its own registry, served on /metrics:
+// secret). A request dropped under overload gets no answer and no line (the
+// NAS retransmits); a rate-limited warning says it happens. The Server is a
+// prometheus.Collector of these metrics; the daemon registers it in its own
+// registry, served on /metrics:
 //
 //	otpgate_radius_requests_total{code}         answered requests by response code (accept, reject, challenge, status_server)
 //	otpgate_radius_rejects_total{reason}        Access-Rejects by auth.Reason

@@ -25,7 +25,8 @@ type Options struct {
 
 	// Handlers is how many requests are evaluated at once (each waits in
 	// the Authenticator); QueueLen how many more received requests wait for
-	// a handler before further ones are dropped. Both are fixed at New.
+	// a handler before further ones are dropped, one client taking at most
+	// half of them. Both are fixed at New.
 	Handlers int
 	QueueLen int
 }

@@ -1,6 +1,7 @@
 package radius
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"unicode/utf8"
@@ -18,6 +19,70 @@ const (
 	defaultPrompt = "Enter your verification code: "
 	maxUserLen    = 253
 )
+
+// reasonUnsupportedMethod rejects a request that uses CHAP, MS-CHAP or EAP.
+// The transport decides it (the Authenticator never sees such a request),
+// so it lives here; it is an auth.Reason for the audit log and metrics.
+const reasonUnsupportedMethod auth.Reason = "unsupported_method"
+
+// Attributes of the methods otpgated cannot check.
+const (
+	chapPasswordType    = rfc2865.CHAPPassword_Type // 3
+	eapMessageType      = rad.Type(79)              // RFC 3579
+	vendorSpecificType  = rfc2865.VendorSpecific_Type
+	vendorMicrosoft     = 311 // RFC 2548: MS-CHAP in Vendor-Specific
+	msCHAPResponseType  = 1
+	msCHAPChallengeType = 11
+	msCHAP2ResponseType = 25
+)
+
+// unsupportedMethod names the authentication method of a request that
+// otpgated cannot check, or returns "" for PAP (or no method at all, which
+// buildRequest rejects as malformed). With EAP, CHAP or MS-CHAP the password
+// and code never reach the server in the clear, so there is nothing to
+// verify them against an argon2id hash and a TOTP seed.
+func unsupportedMethod(p *rad.Packet) string {
+	if _, ok := p.Attributes.Lookup(eapMessageType); ok {
+		return "EAP" // RFC 3579: never together with User-Password
+	}
+	if _, ok := p.Attributes.Lookup(rfc2865.UserPassword_Type); ok {
+		return ""
+	}
+	if _, ok := p.Attributes.Lookup(chapPasswordType); ok {
+		return "CHAP"
+	}
+	method := ""
+	for _, a := range p.Attributes {
+		if a.Type != vendorSpecificType || len(a.Attribute) < 6 ||
+			binary.BigEndian.Uint32(a.Attribute[:4]) != vendorMicrosoft {
+			continue
+		}
+		for sub := a.Attribute[4:]; len(sub) >= 2 && int(sub[1]) >= 2 && int(sub[1]) <= len(sub); sub = sub[sub[1]:] {
+			switch sub[0] {
+			case msCHAP2ResponseType:
+				return "MS-CHAPv2"
+			case msCHAPResponseType, msCHAPChallengeType:
+				method = "MS-CHAP"
+			}
+		}
+	}
+	return method
+}
+
+// eapFailure is the EAP-Failure that answers the EAP-Response in req (RFC
+// 2869, RFC 3579: an Access-Reject to an EAP request carries one, so the NAS
+// ends the EAP conversation at once), or nil when req has no EAP-Message.
+func eapFailure(req *rad.Packet) rad.Attribute {
+	msg, ok := req.Attributes.Lookup(eapMessageType)
+	if !ok {
+		return nil
+	}
+	var id byte
+	if len(msg) >= 2 {
+		id = msg[1]
+	}
+	return rad.Attribute{4, id, 0, 4} // Code Failure, Identifier, Length 4
+}
 
 // buildRequest turns a verified Access-Request into an auth.Request. ok is
 // false when the packet lacks a usable User-Name or User-Password, or has
@@ -90,6 +155,9 @@ func buildResponse(req *rad.Packet, d auth.Decision, m *macs) ([]byte, auth.Deci
 		// a user who proved the password but has not enrolled yet.
 		if d.Reason == auth.ReasonNotEnrolled && d.Message != "" {
 			resp.Attributes.Add(rfc2865.ReplyMessage_Type, rad.Attribute(truncateUTF8(d.Message, maxAttrLen)))
+		}
+		if f := eapFailure(req); f != nil {
+			resp.Attributes.Add(eapMessageType, f)
 		}
 	}
 	for _, avp := range req.Attributes {

@@ -68,8 +68,15 @@ type Server struct {
 	acct             accounting
 	metrics          *metrics
 	queue            chan *job
+	queueShare       int64 // how many of queue's slots one client may hold
 	workers          int
 	now              func() time.Time
+
+	// statusMA rate-limits the warning for Status-Server without
+	// Message-Authenticator, whose fix is not the Access-Request one;
+	// unsupported the one for requests using CHAP, MS-CHAP or EAP; overload
+	// the one for requests the Authenticator dropped.
+	statusMA, unsupported, overload *unknownLimiter
 
 	baseCtx context.Context // passed to the Authenticator; canceled on a forced shutdown
 	cancel  context.CancelFunc
@@ -117,13 +124,31 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 	}
 	s.set.Store(st)
 	s.cache = newReplyCache(opt.ReplyCacheTTL, opt.ReplyCacheMaxEntries, s.now)
-	s.unknown = newUnknownLimiter(s.now)
-	s.badMA = newUnknownLimiter(s.now)
-	s.missingMA = newUnknownLimiter(s.now)
+	s.unknown = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped datagrams from unknown clients, too many sources to log one by one"))
+	s.badMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests with an invalid Message-Authenticator, too many sources to log one by one"))
+	s.missingMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests without Message-Authenticator, too many sources to log one by one"))
+	s.statusMA = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped Status-Server without Message-Authenticator, too many sources to log one by one"))
+	s.unsupported = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: rejected requests using CHAP, MS-CHAP or EAP, too many sources to log one by one"))
+	s.overload = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests under overload, too many sources to log one by one"))
 	s.workers = opt.Handlers
 	s.queue = make(chan *job, opt.QueueLen)
+	s.queueShare = int64(shareOfQueue(opt.QueueLen))
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// dropSummary logs, under msg, the drops a limiter did not log one by one.
+func (s *Server) dropSummary(msg string) func(dropped, sources int) {
+	return func(dropped, sources int) {
+		s.log.Warn(msg, "dropped", dropped, "sources", sources)
+	}
+}
+
+// flushWarnings writes the summaries of drops not logged yet.
+func (s *Server) flushWarnings() {
+	for _, l := range []*unknownLimiter{s.unknown, s.badMA, s.missingMA, s.statusMA, s.unsupported, s.overload} {
+		l.flush()
+	}
 }
 
 func (s *Server) settingsFrom(opt Options) (*settings, error) {
@@ -235,6 +260,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = fmt.Errorf("radius: shutdown: %w", ctx.Err())
 	}
 	s.cancel()
+	s.flushWarnings()
 	return err
 }
 
@@ -274,10 +300,12 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		return
 	}
 	// Shed load before the parse and the HMAC: with every handler busy and
-	// the queue full, an Access-Request would be dropped after them anyway,
-	// and under overload that work is what the handlers need. The NAS
-	// retransmits. Status-Server, the health check, still gets its answer.
-	if len(b) > 0 && rad.Code(b[0]) == rad.CodeAccessRequest && len(s.queue) == cap(s.queue) {
+	// the queue full (or this client's share of it), an Access-Request
+	// would be dropped after them anyway, and under overload that work is
+	// what the handlers need. The NAS retransmits. Status-Server, the
+	// health check, still gets its answer.
+	if len(b) > 0 && rad.Code(b[0]) == rad.CodeAccessRequest &&
+		(len(s.queue) == cap(s.queue) || c.queued.Load() >= s.queueShare) {
 		s.metrics.drops.inc(dropOverload)
 		return
 	}
@@ -304,7 +332,18 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		}
 		return
 	case maAbsent:
-		if c.requireMA || pkt.Code == rad.CodeStatusServer {
+		if pkt.Code == rad.CodeStatusServer {
+			// RFC 5997 §3: Status-Server without it is always discarded;
+			// require_message_authenticator does not apply, so the advice
+			// for Access-Requests would be wrong here.
+			s.metrics.drops.inc(dropMissingMA)
+			if ok, n := s.statusMA.note(src.Addr()); ok {
+				s.log.Warn("radius: dropped Status-Server without Message-Authenticator; RFC 5997 requires one whatever require_message_authenticator says: make the NAS's status checks send it (radclient: Message-Authenticator = 0x00)",
+					"client", c.name, "source", src.Addr().String(), "dropped", n)
+			}
+			return
+		}
+		if c.requireMA {
 			s.metrics.drops.inc(dropMissingMA)
 			if ok, n := s.missingMA.note(src.Addr()); ok {
 				s.log.Warn("radius: dropped requests without Message-Authenticator (BlastRADIUS protection); update the NAS, or set require_message_authenticator = false for this client only",
@@ -337,14 +376,23 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 	}
 	j := &job{w: w, addr: addr, src: src, pkt: pkt, client: c, entry: entry, received: s.now()}
 	s.pending.Add(1)
-	select {
-	case s.queue <- j:
-	default:
-		s.cache.abort(entry)
-		s.pending.Done()
-		s.metrics.drops.inc(dropOverload)
+	if c.queued.Add(1) <= s.queueShare {
+		select {
+		case s.queue <- j:
+			return
+		default:
+		}
 	}
+	c.queued.Add(-1)
+	s.cache.abort(entry)
+	s.pending.Done()
+	s.metrics.drops.inc(dropOverload)
 }
+
+// shareOfQueue is how many queued requests one client may have: half the
+// queue (at least one), so a flooding client cannot take every slot and
+// shed everyone else's requests.
+func shareOfQueue(queueLen int) int { return (queueLen + 1) / 2 }
 
 func (s *Server) answerStatus(w packetWriter, addr net.Addr, pkt *rad.Packet, c *client) {
 	b, err := statusResponse(pkt, c.macs)
@@ -387,18 +435,33 @@ func (s *Server) safeProcess(j *job) {
 
 // process evaluates one request and answers it.
 func (s *Server) process(j *job) {
+	j.client.queued.Add(-1) // out of the queue: its client may queue another
 	req, ok := buildRequest(j.pkt, j.client, j.src)
 	var d auth.Decision
-	if ok {
+	switch method := unsupportedMethod(j.pkt); {
+	case method != "":
+		d = auth.Decision{Result: auth.Reject, Reason: reasonUnsupportedMethod}
+		if warn, n := s.unsupported.note(j.src.Addr()); warn {
+			s.log.Warn("radius: rejected requests that use an authentication method otpgated cannot check; configure the NAS to send PAP (User-Password)",
+				"client", j.client.name, "source", j.src.Addr().String(), "method", method, "rejected", n)
+		}
+	case ok:
 		d = s.auth.Authenticate(s.baseCtx, req)
-	} else {
+	default:
 		d = auth.Decision{Result: auth.Reject, Reason: auth.ReasonMalformed}
 	}
 	elapsed := s.now().Sub(j.received)
 	if d.Result == auth.Drop {
+		// No answer, so no audit line: the NAS retransmits and the retry's
+		// decision is audited. A line per drop would let a flooding client,
+		// refused at once past its share of the hash workers, write to the
+		// audit log at its own rate.
 		s.cache.abort(j.entry)
 		s.metrics.drops.inc(dropOverload)
-		s.auditDecision(req, d, elapsed)
+		if warn, n := s.overload.note(j.src.Addr()); warn && s.baseCtx.Err() == nil {
+			s.log.Warn("radius: dropped requests: the password-hash workers are busy, or this client already has its share of requests waiting; the NAS retransmits",
+				"client", j.client.name, "source", j.src.Addr().String(), "dropped", n)
+		}
 		s.finish(j)
 		return
 	}

@@ -213,6 +213,27 @@ func TestReplyCacheOverNetwork(t *testing.T) {
 	})
 }
 
+// TestOverloadDropNotAudited: a request the Authenticator drops gets no
+// answer and no audit line (its retransmission's decision is audited), so a
+// flooding client refused at once cannot write audit lines at its own rate;
+// one warning a minute per source says it happens.
+func TestOverloadDropNotAudited(t *testing.T) {
+	fa := &fakeAuth{fn: byPassword}
+	s := startServer(t, testOptions(), fa)
+	c := newClient(t, s.addr)
+	const n = 20
+	for i := range n {
+		c.send(makeRequest(t, reqOpts{id: byte(i), user: "alice", password: "drop"}))
+	}
+	waitFor(t, "every request dropped", func() bool { return valueOf(s.metrics.drops, dropOverload) == n })
+	if a := s.audit.String(); a != "" {
+		t.Fatalf("audit lines for dropped requests:\n%s", a)
+	}
+	if w := strings.Count(s.log.String(), "dropped requests: the password-hash workers are busy"); w != 1 {
+		t.Fatalf("%d overload warnings for %d drops from one source, want 1:\n%s", w, n, s.log.String())
+	}
+}
+
 func TestReplyCacheInFlightDuplicate(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)
@@ -293,6 +314,29 @@ func TestStatusServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectDrop(t, s, c, makeRequest(t, reqOpts{code: rad.CodeStatusServer, id: 4, noMA: true}), dropMissingMA)
+}
+
+// TestStatusServerWithoutMessageAuthenticatorWarnsTruly: a Status-Server
+// without Message-Authenticator is dropped whatever the client's
+// require_message_authenticator (RFC 5997), and the warning says what
+// helps: not setting the option to false, which may already be false.
+func TestStatusServerWithoutMessageAuthenticatorWarnsTruly(t *testing.T) {
+	for _, requireMA := range []bool{false, true} {
+		t.Run(fmt.Sprintf("require_message_authenticator=%v", requireMA), func(t *testing.T) {
+			cfg := testOptions()
+			cfg.Clients = []Client{testNAS("nas", "127.0.0.1", requireMA, true)}
+			s := startServer(t, cfg, &fakeAuth{})
+			c := newClient(t, s.addr)
+			expectDrop(t, s, c, makeRequest(t, reqOpts{code: rad.CodeStatusServer, id: 4, noMA: true}), dropMissingMA)
+			logs := s.log.String()
+			if !strings.Contains(logs, "dropped Status-Server without Message-Authenticator; RFC 5997 requires one whatever require_message_authenticator says") {
+				t.Errorf("no warning that names Status-Server and RFC 5997:\n%s", logs)
+			}
+			if strings.Contains(logs, "set require_message_authenticator = false") {
+				t.Errorf("the warning advises an option that does not help Status-Server:\n%s", logs)
+			}
+		})
+	}
 }
 
 func TestPanicInAuthenticator(t *testing.T) {
