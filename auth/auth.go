@@ -514,7 +514,12 @@ func (a *Authenticator) checkFactorWith(ctx context.Context, name string, parse 
 				return fail(ReasonBadCode)
 			}
 			if step <= u.TOTP.LastStep {
-				return fail(ReasonCodeReused)
+				// A replay, not a guess: the code was right once and cannot
+				// pass again, so it tells a guesser nothing. Counting it would
+				// let anyone who saw one login lock the user out. Audited
+				// (the reason), not counted, nothing written.
+				out = reject(ReasonCodeReused)
+				return errNoWrite
 			}
 			u.TOTP.LastStep = step
 			return succeed(ReasonOK)

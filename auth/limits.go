@@ -10,8 +10,8 @@ import (
 
 // Lockout (RFC 4226 §7.3).
 //
-// Code failures (wrong code, reused code, bad recovery code) are counted per
-// user in the store, across all clients and sessions, so parallel guessing
+// Code failures (wrong code, malformed code, bad recovery code) are counted
+// per user in the store, across all clients and sessions, so parallel guessing
 // from many NASes or States shares one budget. After the threshold-th
 // failure the user is locked for base * 2^(failures-threshold), capped at
 // max. The counter is not reset by a lock expiring nor by a successful
@@ -40,6 +40,12 @@ import (
 // through per window, N would be about 5 * 2 190 ≈ 10 950 and P ≈ 3.2 %; if a
 // successful login reset the count, one real login a day would give the
 // attacker 18 guesses a day, N ≈ 6 570, P ≈ 1.95 %.)
+//
+// A reused code (code_reused: it matches a step at or before the last
+// accepted one) is refused and not counted. Such an attempt can never
+// succeed, so the attempts that can are still only the N counted ones, each
+// with p <= 3 / (10^6 - 3): the bound holds. Counting them would only let
+// whoever saw one login lock the user out by replaying it.
 //
 // Password failures must not let a stranger lock the real user out, so they
 // are kept in memory per (user, station) with the same backoff (stationTable).
