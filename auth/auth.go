@@ -296,7 +296,7 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 		return reject(ReasonLocked)
 	}
 	if !hasToken(&u) {
-		return a.noToken(ctx, &u)
+		return a.noToken(ctx, &u, true)
 	}
 	switch f.kind {
 	case factorNone:
@@ -367,10 +367,17 @@ func (a *Authenticator) needsMFA(u *store.User) bool {
 	return false
 }
 
-// noToken decides for a user without a token whose first factor passed.
-func (a *Authenticator) noToken(ctx context.Context, u *store.User) Decision {
+// noToken decides for a user without a token whose first factor passed
+// (verified: we checked the password) or was checked by the NAS (otp-only).
+// Only a request whose credential we verified is told that enrollment is
+// required: to anyone else the hint would say who exists.
+func (a *Authenticator) noToken(ctx context.Context, u *store.User, verified bool) Decision {
+	notEnrolled := reject(ReasonNotEnrolled)
+	if verified {
+		notEnrolled.Message = MsgNotEnrolled
+	}
 	if a.needsMFA(u) && !a.now().Before(a.policy.Load().GraceUntil) {
-		return Decision{Result: Reject, Reason: ReasonNotEnrolled, Message: MsgNotEnrolled}
+		return notEnrolled
 	}
 	// Decide again on the record inside the transaction that records the
 	// success: a token enrolled, a disable, a lock or a new MFA group since
@@ -389,7 +396,7 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User) Decision {
 			out = reject(ReasonBadCode) // enrolled meanwhile: the code is required
 			return errNoWrite
 		case a.needsMFA(v) && !now.Before(a.policy.Load().GraceUntil):
-			out = Decision{Result: Reject, Reason: ReasonNotEnrolled, Message: MsgNotEnrolled}
+			out = notEnrolled
 			return errNoWrite
 		}
 		v.LastSuccess = now
@@ -422,7 +429,7 @@ func (a *Authenticator) otpOnly(ctx context.Context, r Request) Decision {
 		return parseFactor(r.Password, tokenDigits(u.TOTP))
 	}, true)
 	if noTok != nil {
-		return a.noToken(ctx, noTok)
+		return a.noToken(ctx, noTok, false)
 	}
 	return d
 }

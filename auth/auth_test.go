@@ -73,6 +73,13 @@ func wantNotEnrolledMsg(t *testing.T, _ *env, d Decision) {
 	}
 }
 
+func wantNoMessage(t *testing.T, _ *env, d Decision) {
+	t.Helper()
+	if d.Message != "" {
+		t.Errorf("Message = %q, want none", d.Message)
+	}
+}
+
 func wantLastStep(user string, offset int) func(*testing.T, *env, Decision) {
 	return func(t *testing.T, e *env, _ Decision) {
 		t.Helper()
@@ -398,15 +405,17 @@ func TestDecisions(t *testing.T) {
 			{mode: ModeOTPOnly, user: "nobody", field: lit("123456"), want: Reject, reason: ReasonUnknownUser},
 		}},
 		{name: "otp-only/not enrolled", steps: []step{
-			{mode: ModeOTPOnly, user: "carol", field: lit("123456"), want: Reject, reason: ReasonNotEnrolled},
+			// No credential was verified: no hint that carol exists.
+			{mode: ModeOTPOnly, user: "carol", field: lit("123456"), want: Reject, reason: ReasonNotEnrolled, check: wantNoMessage},
+			{mode: ModeOTPOnly, user: "carol", field: lit(""), want: Reject, reason: ReasonNotEnrolled, check: wantNoMessage},
 		}},
 		{name: "otp-only/not enrolled, optional and groups", opt: optional("vpn-admins"), steps: []step{
 			{mode: ModeOTPOnly, user: "carol", field: lit(""), want: Accept, reason: ReasonNoMFARequired},
-			{mode: ModeOTPOnly, user: "dave", field: lit(""), want: Reject, reason: ReasonNotEnrolled},
+			{mode: ModeOTPOnly, user: "dave", field: lit(""), want: Reject, reason: ReasonNotEnrolled, check: wantNoMessage},
 		}},
 		{name: "otp-only/grace", opt: grace(time.Minute), steps: []step{
 			{mode: ModeOTPOnly, user: "carol", field: lit(""), want: Accept, reason: ReasonGrace},
-			{mode: ModeOTPOnly, user: "carol", field: lit(""), before: advance(time.Minute), want: Reject, reason: ReasonNotEnrolled},
+			{mode: ModeOTPOnly, user: "carol", field: lit(""), before: advance(time.Minute), want: Reject, reason: ReasonNotEnrolled, check: wantNoMessage},
 		}},
 		{name: "otp-only/user without password", steps: []step{
 			{mode: ModeOTPOnly, user: "otto", field: withCode("", "otto", 0), want: Accept, reason: ReasonOK},
