@@ -106,7 +106,7 @@ func New(opt Options, st store.Store, log *slog.Logger) (*Authenticator, error) 
 		admit:    make(chan struct{}, opt.HashWorkers+opt.HashQueue),
 		workers:  make(chan struct{}, opt.HashWorkers),
 		stations: newStationTable(opt, maxStations),
-		states:   newChallengeTable(opt.ChallengeTTL, maxChallengeStates),
+		states:   newChallengeTable(opt.ChallengeTTL, maxChallengeStates, maxStatesPerClient, maxStatesPerUser),
 	}
 	p := opt.Policy
 	a.policy.Store(&p)

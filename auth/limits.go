@@ -182,23 +182,39 @@ const stateLen = 16
 
 // challengeTable holds outstanding challenge States. Entries are kept in
 // issue order (= expiry order, the TTL is fixed), so expired ones are swept
-// from the front; when full the oldest is evicted.
+// from the front. It is bounded three ways, so that nobody can push out
+// someone else's pending State: a user with perUser pending States loses
+// their own oldest to a new one, a client with perClient loses its own
+// oldest, and when the whole table is full the client holding the most
+// States loses its oldest.
 type challengeTable struct {
-	mu  sync.Mutex
-	ttl time.Duration
-	max int
-	m   map[string]*list.Element
-	q   list.List // front = oldest; values *pendingState
+	mu        sync.Mutex
+	ttl       time.Duration
+	max       int
+	perClient int
+	perUser   int
+	m         map[string]*pendingState
+	q         list.List // all, front = oldest; values *pendingState
+	byClient  map[string]*list.List
+	byUser    map[string]*list.List
 }
 
 type pendingState struct {
 	key          string
 	user, client string
 	expires      time.Time
+	all          *list.Element // in q
+	ofClient     *list.Element // in byClient[client]
+	ofUser       *list.Element // in byUser[user]
 }
 
-func newChallengeTable(ttl time.Duration, maxStates int) *challengeTable {
-	return &challengeTable{ttl: ttl, max: maxStates, m: make(map[string]*list.Element)}
+func newChallengeTable(ttl time.Duration, maxStates, perClient, perUser int) *challengeTable {
+	return &challengeTable{
+		ttl: ttl, max: maxStates, perClient: perClient, perUser: perUser,
+		m:        make(map[string]*pendingState),
+		byClient: make(map[string]*list.List),
+		byUser:   make(map[string]*list.List),
+	}
 }
 
 // issue creates a State bound to user and client, valid for the TTL.
@@ -210,12 +226,42 @@ func (c *challengeTable) issue(user, client string, now time.Time) ([]byte, erro
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweepLocked(now)
+	if l := c.byUser[user]; l != nil && l.Len() >= c.perUser {
+		c.removeLocked(l.Front().Value.(*pendingState))
+	}
+	if l := c.byClient[client]; l != nil && l.Len() >= c.perClient {
+		c.removeLocked(l.Front().Value.(*pendingState))
+	}
 	for c.q.Len() >= c.max && c.q.Len() > 0 {
-		c.removeLocked(c.q.Front())
+		c.removeLocked(c.biggestClientLocked().Front().Value.(*pendingState))
 	}
 	p := &pendingState{key: string(st), user: user, client: client, expires: now.Add(c.ttl)}
-	c.m[p.key] = c.q.PushBack(p)
+	p.all = c.q.PushBack(p)
+	p.ofClient = listOf(c.byClient, client).PushBack(p)
+	p.ofUser = listOf(c.byUser, user).PushBack(p)
+	c.m[p.key] = p
 	return st, nil
+}
+
+func listOf(m map[string]*list.List, k string) *list.List {
+	l := m[k]
+	if l == nil {
+		l = list.New()
+		m[k] = l
+	}
+	return l
+}
+
+// biggestClientLocked returns the pending States of the client that holds
+// the most (the table is not empty).
+func (c *challengeTable) biggestClientLocked() *list.List {
+	var big *list.List
+	for _, l := range c.byClient {
+		if big == nil || l.Len() > big.Len() {
+			big = l
+		}
+	}
+	return big
 }
 
 // take removes state from the table and returns what it was bound to; ok is
@@ -227,12 +273,11 @@ func (c *challengeTable) take(state []byte, now time.Time) (user, client string,
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweepLocked(now)
-	el, found := c.m[string(state)]
+	p, found := c.m[string(state)]
 	if !found {
 		return "", "", false
 	}
-	p := el.Value.(*pendingState)
-	c.removeLocked(el)
+	c.removeLocked(p)
 	if !now.Before(p.expires) {
 		return "", "", false
 	}
@@ -241,16 +286,27 @@ func (c *challengeTable) take(state []byte, now time.Time) (user, client string,
 
 func (c *challengeTable) sweepLocked(now time.Time) {
 	for el := c.q.Front(); el != nil; el = c.q.Front() {
-		if now.Before(el.Value.(*pendingState).expires) {
+		p := el.Value.(*pendingState)
+		if now.Before(p.expires) {
 			return
 		}
-		c.removeLocked(el)
+		c.removeLocked(p)
 	}
 }
 
-func (c *challengeTable) removeLocked(el *list.Element) {
-	c.q.Remove(el)
-	delete(c.m, el.Value.(*pendingState).key)
+func (c *challengeTable) removeLocked(p *pendingState) {
+	c.q.Remove(p.all)
+	removeFrom(c.byClient, p.client, p.ofClient)
+	removeFrom(c.byUser, p.user, p.ofUser)
+	delete(c.m, p.key)
+}
+
+func removeFrom(m map[string]*list.List, k string, el *list.Element) {
+	l := m[k]
+	l.Remove(el)
+	if l.Len() == 0 {
+		delete(m, k)
+	}
 }
 
 func (c *challengeTable) len() int {
