@@ -76,6 +76,9 @@ type Authenticator struct {
 	// onWorkerWait, if set (tests), runs when a request finds every
 	// worker busy and starts waiting for one.
 	onWorkerWait func()
+	// onHash, if set (tests), runs before each password hash, so tests can
+	// count the hashes a request costs without timing it.
+	onHash func()
 }
 
 // New returns an Authenticator over st. It computes the dummy hash for
@@ -105,7 +108,7 @@ func New(opt Options, st store.Store, log *slog.Logger) (*Authenticator, error) 
 		dummy:    dummy,
 		admit:    make(chan struct{}, opt.HashWorkers+opt.HashQueue),
 		workers:  make(chan struct{}, opt.HashWorkers),
-		stations: newStationTable(opt, maxStations),
+		stations: newStationTable(opt, maxStations, maxStationsPerUser),
 		states:   newChallengeTable(opt.ChallengeTTL, maxChallengeStates, maxStatesPerClient, maxStatesPerUser),
 	}
 	p := opt.Policy
@@ -241,13 +244,12 @@ func parseFactor(field string, digits int) factor {
 }
 
 // withPassword handles append, challenge and auto requests.
+//
+// Every request costs one password hash, including those refused whatever
+// the hash says (a station in backoff): a Reject then takes as long
+// whatever its reason, and a station in backoff cannot be told from one
+// that is not.
 func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
-	skey := stationKey(r.User, r.Client, r.Station)
-	if a.stations.locked(skey, a.now()) {
-		// The same for known and unknown users; no hash, to shed the
-		// guesser's load.
-		return reject(ReasonLocked)
-	}
 	u, found, err := a.lookup(ctx, r.User)
 	if err != nil {
 		return a.internal("auth: read user", r.User, err)
@@ -278,20 +280,25 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 		// policy alone.
 		ok = false
 	}
+	outcome := pwFailed
+	switch {
+	case ok && u.Disabled:
+		outcome = pwNeutral
+	case ok:
+		outcome = pwPassed
+	}
+	if a.stations.settle(r.User, stationOf(r), outcome, a.now()) {
+		// The same for known and unknown users, right or wrong password.
+		return reject(ReasonLocked)
+	}
 	switch {
 	case !found:
-		a.stations.fail(skey, a.now())
 		return reject(ReasonUnknownUser)
 	case u.Disabled:
-		if !ok {
-			a.stations.fail(skey, a.now())
-		}
 		return reject(ReasonDisabled)
 	case !ok:
-		a.stations.fail(skey, a.now())
 		return reject(ReasonBadPassword)
 	}
-	a.stations.succeed(skey)
 	if a.locked(&u) {
 		return reject(ReasonLocked)
 	}
@@ -350,6 +357,9 @@ func (a *Authenticator) checkPassword(ctx context.Context, u *store.User, found 
 // verify runs one hash on a worker slot the caller acquired, and releases it.
 func (a *Authenticator) verify(hash, pw string) (bool, error) {
 	defer func() { <-a.workers }()
+	if a.onHash != nil {
+		a.onHash()
+	}
 	return password.Verify(hash, pw)
 }
 

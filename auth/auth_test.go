@@ -648,18 +648,18 @@ func TestPasswordFailuresPerStation(t *testing.T) {
 }
 
 func TestStationTableBounded(t *testing.T) {
-	st := newStationTable(testOptions(), 3)
-	for i, k := range []string{"a", "b", "c", "d"} {
-		st.fail(k, t0.Add(time.Duration(i)*time.Second))
+	st := newStationTable(testOptions(), 3, 8)
+	for i, u := range []string{"a", "b", "c", "d"} {
+		st.settle(u, "s", pwFailed, t0.Add(time.Duration(i)*time.Second))
 	}
 	if n := st.len(); n != 3 {
 		t.Fatalf("len = %d, want 3", n)
 	}
-	if _, ok := st.m["a"]; ok {
+	if _, ok := st.users["a"]; ok {
 		t.Fatal("oldest entry not evicted")
 	}
 	// Quiet entries are forgotten.
-	if st.locked("d", t0.Add(stationForgetAfter+time.Hour)) || st.len() != 2 {
+	if st.settle("d", "s", pwNeutral, t0.Add(stationForgetAfter+time.Hour)) || st.len() != 2 {
 		t.Fatalf("forgotten entry kept: len %d", st.len())
 	}
 }

@@ -20,6 +20,9 @@ const (
 	maxStatesPerClient = maxChallengeStates / 2
 	maxStatesPerUser   = 16
 	maxStations        = 100000 // (user, station) password-failure entries
+	// maxStationsPerUser is how many stations of one user get a backoff
+	// bucket of their own; the rest share one.
+	maxStationsPerUser = 8
 	// stationForgetAfter is how long a (user, station) password-failure
 	// entry survives without a new failure once its backoff has expired.
 	stationForgetAfter = 24 * time.Hour
