@@ -38,6 +38,11 @@ const maxField = 1024
 //     recovery code.
 //   - auto: the rule below.
 //
+// A user without a password (an OTP-only user) logs in only on otp-only
+// clients. On the others the admin expects two factors, so such a user
+// gets a Reject (ReasonNoPassword) whatever the field holds, after the same
+// one hash as everyone.
+//
 // # The auto rule
 //
 // The user record is read before any hashing, so the split can depend on
@@ -47,8 +52,7 @@ const maxField = 1024
 //   - A user with no token: the whole field is the password (no split).
 //   - A user with a token, when the field ends in a code (a dashed recovery
 //     code, else 6 ASCII digits): it is read as append, the text before the
-//     code being the password (may be empty only for users without a
-//     password).
+//     code being the password.
 //   - A user with a token, when the field does not end in a code: it is read
 //     as challenge, the whole field being the password.
 //
@@ -246,9 +250,9 @@ func parseFactor(field string, digits int) factor {
 // withPassword handles append, challenge and auto requests.
 //
 // Every request costs one password hash, including those refused whatever
-// the hash says (a station in backoff): a Reject then takes as long
-// whatever its reason, and a station in backoff cannot be told from one
-// that is not.
+// the hash says (a station in backoff, a user without a password): a
+// Reject then takes as long whatever its reason, and a station in backoff
+// cannot be told from one that is not.
 func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	u, found, err := a.lookup(ctx, r.User)
 	if err != nil {
@@ -273,13 +277,12 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	if err != nil {
 		return a.internal("auth: verify password", r.User, err)
 	}
-	if found && u.PasswordHash == "" && !hasToken(&u) {
-		// Neither a password nor a token: there is no factor to check here,
-		// so the empty field must not pass as "the password". Only otp-only
-		// clients (the NAS checked the password) accept such a user, on
-		// policy alone.
-		ok = false
-	}
+	// A user without a password has only the code: on a client that is not
+	// otp-only the admin expects two factors, so nothing the field holds
+	// lets them in. Only otp-only clients (the NAS checked the password)
+	// accept such a user, on the code alone.
+	hasPassword := found && u.PasswordHash != ""
+	ok = ok && hasPassword
 	outcome := pwFailed
 	switch {
 	case ok && u.Disabled:
@@ -296,6 +299,8 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 		return reject(ReasonUnknownUser)
 	case u.Disabled:
 		return reject(ReasonDisabled)
+	case !hasPassword:
+		return reject(ReasonNoPassword)
 	case !ok:
 		return reject(ReasonBadPassword)
 	}

@@ -251,8 +251,10 @@ func TestDecisions(t *testing.T) {
 			{mode: ModeAppend, user: "alice", field: lit("correct horse"), want: Reject, reason: ReasonBadCode},
 		}},
 		{name: "append/user without password", steps: []step{
-			{mode: ModeAppend, user: "otto", field: withCode("", "otto", 0), want: Accept, reason: ReasonOK},
-			{mode: ModeAppend, user: "otto", field: withCode("x", "otto", 0), before: advance(30 * time.Second), want: Reject, reason: ReasonBadPassword},
+			// Only otp-only clients take the code alone (the NAS checked a
+			// password); here it would be single-factor.
+			{mode: ModeAppend, user: "otto", field: withCode("", "otto", 0), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
+			{mode: ModeAppend, user: "otto", field: withCode("x", "otto", 0), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
 		}},
 
 		// ---- challenge ----
@@ -349,9 +351,8 @@ func TestDecisions(t *testing.T) {
 			{mode: ModeChallenge, user: "carol", field: lit("carolpw"), want: Accept, reason: ReasonGrace},
 		}},
 		{name: "challenge/user without password", steps: []step{
-			{mode: ModeChallenge, user: "otto", field: lit(""), want: Challenge, reason: ReasonOK, check: wantChallenge},
-			{mode: ModeChallenge, user: "otto", field: withCode("", "otto", 0), state: prevState, want: Accept, reason: ReasonOK},
-			{mode: ModeChallenge, user: "otto", field: lit("guess"), want: Reject, reason: ReasonBadPassword},
+			{mode: ModeChallenge, user: "otto", field: lit(""), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
+			{mode: ModeChallenge, user: "otto", field: lit("guess"), want: Reject, reason: ReasonNoPassword},
 		}},
 		{name: "challenge/token removed before answer", steps: []step{
 			{mode: ModeChallenge, user: "alice", field: lit("correct horse"), want: Challenge, reason: ReasonOK},
@@ -453,9 +454,8 @@ func TestDecisions(t *testing.T) {
 			{mode: ModeAuto, user: "carol", field: lit("carolpw"), want: Reject, reason: ReasonNotEnrolled, check: wantNotEnrolledMsg},
 		}},
 		{name: "auto/user without password", steps: []step{
-			{mode: ModeAuto, user: "otto", field: withCode("", "otto", 0), want: Accept, reason: ReasonOK},
-			{mode: ModeAuto, user: "otto", field: lit(""), before: advance(30 * time.Second), want: Challenge, reason: ReasonOK},
-			{mode: ModeAuto, user: "otto", field: withCode("", "otto", 0), state: prevState, want: Accept, reason: ReasonOK},
+			{mode: ModeAuto, user: "otto", field: withCode("", "otto", 0), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
+			{mode: ModeAuto, user: "otto", field: lit(""), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
 		}},
 		{name: "auto/locked, disabled, unknown", steps: []step{
 			{mode: ModeAuto, user: "alice", field: withCode("correct horse", "alice", 0), before: lockUser("alice", 6, time.Minute), want: Reject, reason: ReasonLocked},

@@ -15,10 +15,10 @@ func countHashes(e *env) *atomic.Int64 {
 
 // TestPasswordRejectsCostOneHash: every Reject on a password client costs
 // exactly one password hash, whether the password was wrong, the user
-// unknown, disabled, code-locked, or the station in backoff (with the right
-// password or a wrong one). The timing of a Reject then tells nothing about
-// the password or the backoff, whatever reject_delay is. Counted, not
-// timed.
+// unknown, disabled, without a password, code-locked, or the station in
+// backoff (with the right password or a wrong one). The timing of a Reject
+// then tells nothing about the password or the backoff, whatever
+// reject_delay is. Counted, not timed.
 func TestPasswordRejectsCostOneHash(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -30,6 +30,7 @@ func TestPasswordRejectsCostOneHash(t *testing.T) {
 		{"wrong password", "alice", withCode("wrong", "alice", 0), nil, ReasonBadPassword},
 		{"unknown user", "nobody", lit("whatever123456"), nil, ReasonUnknownUser},
 		{"disabled", "bob", withCode("bobpw", "bob", 0), nil, ReasonDisabled},
+		{"no password", "otto", withCode("", "otto", 0), nil, ReasonNoPassword},
 		{"code-locked user", "alice", withCode("correct horse", "alice", 0), lockUser("alice", 9, time.Hour), ReasonLocked},
 		{"station locked, wrong password", "alice", withCode("wrong", "alice", 0),
 			func(e *env) { lockStation(e, "alice", "192.0.2.10") }, ReasonLocked},
