@@ -43,6 +43,11 @@ const maxField = 1024
 // and code then arrive apart and nothing is split (an empty response is a
 // field without a code).
 //
+// A user without a password (an OTP-only user) logs in only on otp-only
+// clients. On the others the admin expects two factors, so such a user
+// gets a Reject (ReasonNoPassword) whatever the field holds, after the same
+// one hash as everyone.
+//
 // # The auto rule
 //
 // The user record is read before any hashing, so the split can depend on
@@ -52,8 +57,7 @@ const maxField = 1024
 //   - A user with no token: the whole field is the password (no split).
 //   - A user with a token, when the field ends in a code (a dashed recovery
 //     code, else 6 ASCII digits): it is read as append, the text before the
-//     code being the password (may be empty only for users without a
-//     password).
+//     code being the password.
 //   - A user with a token, when the field does not end in a code: it is read
 //     as challenge, the whole field being the password.
 //
@@ -82,6 +86,9 @@ type Authenticator struct {
 	// onWorkerWait, if set (tests), runs when a request finds every
 	// worker busy and starts waiting for one.
 	onWorkerWait func()
+	// onHash, if set (tests), runs before each password hash, so tests can
+	// count the hashes a request costs without timing it.
+	onHash func()
 }
 
 // New returns an Authenticator over st. It computes the dummy hash for
@@ -111,8 +118,8 @@ func New(opt Options, st store.Store, log *slog.Logger) (*Authenticator, error) 
 		dummy:    dummy,
 		admit:    make(chan struct{}, opt.HashWorkers+opt.HashQueue),
 		workers:  make(chan struct{}, opt.HashWorkers),
-		stations: newStationTable(opt, maxStations),
-		states:   newChallengeTable(opt.ChallengeTTL, maxChallengeStates),
+		stations: newStationTable(opt, maxStations, maxStationsPerUser),
+		states:   newChallengeTable(opt.ChallengeTTL, maxChallengeStates, maxStatesPerClient, maxStatesPerUser),
 	}
 	a.hashGate = newHashGate(a.workers, hashQueuePerClient(opt.HashQueue))
 	p := opt.Policy
@@ -248,13 +255,12 @@ func parseFactor(field string, digits int) factor {
 }
 
 // withPassword handles append, challenge and auto requests.
+//
+// Every request costs one password hash, including those refused whatever
+// the hash says (a station in backoff, a user without a password): a
+// Reject then takes as long whatever its reason, and a station in backoff
+// cannot be told from one that is not.
 func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
-	skey := stationKey(r.User, r.Client, r.Station)
-	if a.stations.locked(skey, a.now()) {
-		// The same for known and unknown users; no hash, to shed the
-		// guesser's load.
-		return reject(ReasonLocked)
-	}
 	u, found, err := a.lookup(ctx, r.User)
 	if err != nil {
 		return a.internal("auth: read user", r.User, err)
@@ -292,32 +298,38 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	if err != nil {
 		return a.internal("auth: verify password", r.User, err)
 	}
-	if found && u.PasswordHash == "" && !hasToken(&u) {
-		// Neither a password nor a token: there is no factor to check here,
-		// so the empty field must not pass as "the password". Only otp-only
-		// clients (the NAS checked the password) accept such a user, on
-		// policy alone.
-		ok = false
+	// A user without a password has only the code: on a client that is not
+	// otp-only the admin expects two factors, so nothing the field holds
+	// lets them in. Only otp-only clients (the NAS checked the password)
+	// accept such a user, on the code alone.
+	hasPassword := found && u.PasswordHash != ""
+	ok = ok && hasPassword
+	outcome := pwFailed
+	switch {
+	case ok && u.Disabled:
+		outcome = pwNeutral
+	case ok:
+		outcome = pwPassed
+	}
+	if a.stations.settle(r.User, stationOf(r), outcome, a.now()) {
+		// The same for known and unknown users, right or wrong password.
+		return reject(ReasonLocked)
 	}
 	switch {
 	case !found:
-		a.stations.fail(skey, a.now())
 		return reject(ReasonUnknownUser)
 	case u.Disabled:
-		if !ok {
-			a.stations.fail(skey, a.now())
-		}
 		return reject(ReasonDisabled)
+	case !hasPassword:
+		return reject(ReasonNoPassword)
 	case !ok:
-		a.stations.fail(skey, a.now())
 		return reject(ReasonBadPassword)
 	}
-	a.stations.succeed(skey)
 	if a.locked(&u) {
 		return reject(ReasonLocked)
 	}
 	if !hasToken(&u) {
-		return a.noToken(ctx, &u)
+		return a.noToken(ctx, &u, true)
 	}
 	switch f.kind {
 	case factorNone:
@@ -364,6 +376,9 @@ func (a *Authenticator) checkPassword(ctx context.Context, u *store.User, found 
 // verify runs one hash on a worker slot the caller acquired, and releases it.
 func (a *Authenticator) verify(hash, pw string) (bool, error) {
 	defer func() { <-a.workers }()
+	if a.onHash != nil {
+		a.onHash()
+	}
 	return password.Verify(hash, pw)
 }
 
@@ -381,10 +396,17 @@ func (a *Authenticator) needsMFA(u *store.User) bool {
 	return false
 }
 
-// noToken decides for a user without a token whose first factor passed.
-func (a *Authenticator) noToken(ctx context.Context, u *store.User) Decision {
+// noToken decides for a user without a token whose first factor passed
+// (verified: we checked the password) or was checked by the NAS (otp-only).
+// Only a request whose credential we verified is told that enrollment is
+// required: to anyone else the hint would say who exists.
+func (a *Authenticator) noToken(ctx context.Context, u *store.User, verified bool) Decision {
+	notEnrolled := reject(ReasonNotEnrolled)
+	if verified {
+		notEnrolled.Message = MsgNotEnrolled
+	}
 	if a.needsMFA(u) && !a.now().Before(a.policy.Load().GraceUntil) {
-		return Decision{Result: Reject, Reason: ReasonNotEnrolled, Message: MsgNotEnrolled}
+		return notEnrolled
 	}
 	// Decide again on the record inside the transaction that records the
 	// success: a token enrolled, a disable, a lock or a new MFA group since
@@ -403,7 +425,7 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User) Decision {
 			out = reject(ReasonBadCode) // enrolled meanwhile: the code is required
 			return errNoWrite
 		case a.needsMFA(v) && !now.Before(a.policy.Load().GraceUntil):
-			out = Decision{Result: Reject, Reason: ReasonNotEnrolled, Message: MsgNotEnrolled}
+			out = notEnrolled
 			return errNoWrite
 		}
 		v.LastSuccess = now
@@ -436,7 +458,7 @@ func (a *Authenticator) otpOnly(ctx context.Context, r Request) Decision {
 		return parseFactor(r.Password, tokenDigits(u.TOTP))
 	}, true)
 	if noTok != nil {
-		return a.noToken(ctx, noTok)
+		return a.noToken(ctx, noTok, false)
 	}
 	return d
 }
@@ -528,7 +550,12 @@ func (a *Authenticator) checkFactorWith(ctx context.Context, name string, parse 
 				return fail(ReasonBadCode)
 			}
 			if step <= u.TOTP.LastStep {
-				return fail(ReasonCodeReused)
+				// A replay, not a guess: the code was right once and cannot
+				// pass again, so it tells a guesser nothing. Counting it would
+				// let anyone who saw one login lock the user out. Audited
+				// (the reason), not counted, nothing written.
+				out = reject(ReasonCodeReused)
+				return errNoWrite
 			}
 			u.TOTP.LastStep = step
 			return succeed(ReasonOK)

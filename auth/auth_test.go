@@ -73,6 +73,13 @@ func wantNotEnrolledMsg(t *testing.T, _ *env, d Decision) {
 	}
 }
 
+func wantNoMessage(t *testing.T, _ *env, d Decision) {
+	t.Helper()
+	if d.Message != "" {
+		t.Errorf("Message = %q, want none", d.Message)
+	}
+}
+
 func wantLastStep(user string, offset int) func(*testing.T, *env, Decision) {
 	return func(t *testing.T, e *env, _ Decision) {
 		t.Helper()
@@ -244,8 +251,10 @@ func TestDecisions(t *testing.T) {
 			{mode: ModeAppend, user: "alice", field: lit("correct horse"), want: Reject, reason: ReasonBadCode},
 		}},
 		{name: "append/user without password", steps: []step{
-			{mode: ModeAppend, user: "otto", field: withCode("", "otto", 0), want: Accept, reason: ReasonOK},
-			{mode: ModeAppend, user: "otto", field: withCode("x", "otto", 0), before: advance(30 * time.Second), want: Reject, reason: ReasonBadPassword},
+			// Only otp-only clients take the code alone (the NAS checked a
+			// password); here it would be single-factor.
+			{mode: ModeAppend, user: "otto", field: withCode("", "otto", 0), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
+			{mode: ModeAppend, user: "otto", field: withCode("x", "otto", 0), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
 		}},
 
 		// ---- challenge ----
@@ -342,9 +351,8 @@ func TestDecisions(t *testing.T) {
 			{mode: ModeChallenge, user: "carol", field: lit("carolpw"), want: Accept, reason: ReasonGrace},
 		}},
 		{name: "challenge/user without password", steps: []step{
-			{mode: ModeChallenge, user: "otto", field: lit(""), want: Challenge, reason: ReasonOK, check: wantChallenge},
-			{mode: ModeChallenge, user: "otto", field: withCode("", "otto", 0), state: prevState, want: Accept, reason: ReasonOK},
-			{mode: ModeChallenge, user: "otto", field: lit("guess"), want: Reject, reason: ReasonBadPassword},
+			{mode: ModeChallenge, user: "otto", field: lit(""), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
+			{mode: ModeChallenge, user: "otto", field: lit("guess"), want: Reject, reason: ReasonNoPassword},
 		}},
 		{name: "challenge/token removed before answer", steps: []step{
 			{mode: ModeChallenge, user: "alice", field: lit("correct horse"), want: Challenge, reason: ReasonOK},
@@ -398,15 +406,17 @@ func TestDecisions(t *testing.T) {
 			{mode: ModeOTPOnly, user: "nobody", field: lit("123456"), want: Reject, reason: ReasonUnknownUser},
 		}},
 		{name: "otp-only/not enrolled", steps: []step{
-			{mode: ModeOTPOnly, user: "carol", field: lit("123456"), want: Reject, reason: ReasonNotEnrolled},
+			// No credential was verified: no hint that carol exists.
+			{mode: ModeOTPOnly, user: "carol", field: lit("123456"), want: Reject, reason: ReasonNotEnrolled, check: wantNoMessage},
+			{mode: ModeOTPOnly, user: "carol", field: lit(""), want: Reject, reason: ReasonNotEnrolled, check: wantNoMessage},
 		}},
 		{name: "otp-only/not enrolled, optional and groups", opt: optional("vpn-admins"), steps: []step{
 			{mode: ModeOTPOnly, user: "carol", field: lit(""), want: Accept, reason: ReasonNoMFARequired},
-			{mode: ModeOTPOnly, user: "dave", field: lit(""), want: Reject, reason: ReasonNotEnrolled},
+			{mode: ModeOTPOnly, user: "dave", field: lit(""), want: Reject, reason: ReasonNotEnrolled, check: wantNoMessage},
 		}},
 		{name: "otp-only/grace", opt: grace(time.Minute), steps: []step{
 			{mode: ModeOTPOnly, user: "carol", field: lit(""), want: Accept, reason: ReasonGrace},
-			{mode: ModeOTPOnly, user: "carol", field: lit(""), before: advance(time.Minute), want: Reject, reason: ReasonNotEnrolled},
+			{mode: ModeOTPOnly, user: "carol", field: lit(""), before: advance(time.Minute), want: Reject, reason: ReasonNotEnrolled, check: wantNoMessage},
 		}},
 		{name: "otp-only/user without password", steps: []step{
 			{mode: ModeOTPOnly, user: "otto", field: withCode("", "otto", 0), want: Accept, reason: ReasonOK},
@@ -444,9 +454,8 @@ func TestDecisions(t *testing.T) {
 			{mode: ModeAuto, user: "carol", field: lit("carolpw"), want: Reject, reason: ReasonNotEnrolled, check: wantNotEnrolledMsg},
 		}},
 		{name: "auto/user without password", steps: []step{
-			{mode: ModeAuto, user: "otto", field: withCode("", "otto", 0), want: Accept, reason: ReasonOK},
-			{mode: ModeAuto, user: "otto", field: lit(""), before: advance(30 * time.Second), want: Challenge, reason: ReasonOK},
-			{mode: ModeAuto, user: "otto", field: withCode("", "otto", 0), state: prevState, want: Accept, reason: ReasonOK},
+			{mode: ModeAuto, user: "otto", field: withCode("", "otto", 0), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
+			{mode: ModeAuto, user: "otto", field: lit(""), want: Reject, reason: ReasonNoPassword, check: wantNoMessage},
 		}},
 		{name: "auto/locked, disabled, unknown", steps: []step{
 			{mode: ModeAuto, user: "alice", field: withCode("correct horse", "alice", 0), before: lockUser("alice", 6, time.Minute), want: Reject, reason: ReasonLocked},
@@ -639,24 +648,24 @@ func TestPasswordFailuresPerStation(t *testing.T) {
 }
 
 func TestStationTableBounded(t *testing.T) {
-	st := newStationTable(testOptions(), 3)
-	for i, k := range []string{"a", "b", "c", "d"} {
-		st.fail(k, t0.Add(time.Duration(i)*time.Second))
+	st := newStationTable(testOptions(), 3, 8)
+	for i, u := range []string{"a", "b", "c", "d"} {
+		st.settle(u, "s", pwFailed, t0.Add(time.Duration(i)*time.Second))
 	}
 	if n := st.len(); n != 3 {
 		t.Fatalf("len = %d, want 3", n)
 	}
-	if _, ok := st.m["a"]; ok {
+	if _, ok := st.users["a"]; ok {
 		t.Fatal("oldest entry not evicted")
 	}
 	// Quiet entries are forgotten.
-	if st.locked("d", t0.Add(stationForgetAfter+time.Hour)) || st.len() != 2 {
+	if st.settle("d", "s", pwNeutral, t0.Add(stationForgetAfter+time.Hour)) || st.len() != 2 {
 		t.Fatalf("forgotten entry kept: len %d", st.len())
 	}
 }
 
 func TestChallengeTableBounded(t *testing.T) {
-	c := newChallengeTable(time.Minute, 2)
+	c := newChallengeTable(time.Minute, 2, 2, 2)
 	s1, _ := c.issue("u", "c", t0)
 	s2, _ := c.issue("u", "c", t0.Add(time.Second))
 	s3, _ := c.issue("u", "c", t0.Add(2*time.Second))
@@ -685,10 +694,11 @@ func TestChallengeTableBounded(t *testing.T) {
 	}
 }
 
-// TestConcurrentSameCode: 50 requests with the same code, exactly one wins.
+// TestConcurrentSameCode: 50 requests with the same code, exactly one wins;
+// the 49 replays are not guesses, so they neither count nor lock.
 func TestConcurrentSameCode(t *testing.T) {
 	// One client may have half the queue waiting (hashGate): room for all.
-	e := newEnv(t, func(o *Options) { o.HashWorkers = 4; o.HashQueue = 128; o.LockoutThreshold = 1000 })
+	e := newEnv(t, func(o *Options) { o.HashWorkers = 4; o.HashQueue = 128 })
 	field := "correct horse" + e.code("alice", 0)
 	const n = 50
 	var wg sync.WaitGroup
@@ -716,8 +726,8 @@ func TestConcurrentSameCode(t *testing.T) {
 	if accepts != 1 || counts[ReasonCodeReused] != n-1 {
 		t.Fatalf("accepts %d, reasons %v; want 1 accept and %d code_reused", accepts, counts, n-1)
 	}
-	if u := e.user("alice"); u.CodeFailures != n-1 {
-		t.Fatalf("CodeFailures = %d, want %d", u.CodeFailures, n-1)
+	if u := e.user("alice"); u.CodeFailures != 0 || !u.LockedUntil.IsZero() {
+		t.Fatalf("CodeFailures = %d, locked until %v; want 0, unlocked", u.CodeFailures, u.LockedUntil)
 	}
 }
 

@@ -3,15 +3,19 @@ package auth
 import (
 	"container/list"
 	"crypto/rand"
+	"encoding/hex"
 	"fmt"
+	"net"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
 
 // Lockout (RFC 4226 §7.3).
 //
-// Code failures (wrong code, reused code, bad recovery code) are counted per
-// user in the store, across all clients and sessions, so parallel guessing
+// Code failures (wrong code, malformed code, bad recovery code) are counted
+// per user in the store, across all clients and sessions, so parallel guessing
 // from many NASes or States shares one budget. After the threshold-th
 // failure the user is locked for base * 2^(failures-threshold), capped at
 // max. The counter is not reset by a lock expiring nor by a successful
@@ -41,8 +45,19 @@ import (
 // successful login reset the count, one real login a day would give the
 // attacker 18 guesses a day, N ≈ 6 570, P ≈ 1.95 %.)
 //
+// A reused code (code_reused: it matches a step at or before the last
+// accepted one) is refused and not counted. Such an attempt can never
+// succeed, so the attempts that can are still only the N counted ones, each
+// with p <= 3 / (10^6 - 3): the bound holds. Counting them would only let
+// whoever saw one login lock the user out by replaying it.
+//
 // Password failures must not let a stranger lock the real user out, so they
-// are kept in memory per (user, station) with the same backoff (stationTable).
+// are kept in memory per (user, station) with the same backoff
+// (stationTable): the station is the normalised Calling-Station-Id (no
+// source port), each user has at most maxStationsPerUser stations of their
+// own and the rest share one bucket, a station in backoff refuses even the
+// right password (after the same hash as any request), and a correct
+// password forgets its own station's failures (not the shared bucket's).
 
 // decayedFailures is the failure count after one failure is forgiven for
 // every full `every` since the last failure.
@@ -53,8 +68,9 @@ func decayedFailures(failures int, last, now time.Time, every time.Duration) int
 	return max(failures-int(now.Sub(last)/every), 0)
 }
 
-// backoff returns the lock length after the failures-th consecutive failure,
-// or 0 when failures is still under the threshold.
+// backoff returns the lock length once failures failures count (the count
+// decays, a success does not reset it), or 0 when failures is still under
+// the threshold.
 func backoff(failures, threshold int, base, max time.Duration) time.Duration {
 	if failures < threshold {
 		return 0
@@ -74,101 +90,240 @@ func backoff(failures, threshold int, base, max time.Duration) time.Duration {
 }
 
 // stationTable tracks password failures per (user, station) in memory,
-// bounded: the least recently touched entry is evicted when full.
+// bounded: the least recently touched entry is evicted when full. One user
+// has at most perUser stations of their own; failures from any further
+// station of that user count in one shared overflow bucket, so a guesser
+// who invents a new Calling-Station-Id for every guess gains at most
+// perUser buckets' worth of guesses before backing off like one station.
 type stationTable struct {
 	mu        sync.Mutex
-	max       int
+	max       int // entries in all
+	perUser   int // own-station entries per user (the overflow bucket is extra)
 	threshold int
 	base, cap time.Duration
 	forget    time.Duration
-	m         map[string]*list.Element
+	users     map[string]*userStations
 	lru       list.List // front = most recently touched; values *stationEntry
 }
 
+// userStations are one user's entries.
+type userStations struct {
+	own      map[string]*list.Element // by normalised station
+	overflow *list.Element            // shared by stations past perUser; nil until used
+}
+
 type stationEntry struct {
-	key         string
-	failures    int
-	last        time.Time
-	lockedUntil time.Time
+	user, station string
+	overflow      bool
+	failures      int
+	last          time.Time
+	lockedUntil   time.Time
 }
 
-// newStationTable keeps at most maxEntries (user, station) pairs, locking
-// them out as o's lockout options say.
-func newStationTable(o Options, maxEntries int) *stationTable {
+// pwOutcome is what a password check means for the station backoff.
+type pwOutcome int
+
+const (
+	pwFailed  pwOutcome = iota // counted
+	pwPassed                   // forgets the station's failures
+	pwNeutral                  // neither (a correct password of a disabled user)
+)
+
+// newStationTable keeps at most maxEntries (user, station) pairs and
+// perUser own stations per user, locking them out as o's lockout options
+// say.
+func newStationTable(o Options, maxEntries, perUser int) *stationTable {
 	return &stationTable{
-		max: maxEntries, threshold: o.LockoutThreshold,
+		max: maxEntries, perUser: perUser, threshold: o.LockoutThreshold,
 		base: o.LockoutInitial, cap: o.LockoutMax, forget: stationForgetAfter,
-		m: make(map[string]*list.Element),
+		users: make(map[string]*userStations),
 	}
 }
 
-func stationKey(user, client, station string) string {
-	if station == "" {
-		station = "client:" + client
-	}
-	return user + "\x00" + station
-}
-
-// locked reports whether key is in backoff at now.
-func (t *stationTable) locked(key string, now time.Time) bool {
+// settle records the outcome of one password check of user from station
+// (normalised) at now, in one step under the lock so a burst of concurrent
+// guesses cannot all slip past the threshold. locked is true when the
+// station was in backoff: the request is then refused whatever the
+// password was, and nothing is recorded (a correct password does not end
+// the backoff, so probing after a guess tells nothing).
+func (t *stationTable) settle(user, station string, o pwOutcome, now time.Time) (locked bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	el, ok := t.m[key]
-	if !ok {
-		return false
-	}
-	e := el.Value.(*stationEntry)
-	if now.Before(e.lockedUntil) {
+	el := t.lookupLocked(user, station, now)
+	if el != nil && now.Before(el.Value.(*stationEntry).lockedUntil) {
 		return true
 	}
-	if now.Sub(e.last) >= t.forget { // not locked: returned above
-		t.lru.Remove(el)
-		delete(t.m, key)
+	switch o {
+	case pwFailed:
+		if el == nil {
+			el = t.addLocked(user, station)
+		}
+		t.lru.MoveToFront(el)
+		e := el.Value.(*stationEntry)
+		e.failures++
+		e.last = now
+		if d := backoff(e.failures, t.threshold, t.base, t.cap); d > 0 {
+			e.lockedUntil = now.Add(d)
+		}
+	case pwPassed:
+		// The station's failures are forgotten, but it keeps its entry
+		// (and so its own bucket, whatever a guesser does with the user's
+		// other slots). The overflow bucket is shared with whoever rotates
+		// stations: the real user's success must not hand them a fresh
+		// series.
+		if el != nil && !el.Value.(*stationEntry).overflow {
+			t.lru.MoveToFront(el)
+			e := el.Value.(*stationEntry)
+			e.failures, e.last, e.lockedUntil = 0, now, time.Time{}
+		}
 	}
 	return false
 }
 
-// fail records a password failure for key at now.
-func (t *stationTable) fail(key string, now time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var e *stationEntry
-	if el, ok := t.m[key]; ok {
-		e = el.Value.(*stationEntry)
-		t.lru.MoveToFront(el)
-		if now.Sub(e.last) >= t.forget && !now.Before(e.lockedUntil) {
-			e.failures = 0
-		}
-	} else {
-		for t.lru.Len() >= t.max && t.lru.Len() > 0 {
-			old := t.lru.Back()
-			t.lru.Remove(old)
-			delete(t.m, old.Value.(*stationEntry).key)
-		}
-		e = &stationEntry{key: key}
-		t.m[key] = t.lru.PushFront(e)
+// lookupLocked returns the entry that station's failures count in, or nil
+// when it has none yet. Entries quiet for t.forget (and out of backoff) are
+// dropped on the way, freeing their user's slots.
+func (t *stationTable) lookupLocked(user, station string, now time.Time) *list.Element {
+	us := t.users[user]
+	if us == nil {
+		return nil
 	}
-	e.failures++
-	e.last = now
-	if d := backoff(e.failures, t.threshold, t.base, t.cap); d > 0 {
-		e.lockedUntil = now.Add(d)
+	if el, ok := us.own[station]; ok {
+		if !t.quiet(el, now) {
+			return el
+		}
+		t.removeLocked(el)
 	}
+	if len(us.own) < t.perUser {
+		return nil // a first failure gets the station its own entry
+	}
+	for _, el := range us.own {
+		if t.quiet(el, now) {
+			t.removeLocked(el)
+		}
+	}
+	if us.overflow != nil && t.quiet(us.overflow, now) {
+		t.removeLocked(us.overflow)
+	}
+	if us = t.users[user]; us == nil || len(us.own) < t.perUser {
+		return nil
+	}
+	return us.overflow
 }
 
-// succeed forgets key's failures after a correct password.
-func (t *stationTable) succeed(key string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if el, ok := t.m[key]; ok {
-		t.lru.Remove(el)
-		delete(t.m, key)
+func (t *stationTable) quiet(el *list.Element, now time.Time) bool {
+	e := el.Value.(*stationEntry)
+	return now.Sub(e.last) >= t.forget && !now.Before(e.lockedUntil)
+}
+
+// addLocked creates the entry for a station that has none: its own while
+// the user has fewer than perUser, else the user's overflow bucket.
+func (t *stationTable) addLocked(user, station string) *list.Element {
+	for t.lru.Len() >= t.max && t.lru.Len() > 0 {
+		t.removeLocked(t.lru.Back())
+	}
+	us := t.users[user]
+	if us == nil {
+		us = &userStations{own: make(map[string]*list.Element)}
+		t.users[user] = us
+	}
+	e := &stationEntry{user: user, station: station}
+	if len(us.own) >= t.perUser {
+		e.station, e.overflow = "", true
+	}
+	el := t.lru.PushFront(e)
+	if e.overflow {
+		us.overflow = el
+	} else {
+		us.own[station] = el
+	}
+	return el
+}
+
+func (t *stationTable) removeLocked(el *list.Element) {
+	e := el.Value.(*stationEntry)
+	t.lru.Remove(el)
+	us := t.users[e.user]
+	if e.overflow {
+		us.overflow = nil
+	} else {
+		delete(us.own, e.station)
+	}
+	if len(us.own) == 0 && us.overflow == nil {
+		delete(t.users, e.user)
 	}
 }
 
 func (t *stationTable) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.m)
+	return t.lru.Len()
+}
+
+// stationOf is the station a request's password failures count against:
+// its Calling-Station-Id (or source address) normalised, else its client.
+func stationOf(r Request) string {
+	if s := normalizeStation(r.Station); s != "" {
+		return s
+	}
+	return "client:" + r.Client
+}
+
+// normalizeStation maps the spellings of one station to one key, so that a
+// part that changes per connection does not make a new station:
+//
+//   - strongSwan's "10.99.0.2[58214]" and "192.0.2.1:58214",
+//     "[2001:db8::1]:58214" lose the source port (a bare IPv6 address keeps
+//     all its groups: "2001:db8::1:5" has no port);
+//   - addresses are written canonically, IPv4-mapped IPv6 as IPv4;
+//   - MAC addresses ("00-10-A4-23-19-C0", "00:10:a4:23:19:c0",
+//     "0010.a423.19c0", "0010A42319C0") become "00-10-a4-23-19-c0";
+//   - anything else (a phone number, a host name) is only trimmed and
+//     lower-cased.
+func normalizeStation(s string) string {
+	s = strings.TrimSpace(s)
+	if n := len(s); n > 2 && s[n-1] == ']' {
+		if i := strings.LastIndexByte(s, '['); i > 0 && isASCIIDigits(s[i+1:n-1]) {
+			s = s[:i]
+		}
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().String()
+	}
+	if a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")); err == nil {
+		return a.Unmap().String()
+	}
+	if mac, ok := normalizeMAC(s); ok {
+		return mac
+	}
+	return strings.ToLower(s)
+}
+
+// normalizeMAC reads a 48-bit MAC address in the usual spellings.
+func normalizeMAC(s string) (string, bool) {
+	if len(s) == 12 {
+		if _, err := hex.DecodeString(s); err != nil {
+			return "", false
+		}
+		s = s[0:2] + ":" + s[2:4] + ":" + s[4:6] + ":" + s[6:8] + ":" + s[8:10] + ":" + s[10:12]
+	}
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 {
+		return "", false
+	}
+	return strings.ReplaceAll(hw.String(), ":", "-"), true
+}
+
+func isASCIIDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // stateLen is the size of a challenge State: 128 bits from crypto/rand.
@@ -176,23 +331,39 @@ const stateLen = 16
 
 // challengeTable holds outstanding challenge States. Entries are kept in
 // issue order (= expiry order, the TTL is fixed), so expired ones are swept
-// from the front; when full the oldest is evicted.
+// from the front. It is bounded three ways, so that nobody can push out
+// someone else's pending State: a user with perUser pending States loses
+// their own oldest to a new one, a client with perClient loses its own
+// oldest, and when the whole table is full the client holding the most
+// States loses its oldest.
 type challengeTable struct {
-	mu  sync.Mutex
-	ttl time.Duration
-	max int
-	m   map[string]*list.Element
-	q   list.List // front = oldest; values *pendingState
+	mu        sync.Mutex
+	ttl       time.Duration
+	max       int
+	perClient int
+	perUser   int
+	m         map[string]*pendingState
+	q         list.List // all, front = oldest; values *pendingState
+	byClient  map[string]*list.List
+	byUser    map[string]*list.List
 }
 
 type pendingState struct {
 	key          string
 	user, client string
 	expires      time.Time
+	all          *list.Element // in q
+	ofClient     *list.Element // in byClient[client]
+	ofUser       *list.Element // in byUser[user]
 }
 
-func newChallengeTable(ttl time.Duration, maxStates int) *challengeTable {
-	return &challengeTable{ttl: ttl, max: maxStates, m: make(map[string]*list.Element)}
+func newChallengeTable(ttl time.Duration, maxStates, perClient, perUser int) *challengeTable {
+	return &challengeTable{
+		ttl: ttl, max: maxStates, perClient: perClient, perUser: perUser,
+		m:        make(map[string]*pendingState),
+		byClient: make(map[string]*list.List),
+		byUser:   make(map[string]*list.List),
+	}
 }
 
 // issue creates a State bound to user and client, valid for the TTL.
@@ -204,12 +375,42 @@ func (c *challengeTable) issue(user, client string, now time.Time) ([]byte, erro
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweepLocked(now)
+	if l := c.byUser[user]; l != nil && l.Len() >= c.perUser {
+		c.removeLocked(l.Front().Value.(*pendingState))
+	}
+	if l := c.byClient[client]; l != nil && l.Len() >= c.perClient {
+		c.removeLocked(l.Front().Value.(*pendingState))
+	}
 	for c.q.Len() >= c.max && c.q.Len() > 0 {
-		c.removeLocked(c.q.Front())
+		c.removeLocked(c.biggestClientLocked().Front().Value.(*pendingState))
 	}
 	p := &pendingState{key: string(st), user: user, client: client, expires: now.Add(c.ttl)}
-	c.m[p.key] = c.q.PushBack(p)
+	p.all = c.q.PushBack(p)
+	p.ofClient = listOf(c.byClient, client).PushBack(p)
+	p.ofUser = listOf(c.byUser, user).PushBack(p)
+	c.m[p.key] = p
 	return st, nil
+}
+
+func listOf(m map[string]*list.List, k string) *list.List {
+	l := m[k]
+	if l == nil {
+		l = list.New()
+		m[k] = l
+	}
+	return l
+}
+
+// biggestClientLocked returns the pending States of the client that holds
+// the most (the table is not empty).
+func (c *challengeTable) biggestClientLocked() *list.List {
+	var big *list.List
+	for _, l := range c.byClient {
+		if big == nil || l.Len() > big.Len() {
+			big = l
+		}
+	}
+	return big
 }
 
 // take removes state from the table and returns what it was bound to; ok is
@@ -221,12 +422,11 @@ func (c *challengeTable) take(state []byte, now time.Time) (user, client string,
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweepLocked(now)
-	el, found := c.m[string(state)]
+	p, found := c.m[string(state)]
 	if !found {
 		return "", "", false
 	}
-	p := el.Value.(*pendingState)
-	c.removeLocked(el)
+	c.removeLocked(p)
 	if !now.Before(p.expires) {
 		return "", "", false
 	}
@@ -235,16 +435,27 @@ func (c *challengeTable) take(state []byte, now time.Time) (user, client string,
 
 func (c *challengeTable) sweepLocked(now time.Time) {
 	for el := c.q.Front(); el != nil; el = c.q.Front() {
-		if now.Before(el.Value.(*pendingState).expires) {
+		p := el.Value.(*pendingState)
+		if now.Before(p.expires) {
 			return
 		}
-		c.removeLocked(el)
+		c.removeLocked(p)
 	}
 }
 
-func (c *challengeTable) removeLocked(el *list.Element) {
-	c.q.Remove(el)
-	delete(c.m, el.Value.(*pendingState).key)
+func (c *challengeTable) removeLocked(p *pendingState) {
+	c.q.Remove(p.all)
+	removeFrom(c.byClient, p.client, p.ofClient)
+	removeFrom(c.byUser, p.user, p.ofUser)
+	delete(c.m, p.key)
+}
+
+func removeFrom(m map[string]*list.List, k string, el *list.Element) {
+	l := m[k]
+	l.Remove(el)
+	if l.Len() == 0 {
+		delete(m, k)
+	}
 }
 
 func (c *challengeTable) len() int {

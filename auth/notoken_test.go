@@ -37,8 +37,8 @@ func TestNoFactorUserNeedsAFactor(t *testing.T) {
 					e := newEnv(t, p.opt)
 					addBareUser(e, "bare")
 					d := e.auth(Request{User: "bare", Mode: mode, Password: field})
-					if d.Result != Reject {
-						t.Fatalf("user without password and token: got %s/%s, want reject", d.Result, d.Reason)
+					if d.Result != Reject || d.Reason != ReasonNoPassword {
+						t.Fatalf("user without password and token: got %s/%s, want reject/%s", d.Result, d.Reason, ReasonNoPassword)
 					}
 					if d.Message != "" {
 						t.Errorf("reject carries Message %q (would reveal the account to anyone)", d.Message)
@@ -57,6 +57,53 @@ func TestNoFactorUserNeedsAFactor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNoPasswordUserOnlyOnOTPOnlyClients: a user without a password (made
+// with --no-password, a CSV row with an empty password, a
+// google-authenticator import) has only the code. On append, challenge and
+// auto clients the admin expects two factors, so whatever the field holds
+// (the right code, a recovery code, nothing) is a uniform Reject with its
+// own audit reason, no message and no State, costing one hash like a wrong
+// password. Only otp-only clients, where the NAS checked the password,
+// accept the code alone.
+func TestNoPasswordUserOnlyOnOTPOnlyClients(t *testing.T) {
+	fields := []struct {
+		name  string
+		field func(e *env) string
+	}{
+		{"right code", withCode("", "otto", 0)},
+		{"empty", lit("")},
+		{"anything then code", withCode("anything", "otto", 0)},
+		{"recovery code", lit(rcScratch)},
+	}
+	for _, mode := range []Mode{ModeAppend, ModeChallenge, ModeAuto, ""} {
+		for _, f := range fields {
+			t.Run(string(mode)+"/"+f.name, func(t *testing.T) {
+				e := newEnv(t, nil)
+				e.update("otto", func(u *store.User) {
+					u.RecoveryCodes = []string{e.st.HashRecoveryCode("otto", rcScratch)}
+				})
+				hashes := countHashes(e)
+				d := e.auth(Request{User: "otto", Mode: mode, Password: f.field(e)})
+				if d.Result != Reject || d.Reason != ReasonNoPassword || d.Message != "" || d.State != nil {
+					t.Fatalf("got %s/%s (message %q, state %v), want a bare reject/%s", d.Result, d.Reason, d.Message, d.State != nil, ReasonNoPassword)
+				}
+				if n := hashes.Load(); n != 1 {
+					t.Errorf("cost %d hashes, want 1 like a wrong password", n)
+				}
+				if u := e.user("otto"); u.TOTP.LastStep != 0 || u.CodeFailures != 0 || len(u.RecoveryCodes) != 1 {
+					t.Errorf("the code was checked: last step %d, failures %d, %d recovery codes", u.TOTP.LastStep, u.CodeFailures, len(u.RecoveryCodes))
+				}
+			})
+		}
+	}
+	t.Run("otp-only accepts the code", func(t *testing.T) {
+		e := newEnv(t, nil)
+		if d := e.auth(Request{User: "otto", Mode: ModeOTPOnly, Password: e.code("otto", 0)}); d.Result != Accept {
+			t.Fatalf("otp-only: %s/%s, want accept", d.Result, d.Reason)
+		}
+	})
 }
 
 // enrollAfterGet is a store whose first read of the record (a Get, or an

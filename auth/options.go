@@ -11,8 +11,16 @@ import (
 // Bounds of the in-memory tables. They are not settings: they cap memory
 // under a flood of distinct States or (user, station) pairs.
 const (
-	maxChallengeStates = 10000  // outstanding challenge States
+	maxChallengeStates = 10000 // outstanding challenge States
+	// Pending States one client, and one user, may hold: a client cannot
+	// take more than half the table, a user (whose password a flooder
+	// knows) no more than a person has logins under way.
+	maxStatesPerClient = maxChallengeStates / 2
+	maxStatesPerUser   = 16
 	maxStations        = 100000 // (user, station) password-failure entries
+	// maxStationsPerUser is how many stations of one user get a backoff
+	// bucket of their own; the rest share one.
+	maxStationsPerUser = 8
 	// stationForgetAfter is how long a (user, station) password-failure
 	// entry survives without a new failure once its backoff has expired.
 	stationForgetAfter = 24 * time.Hour

@@ -89,8 +89,9 @@ func TestStaticChallengeDecisions(t *testing.T) {
 		{name: "auto/password ending in digits", steps: []step{
 			{mode: ModeAuto, user: "digit", field: scrv1("summer123456", codeOf("digit", 0)), want: Accept, reason: ReasonOK},
 		}},
+		// An OTP-only user logs in only on otp-only clients, in this form too.
 		{name: "auto/user without password", steps: []step{
-			{mode: ModeAuto, user: "otto", field: scrv1("", codeOf("otto", 0)), want: Accept, reason: ReasonOK},
+			{mode: ModeAuto, user: "otto", field: scrv1("", codeOf("otto", 0)), want: Reject, reason: ReasonNoPassword},
 		}},
 		{name: "auto/no token, password decoded", steps: []step{
 			{mode: ModeAuto, user: "carol", field: scrv1("carolpw", lit("123456")), want: Reject, reason: ReasonNotEnrolled},

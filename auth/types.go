@@ -57,6 +57,7 @@ const (
 	ReasonUnknownUser   Reason = "unknown_user"
 	ReasonDisabled      Reason = "disabled"
 	ReasonBadPassword   Reason = "bad_password"
+	ReasonNoPassword    Reason = "no_password" // a user without a password on a client that is not otp-only
 	ReasonBadCode       Reason = "bad_code"
 	ReasonCodeReused    Reason = "code_reused"
 	ReasonLocked        Reason = "locked"

@@ -142,6 +142,9 @@ audit = "stderr"
 [radius]
 listen = ["127.0.0.1:%d"]
 acct_listen = ["127.0.0.1:0"]
+# Rejects at once: some tests send hundreds one after another (the 1s
+# default is tested in internal/config, a delay in TestRadiusWithRadclient).
+reject_delay = "0s"
 
 [password]
 argon2_time = 1

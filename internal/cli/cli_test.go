@@ -882,3 +882,48 @@ func TestDaemonStartsDuringEnroll(t *testing.T) {
 		t.Errorf("after enroll: %+v, %v", info, err)
 	}
 }
+
+// TestNoPasswordUsersAreExplained: every way to get a user without a
+// password (user add --no-password, user passwd --clear, CSV rows with an
+// empty password, google-authenticator imports) says on the terminal that
+// such a user logs in only through otp-only clients.
+func TestNoPasswordUsersAreExplained(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	const note = `only clients with mode = "otp-only" (the NAS checks the password) accept the code alone`
+	tests := []struct {
+		name  string
+		stdin string
+		args  []string
+		want  string // in stderr; "" = no note
+	}{
+		{"add --no-password", "", []string{"user", "add", "otto", "--no-password"}, "note: otto has no password: " + note},
+		{"add with password", "pw\n", []string{"user", "add", "pat", "--password-stdin"}, ""},
+		{"passwd --clear", "", []string{"user", "passwd", "pat", "--clear"}, "note: pat has no password: " + note},
+		{"google-authenticator", "", []string{"import", write("gail", "326HKGA43YQPSQ737HWDVVZYHI\n\" TOTP_AUTH\n12345678\n"), "--format", "google-authenticator"},
+			"note: gail has no password: " + note},
+		{"csv, some without", "", []string{"import", write("u.csv", "ann,pw,,\nben,,,\ncid,,,\n"), "--format", "csv"}, "note: 2 of them have no password: " + note},
+		{"csv, all with", "", []string{"import", write("v.csv", "dee,pw,,\n"), "--format", "csv"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.must(tc.stdin, tc.args...)
+			if tc.want == "" {
+				if strings.Contains(r.stderr, "no password") {
+					t.Errorf("a note for users with a password: %q", r.stderr)
+				}
+				return
+			}
+			if !strings.Contains(r.stderr, tc.want) || !strings.Contains(r.stderr, "otpgate user passwd") {
+				t.Errorf("stderr %q lacks %q and how to set a password", r.stderr, tc.want)
+			}
+		})
+	}
+}

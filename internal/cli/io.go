@@ -43,7 +43,9 @@ are).
 google-authenticator: a file written by the google-authenticator command
 (TOTP, SHA1, 6 digits, 30 s); its scratch codes become recovery codes. The
 user is the file's base name unless --user is given; for a file whose name
-starts with '.' (like ~/.google_authenticator) --user is required.`,
+starts with '.' (like ~/.google_authenticator) --user is required. The user
+gets no password: only otp-only clients accept them until one is set with
+otpgate user passwd NAME.`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&format, "format", "", "`FORMAT` of FILE: csv or google-authenticator (required)")
 			fs.StringVar(&user, "user", "", "user `NAME` for a google-authenticator file")
@@ -113,9 +115,24 @@ starts with '.' (like ~/.google_authenticator) --user is required.`,
 				return fmt.Errorf("import %s: %w", file, err)
 			}
 			fmt.Fprintf(a.stdout, "imported %d users in %.1fs\n", n, time.Since(start).Seconds())
+			if n := countNoPassword(users); n == 1 && len(users) == 1 {
+				noPasswordNote(a.stderr, users[0].Name+" has", users[0].Name)
+			} else if n > 0 {
+				noPasswordNote(a.stderr, fmt.Sprintf("%d of them have", n), "NAME")
+			}
 			return nil
 		},
 	}
+}
+
+func countNoPassword(users []admin.ImportUser) int {
+	n := 0
+	for _, u := range users {
+		if u.Password == "" {
+			n++
+		}
+	}
+	return n
 }
 
 // Version is set by cmd/otpgate from the linker (-X main.version).

@@ -13,6 +13,12 @@ import (
 	"github.com/otpgate/otpgate/store"
 )
 
+// noPasswordNote tells the admin where a user without a password can log
+// in: only otp-only clients take the code alone.
+func noPasswordNote(w io.Writer, who, name string) {
+	fmt.Fprintf(w, "note: %s no password: only clients with mode = \"otp-only\" (the NAS checks the password) accept the code alone; append, challenge and auto clients refuse a user without one (audit reason no_password). Set one with: otpgate user passwd %s\n", who, name)
+}
+
 func userCommands() []*command {
 	var (
 		addGroups     stringList
@@ -78,6 +84,9 @@ Next step: otpgate enroll NAME`,
 					kind = "OTP-only, no password"
 				}
 				fmt.Fprintf(a.stdout, "added user %q (%s)\nnext: enroll a token with: otpgate enroll %s\n", name, kind, name)
+				if pw == "" {
+					noPasswordNote(a.stderr, name+" has", name)
+				}
 				return nil
 			},
 		},
@@ -120,6 +129,7 @@ removes the password: the user becomes OTP-only.`,
 				}
 				if pw == "" {
 					fmt.Fprintf(a.stdout, "removed the password of %q (OTP-only now)\n", name)
+					noPasswordNote(a.stderr, name+" has", name)
 				} else {
 					fmt.Fprintf(a.stdout, "set the password of %q\n", name)
 				}

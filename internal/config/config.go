@@ -56,7 +56,7 @@ type RadiusConfig struct {
 	ReplyCacheTTL Duration `toml:"reply_cache_ttl"` // RFC 5080: 5–30 s (default 30s)
 	ReplyCacheMax int      `toml:"reply_cache_max"` // entries (default 10000)
 	ChallengeTTL  Duration `toml:"challenge_ttl"`   // how long a State stays valid (default 120s)
-	RejectDelay   Duration `toml:"reject_delay"`    // uniform delay before every Access-Reject (default 0; ~1s in production if the NAS timeout allows)
+	RejectDelay   Duration `toml:"reject_delay"`    // least time from a request to its Access-Reject, the same for every reject (default 1s)
 	Workers       int      `toml:"workers"`         // concurrent password hashes (default runtime.NumCPU())
 	Queue         int      `toml:"queue"`           // requests waiting for a worker before drops (default 256)
 }

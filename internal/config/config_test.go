@@ -83,7 +83,7 @@ func TestDefaults(t *testing.T) {
 		{"Radius.ReplyCacheTTL", c.Radius.ReplyCacheTTL.Duration, 30 * time.Second},
 		{"Radius.ReplyCacheMax", c.Radius.ReplyCacheMax, 10000},
 		{"Radius.ChallengeTTL", c.Radius.ChallengeTTL.Duration, 120 * time.Second},
-		{"Radius.RejectDelay", c.Radius.RejectDelay.Duration, time.Duration(0)},
+		{"Radius.RejectDelay", c.Radius.RejectDelay.Duration, time.Second},
 		{"Radius.Workers", c.Radius.Workers, runtime.NumCPU()},
 		{"Radius.Queue", c.Radius.Queue, 256},
 		{"Auth.Mode", c.Auth.Mode, "auto"},
@@ -122,7 +122,7 @@ socket = "run/ctl.sock"
 listen = ["127.0.0.1:0"]
 workers = 3
 queue = 7
-reject_delay = "1s"
+reject_delay = "0s"
 [auth]
 skew = 0
 mode = "challenge"
@@ -143,7 +143,7 @@ listen = "[::1]:9812"
 		t.Fatal(err)
 	}
 	dir := filepath.Dir(c.Path)
-	if c.Auth.Skew != 0 || c.Radius.Workers != 3 || c.Radius.Queue != 7 || c.Radius.RejectDelay.Duration != time.Second {
+	if c.Auth.Skew != 0 || c.Radius.Workers != 3 || c.Radius.Queue != 7 || c.Radius.RejectDelay.Duration != 0 {
 		t.Errorf("explicit values replaced by defaults: %+v %+v", c.Auth, c.Radius)
 	}
 	if c.Clients[0].Mode != "challenge" {

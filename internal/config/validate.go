@@ -24,6 +24,10 @@ const (
 	DefaultReplyCacheTTL = 30 * time.Second
 	DefaultReplyCacheMax = 10000
 	DefaultChallengeTTL  = 120 * time.Second
+	// DefaultRejectDelay is longer than the work of any Reject (a password
+	// hash, a store write), so a Reject's timing tells nothing, and well
+	// under the 3-5 s most NASes wait before retransmitting.
+	DefaultRejectDelay   = time.Second
 	DefaultQueue         = 256
 	DefaultSkew          = 1
 	DefaultLockoutThresh = 5
@@ -62,6 +66,7 @@ func (c *Config) applyDefaults(isSet func(key ...string) bool) {
 	}
 	dur(&c.Radius.ReplyCacheTTL, DefaultReplyCacheTTL, "radius", "reply_cache_ttl")
 	dur(&c.Radius.ChallengeTTL, DefaultChallengeTTL, "radius", "challenge_ttl")
+	dur(&c.Radius.RejectDelay, DefaultRejectDelay, "radius", "reject_delay")
 	dur(&c.Auth.LockoutBase, DefaultLockoutBase, "auth", "lockout_base")
 	dur(&c.Auth.LockoutMax, DefaultLockoutMax, "auth", "lockout_max")
 	num := func(v *int, def int, key ...string) {

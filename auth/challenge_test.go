@@ -1,0 +1,70 @@
+package auth
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestChallengeFloodKeepsOthersStates: 11,000 challenges for one user from
+// client A do not evict the State another user is answering on client B.
+func TestChallengeFloodKeepsOthersStates(t *testing.T) {
+	e := newEnv(t, nil)
+	d := e.auth(Request{User: "digit", Mode: ModeChallenge, Client: "B", Password: "summer123456"})
+	if d.Result != Challenge {
+		t.Fatalf("victim's challenge: %s/%s", d.Result, d.Reason)
+	}
+	victim := d.State
+	for i := range 11000 {
+		if d := e.auth(Request{User: "alice", Mode: ModeChallenge, Client: "A", Password: "correct horse"}); d.Result != Challenge {
+			t.Fatalf("flood %d: %s/%s", i, d.Result, d.Reason)
+		}
+	}
+	if d := e.auth(Request{User: "digit", Mode: ModeChallenge, Client: "B", State: victim, Password: e.code("digit", 0)}); d.Result != Accept {
+		t.Fatalf("victim's answer after the flood: %s/%s, want accept", d.Result, d.Reason)
+	}
+}
+
+// TestChallengeStatesCapped: pending States are capped per user and per
+// client, and when the table is full the client holding the most loses its
+// oldest, so a flood from one client (or one user) evicts only its own.
+func TestChallengeStatesCapped(t *testing.T) {
+	c := newChallengeTable(time.Minute, maxChallengeStates, maxStatesPerClient, maxStatesPerUser)
+	victimB, _ := c.issue("victim", "B", t0)
+	victimA, _ := c.issue("victim", "A", t0)
+	// 11,000 challenges from client A for many users, and from one user.
+	for i := range 11000 {
+		if _, err := c.issue(fmt.Sprintf("u%d", i%3000), "A", t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 11000 {
+		_, _ = c.issue("mallory", "C", t0)
+	}
+	if n := c.len(); n > maxChallengeStates {
+		t.Fatalf("%d pending States, more than %d", n, maxChallengeStates)
+	}
+	if n := c.byUser["mallory"].Len(); n != maxStatesPerUser {
+		t.Fatalf("mallory holds %d States, want the cap %d", n, maxStatesPerUser)
+	}
+	if n := c.byClient["A"].Len(); n != maxStatesPerClient {
+		t.Fatalf("client A holds %d States, want the cap %d", n, maxStatesPerClient)
+	}
+	if u, cl, ok := c.take(victimB, t0.Add(time.Second)); !ok || u != "victim" || cl != "B" {
+		t.Fatal("client B's pending State was evicted by client A's flood")
+	}
+	// The victim's State on A was A's oldest: A's own flood pushed it out.
+	if _, _, ok := c.take(victimA, t0.Add(time.Second)); ok {
+		t.Fatal("client A kept more than its cap")
+	}
+	// A full table evicts from the client holding the most.
+	small := newChallengeTable(time.Minute, 4, 3, 3)
+	b, _ := small.issue("x", "B", t0)
+	for i := range 3 {
+		_, _ = small.issue(fmt.Sprintf("y%d", i), "A", t0)
+	}
+	_, _ = small.issue("z", "C", t0)
+	if _, _, ok := small.take(b, t0); !ok {
+		t.Fatal("a full table evicted from a client that holds one State")
+	}
+}
