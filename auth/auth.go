@@ -343,7 +343,8 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 		// Correct password but no code: not a guess, so not counted.
 		return reject(ReasonBadCode)
 	default:
-		return a.checkFactor(ctx, u.Name, f)
+		d, _ := a.checkFactor(ctx, u.Name, func(*store.User) factor { return f })
+		return d
 	}
 }
 
@@ -454,9 +455,7 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User, verified boo
 // token's digits there. A user without a token goes on to noToken with the
 // record that Update read.
 func (a *Authenticator) otpOnly(ctx context.Context, r Request) Decision {
-	d, noTok := a.checkFactorWith(ctx, r.User, func(u *store.User) factor {
-		return parseFactor(r.Password, tokenDigits(u.TOTP))
-	}, true)
+	d, noTok := a.checkFactor(ctx, r.User, fieldFactor(r.Password))
 	if noTok != nil {
 		return a.noToken(ctx, noTok, false)
 	}
@@ -470,12 +469,16 @@ func (a *Authenticator) answer(ctx context.Context, r Request) Decision {
 	if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(r.User)) != 1 || client != r.Client {
 		return reject(ReasonBadState)
 	}
-	// One transaction: checkFactorWith checks disabled, locked and the token
+	// One transaction: checkFactor checks disabled, locked and the token
 	// (removed since the challenge: not_enrolled) on the fresh record.
-	d, _ := a.checkFactorWith(ctx, r.User, func(u *store.User) factor {
-		return parseFactor(r.Password, tokenDigits(u.TOTP))
-	}, false)
+	d, _ := a.checkFactor(ctx, r.User, fieldFactor(r.Password))
 	return d
+}
+
+// fieldFactor reads a field that holds a second factor alone, with the
+// digits of the token on the fresh record.
+func fieldFactor(field string) func(*store.User) factor {
+	return func(u *store.User) factor { return parseFactor(field, tokenDigits(u.TOTP)) }
 }
 
 // errNoWrite makes store.Update discard fn's changes; the outcome is in the
@@ -485,102 +488,96 @@ var errNoWrite = errors.New("auth: nothing to write")
 // checkFactor checks a code or recovery code against the fresh record inside
 // one store.Update, so the replay check, the LastStep update, the recovery
 // code removal and the failure count are atomic and durable before we
-// answer.
-func (a *Authenticator) checkFactor(ctx context.Context, name string, f factor) Decision {
-	d, _ := a.checkFactorWith(ctx, name, func(*store.User) factor { return f }, false)
-	return d
-}
-
-// checkFactorWith is checkFactor with the factor read from the field inside
-// the transaction (parse gets the fresh record, which has a token). When the
-// record has no token and wantNoToken is set, nothing is written and the
-// record comes back as noTok (the Decision is then not to be used).
-func (a *Authenticator) checkFactorWith(ctx context.Context, name string, parse func(u *store.User) factor, wantNoToken bool) (d Decision, noTok *store.User) {
-	var out Decision
+// answer. parse reads the factor with the fresh record's token. A user
+// without a token is not_enrolled, and a copy of the record comes back as
+// noTok for the callers that decide such a user by policy (otp-only).
+func (a *Authenticator) checkFactor(ctx context.Context, name string, parse func(*store.User) factor) (d Decision, noTok *store.User) {
 	err := a.st.Update(ctx, name, func(u *store.User) error {
 		noTok = nil // fn may run again (group commit)
 		now := a.now()
 		switch {
 		case u.Disabled:
-			out = reject(ReasonDisabled)
+			d = reject(ReasonDisabled)
 			return errNoWrite
 		case now.Before(u.LockedUntil):
-			out = reject(ReasonLocked) // the code is not evaluated
-			return errNoWrite
-		case u.TOTP == nil && wantNoToken:
-			c := *u
-			noTok = &c
+			d = reject(ReasonLocked) // the code is not evaluated
 			return errNoWrite
 		case u.TOTP == nil:
-			out = reject(ReasonNotEnrolled)
+			c := *u
+			noTok = &c
+			d = reject(ReasonNotEnrolled)
 			return errNoWrite
 		}
-		f := parse(u)
-		var recHash string
-		if f.kind == factorRecovery {
-			recHash = a.st.HashRecoveryCode(name, f.value)
-		}
-		fail := func(r Reason) error {
-			u.CodeFailures = decayedFailures(u.CodeFailures, u.LastFailure, now, a.opt.LockoutMax) + 1
-			u.LastFailure = now
-			if d := backoff(u.CodeFailures, a.opt.LockoutThreshold, a.opt.LockoutInitial, a.opt.LockoutMax); d > 0 {
-				u.LockedUntil = now.Add(d)
-			}
-			out = reject(r)
-			return nil
-		}
-		succeed := func(r Reason) error {
-			// Failures decay with time instead of resetting here, so the
-			// real user's logins do not restart an attacker's escalation.
-			// The decay is applied at the next failure (from LastFailure),
-			// not stored here: storing it without moving LastFailure would
-			// apply the same decay again at every later login.
-			u.LockedUntil = time.Time{}
-			u.LastSuccess = now
-			out = Decision{Result: Accept, Reason: r}
-			return nil
-		}
-		switch f.kind {
-		case factorCode:
-			step, ok, err := matchStep(u.TOTP, f.value, now, a.opt.Skew)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fail(ReasonBadCode)
-			}
-			if step <= u.TOTP.LastStep {
-				// A replay, not a guess: the code was right once and cannot
-				// pass again, so it tells a guesser nothing. Counting it would
-				// let anyone who saw one login lock the user out. Audited
-				// (the reason), not counted, nothing written.
-				out = reject(ReasonCodeReused)
-				return errNoWrite
-			}
-			u.TOTP.LastStep = step
-			return succeed(ReasonOK)
-		case factorRecovery:
-			hit := -1
-			for i, h := range u.RecoveryCodes {
-				if subtle.ConstantTimeCompare([]byte(h), []byte(recHash)) == 1 {
-					hit = i
-				}
-			}
-			if hit < 0 {
-				return fail(ReasonBadCode)
-			}
-			u.RecoveryCodes = slices.Delete(u.RecoveryCodes, hit, hit+1)
-			return succeed(ReasonRecoveryCode)
-		default:
-			return fail(ReasonBadCode)
-		}
+		var err error
+		d, err = a.judgeFactor(u, parse(u), now)
+		return err
 	})
 	switch {
 	case err == nil, errors.Is(err, errNoWrite):
-		return out, noTok
+		return d, noTok
 	case errors.Is(err, store.ErrUserNotFound):
 		return reject(ReasonUnknownUser), nil
 	default:
 		return a.internal("auth: check code", name, err), nil
 	}
+}
+
+// judgeFactor decides f for u, a record with a token, and records the
+// outcome in u. It returns errNoWrite when there is nothing to record.
+func (a *Authenticator) judgeFactor(u *store.User, f factor, now time.Time) (Decision, error) {
+	switch f.kind {
+	case factorCode:
+		step, ok, err := matchStep(u.TOTP, f.value, now, a.opt.Skew)
+		if err != nil {
+			return Decision{}, err
+		}
+		if !ok {
+			return a.codeFailed(u, now, ReasonBadCode), nil
+		}
+		if step <= u.TOTP.LastStep {
+			// A replay, not a guess: the code was right once and cannot
+			// pass again, so it tells a guesser nothing. Counting it would
+			// let anyone who saw one login lock the user out. Audited
+			// (the reason), not counted, nothing written.
+			return reject(ReasonCodeReused), errNoWrite
+		}
+		u.TOTP.LastStep = step
+		return codeSucceeded(u, now, ReasonOK), nil
+	case factorRecovery:
+		want := a.st.HashRecoveryCode(u.Name, f.value)
+		hit := -1
+		for i, h := range u.RecoveryCodes {
+			if subtle.ConstantTimeCompare([]byte(h), []byte(want)) == 1 {
+				hit = i
+			}
+		}
+		if hit < 0 {
+			return a.codeFailed(u, now, ReasonBadCode), nil
+		}
+		u.RecoveryCodes = slices.Delete(u.RecoveryCodes, hit, hit+1)
+		return codeSucceeded(u, now, ReasonRecoveryCode), nil
+	default:
+		return a.codeFailed(u, now, ReasonBadCode), nil
+	}
+}
+
+// codeFailed counts a wrong second factor toward the user's lock.
+func (a *Authenticator) codeFailed(u *store.User, now time.Time, r Reason) Decision {
+	u.CodeFailures = decayedFailures(u.CodeFailures, u.LastFailure, now, a.opt.LockoutMax) + 1
+	u.LastFailure = now
+	if d := backoff(u.CodeFailures, a.opt.LockoutThreshold, a.opt.LockoutInitial, a.opt.LockoutMax); d > 0 {
+		u.LockedUntil = now.Add(d)
+	}
+	return reject(r)
+}
+
+// codeSucceeded records a login with a right second factor. Failures decay
+// with time instead of resetting here, so the real user's logins do not
+// restart an attacker's escalation. The decay is applied at the next
+// failure (from LastFailure), not stored here: storing it without moving
+// LastFailure would apply the same decay again at every later login.
+func codeSucceeded(u *store.User, now time.Time, r Reason) Decision {
+	u.LockedUntil = time.Time{}
+	u.LastSuccess = now
+	return Decision{Result: Accept, Reason: r}
 }
