@@ -42,7 +42,10 @@ type settings struct {
 	rejectDelay time.Duration
 }
 
-// job is one Access-Request waiting for or in a worker.
+// job is one Access-Request waiting for or in a worker. Its reply-cache
+// entry begins in enqueue (in flight: retransmissions are dropped) and ends
+// exactly once, in send (answered: retransmissions get the cached reply) or
+// in drop (forgotten: a retransmission is evaluated).
 type job struct {
 	w        packetWriter
 	addr     net.Addr
@@ -282,31 +285,16 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 }
 
 // receive runs the cheap part of the chain in the read loop: client lookup,
-// parse, Message-Authenticator and Proxy-State rules, reply cache, enqueue.
-// b is only valid during the call.
+// load shedding, parse, Message-Authenticator and Proxy-State rules, reply
+// cache, enqueue. b is only valid during the call.
 func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b []byte) {
 	src := addrPortOf(addr)
 	if !src.IsValid() {
 		s.metrics.drops.inc(dropMalformed)
 		return
 	}
-	set := s.set.Load()
-	c := set.clients.lookup(src.Addr())
-	if c == nil {
-		s.metrics.drops.inc(dropUnknownClient)
-		if ok, n := s.unknown.note(src.Addr()); ok {
-			s.log.Warn("radius: dropped datagrams from an unknown client", "source", src.Addr().String(), "dropped", n)
-		}
-		return
-	}
-	// Shed load before the parse and the HMAC: with every handler busy and
-	// the queue full (or this client's share of it), an Access-Request
-	// would be dropped after them anyway, and under overload that work is
-	// what the handlers need. The NAS retransmits. Status-Server, the
-	// health check, still gets its answer.
-	if len(b) > 0 && rad.Code(b[0]) == rad.CodeAccessRequest &&
-		(len(s.queue) == cap(s.queue) || c.queued.Load() >= s.queueShare) {
-		s.metrics.drops.inc(dropOverload)
+	c := s.clientFor(src)
+	if c == nil || s.shed(b, c) {
 		return
 	}
 	pkt, err := rad.Parse(b, c.secret)
@@ -315,7 +303,6 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		s.log.Debug("radius: dropped malformed packet", "client", c.name, "source", src.String(), "err", err)
 		return
 	}
-	raw := b[:binary.BigEndian.Uint16(b[2:4])]
 	switch pkt.Code {
 	case rad.CodeAccessRequest, rad.CodeStatusServer:
 	default:
@@ -323,6 +310,46 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 		s.log.Debug("radius: dropped unsupported packet code", "client", c.name, "code", pkt.Code.String())
 		return
 	}
+	if !s.authentic(pkt, b[:binary.BigEndian.Uint16(b[2:4])], c, src) {
+		return
+	}
+	if pkt.Code == rad.CodeStatusServer {
+		s.answerStatus(w, addr, pkt, c)
+		return
+	}
+	s.enqueue(&job{w: w, addr: addr, src: src, pkt: pkt, client: c, received: s.now()}, local)
+}
+
+// clientFor finds the client src belongs to; datagrams from anywhere else
+// are dropped, with a bounded warning.
+func (s *Server) clientFor(src netip.AddrPort) *client {
+	c := s.set.Load().clients.lookup(src.Addr())
+	if c == nil {
+		s.metrics.drops.inc(dropUnknownClient)
+		if ok, n := s.unknown.note(src.Addr()); ok {
+			s.log.Warn("radius: dropped datagrams from an unknown client", "source", src.Addr().String(), "dropped", n)
+		}
+	}
+	return c
+}
+
+// shed drops an Access-Request before the parse and the HMAC when every
+// handler is busy and the queue is full (or this client's share of it): it
+// would be dropped after them anyway, and under overload that work is what
+// the handlers need. The NAS retransmits. Status-Server, the health check,
+// still gets its answer.
+func (s *Server) shed(b []byte, c *client) bool {
+	if len(b) > 0 && rad.Code(b[0]) == rad.CodeAccessRequest &&
+		(len(s.queue) == cap(s.queue) || c.queued.Load() >= s.queueShare) {
+		s.metrics.drops.inc(dropOverload)
+		return true
+	}
+	return false
+}
+
+// authentic applies the Message-Authenticator and Proxy-State rules to a
+// parsed packet (raw is its bytes): false means it was dropped.
+func (s *Server) authentic(pkt *rad.Packet, raw []byte, c *client, src netip.AddrPort) bool {
 	switch checkMessageAuthenticator(raw, c.macs) {
 	case maInvalid:
 		s.metrics.drops.inc(dropBadMA)
@@ -330,7 +357,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 			s.log.Warn("radius: dropped requests with an invalid Message-Authenticator; is the shared secret the same on the NAS?",
 				"client", c.name, "source", src.Addr().String(), "dropped", n)
 		}
-		return
+		return false
 	case maAbsent:
 		if pkt.Code == rad.CodeStatusServer {
 			// RFC 5997 §3: Status-Server without it is always discarded;
@@ -341,7 +368,7 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 				s.log.Warn("radius: dropped Status-Server without Message-Authenticator; RFC 5997 requires one whatever require_message_authenticator says: make the NAS's status checks send it (radclient: Message-Authenticator = 0x00)",
 					"client", c.name, "source", src.Addr().String(), "dropped", n)
 			}
-			return
+			return false
 		}
 		if c.requireMA {
 			s.metrics.drops.inc(dropMissingMA)
@@ -349,44 +376,44 @@ func (s *Server) receive(w packetWriter, local netip.AddrPort, addr net.Addr, b 
 				s.log.Warn("radius: dropped requests without Message-Authenticator (BlastRADIUS protection); update the NAS, or set require_message_authenticator = false for this client only",
 					"client", c.name, "source", src.Addr().String(), "dropped", n)
 			}
-			return
+			return false
 		}
 		if c.limitProxyState && hasProxyState(pkt) {
 			s.metrics.drops.inc(dropProxyState)
 			s.log.Debug("radius: dropped packet with Proxy-State but no Message-Authenticator", "client", c.name, "source", src.String())
-			return
+			return false
 		}
 	}
-	if pkt.Code == rad.CodeStatusServer {
-		s.answerStatus(w, addr, pkt, c)
-		return
-	}
+	return true
+}
 
-	act, cached, entry := s.cache.begin(cacheKey{local: local, remote: src, id: pkt.Identifier}, pkt.Authenticator)
+// enqueue starts j's reply-cache entry and hands j to the handlers. A
+// retransmission of a request in flight is dropped; one of an answered
+// request gets the cached reply, without being evaluated again.
+func (s *Server) enqueue(j *job, local netip.AddrPort) {
+	act, cached, entry := s.cache.begin(cacheKey{local: local, remote: j.src, id: j.pkt.Identifier}, j.pkt.Authenticator)
 	switch act {
 	case cacheInFlight:
 		s.metrics.drops.inc(dropDuplicate)
 		return
 	case cacheResend:
 		s.metrics.cacheHits.Inc()
-		if _, err := w.WriteTo(cached, addr); err != nil {
-			s.log.Debug("radius: resend cached reply", "client", c.name, "err", err)
+		if _, err := j.w.WriteTo(cached, j.addr); err != nil {
+			s.log.Debug("radius: resend cached reply", "client", j.client.name, "err", err)
 		}
 		return
 	}
-	j := &job{w: w, addr: addr, src: src, pkt: pkt, client: c, entry: entry, received: s.now()}
+	j.entry = entry
 	s.pending.Add(1)
-	if c.queued.Add(1) <= s.queueShare {
+	if j.client.queued.Add(1) <= s.queueShare {
 		select {
 		case s.queue <- j:
 			return
 		default:
 		}
 	}
-	c.queued.Add(-1)
-	s.cache.abort(entry)
-	s.pending.Done()
-	s.metrics.drops.inc(dropOverload)
+	j.client.queued.Add(-1)
+	s.drop(j, dropOverload)
 }
 
 // shareOfQueue is how many queued requests one client may have: half the
@@ -423,11 +450,9 @@ func (s *Server) safeProcess(j *job) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.metrics.panics.Inc()
-			s.metrics.drops.inc(dropInternal)
 			s.log.Error("radius: panic while handling a request; request dropped",
 				"client", j.client.name, "panic_type", fmt.Sprintf("%T", r), "stack", string(debug.Stack()))
-			s.cache.abort(j.entry)
-			s.finish(j)
+			s.drop(j, dropInternal)
 		}
 	}()
 	s.process(j)
@@ -456,21 +481,17 @@ func (s *Server) process(j *job) {
 		// decision is audited. A line per drop would let a flooding client,
 		// refused at once past its share of the hash workers, write to the
 		// audit log at its own rate.
-		s.cache.abort(j.entry)
-		s.metrics.drops.inc(dropOverload)
+		s.drop(j, dropOverload)
 		if warn, n := s.overload.note(j.src.Addr()); warn && s.baseCtx.Err() == nil {
 			s.log.Warn("radius: dropped requests: the password-hash workers are busy, or this client already has its share of requests waiting; the NAS retransmits",
 				"client", j.client.name, "source", j.src.Addr().String(), "dropped", n)
 		}
-		s.finish(j)
 		return
 	}
 	b, d, err := buildResponse(j.pkt, d, j.client.macs)
 	if err != nil {
 		s.log.Error("radius: build response; request dropped", "client", j.client.name, "err", err)
-		s.cache.abort(j.entry)
-		s.metrics.drops.inc(dropInternal)
-		s.finish(j)
+		s.drop(j, dropInternal)
 		return
 	}
 	s.metrics.answered(d, elapsed)
@@ -487,7 +508,16 @@ func (s *Server) process(j *job) {
 	s.send(j, b)
 }
 
-// send caches the response for retransmissions, then writes it.
+// drop ends a job without an answer: its reply-cache entry is forgotten, so
+// the NAS's retransmission is evaluated.
+func (s *Server) drop(j *job, reason string) {
+	s.cache.abort(j.entry)
+	s.metrics.drops.inc(reason)
+	s.finish(j)
+}
+
+// send ends a job with its answer: the response is cached for
+// retransmissions, then written.
 func (s *Server) send(j *job, b []byte) {
 	defer s.finish(j)
 	s.cache.finish(j.entry, b)
