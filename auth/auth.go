@@ -395,7 +395,7 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User) Decision {
 	// success: a token enrolled, a disable, a lock or a new MFA group since
 	// the lookup must not let the user in without a code.
 	var out Decision
-	err := a.st.Update(ctx, u.Name, func(v *store.User) error {
+	err := a.st.UpdateLogin(ctx, u.Name, func(v *store.User) error {
 		now := a.now()
 		switch {
 		case v.Disabled:
@@ -480,8 +480,8 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, f factor) 
 // record comes back as noTok (the Decision is then not to be used).
 func (a *Authenticator) checkFactorWith(ctx context.Context, name string, parse func(u *store.User) factor, wantNoToken bool) (d Decision, noTok *store.User) {
 	var out Decision
-	err := a.st.Update(ctx, name, func(u *store.User) error {
-		noTok = nil // fn may run again (group commit)
+	err := a.st.UpdateLogin(ctx, name, func(u *store.User) error {
+		noTok = nil // fn may run again
 		now := a.now()
 		switch {
 		case u.Disabled:
