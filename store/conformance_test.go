@@ -114,4 +114,3 @@ func fullDisk(paths map[store.Store]string) func(t *testing.T, st store.Store, f
 		fn()
 	}
 }
-
