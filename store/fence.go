@@ -21,6 +21,9 @@ import (
 const (
 	fenceAhead  = 75 * time.Second
 	fenceMargin = 45 * time.Second
+	// refuseGrace is how long the floor is kept after the fence: longer
+	// than any step plus skew window.
+	refuseGrace = 10 * time.Minute
 	// defaultPeriod is the TOTP period for a token that names none.
 	defaultPeriod = 30
 )

@@ -135,7 +135,10 @@ func (db *DB) init(keyFile string) error {
 		db.logger.Warn("store: the database was not closed on an earlier boot (power loss or crash): codes from time steps that start before the fence are refused",
 			"until", time.Unix(refuse, 0).UTC().Format(time.RFC3339))
 	}
-	if refuse > now.Unix() {
+	// A code stays acceptable for a few steps after its own (skew), so
+	// the floor is kept well past the fence; once every step it covers is
+	// out of any window, raising a last step to it changes nothing.
+	if now.Unix() < refuse+int64(refuseGrace/time.Second) {
 		db.floor = refuse
 	} else {
 		refuse = 0
