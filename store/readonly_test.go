@@ -105,4 +105,3 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
-
