@@ -44,15 +44,11 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet ./...
 
-# The store's direct I/O tests need a directory on a disk file system (TMPDIR
-# may be a tmpfs); they skip without one, and fail without one when CI=true.
-OTPGATE_TEST_DISK_DIR ?= /var/tmp
-
 # test runs everything, including the e2e TestHost... tests, which change this
 # machine (test Unix users, services in /etc/pam.d, an sshd on loopback) and
 # need root; a plain `go test ./...` skips those.
 test: deps vet
-	OTPGATE_TEST_DISK_DIR=$(OTPGATE_TEST_DISK_DIR) OTPGATE_HOST_TESTS=1 $(GO) test -count=1 -timeout 20m ./...
+	OTPGATE_HOST_TESTS=1 $(GO) test -count=1 -timeout 20m ./...
 
 unit: vet
 	$(GO) test -count=1 -short ./...

@@ -413,7 +413,7 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User, verified boo
 	// success: a token enrolled, a disable, a lock or a new MFA group since
 	// the lookup must not let the user in without a code.
 	var out Decision
-	err := a.st.Update(ctx, u.Name, func(v *store.User) error {
+	err := a.st.UpdateLogin(ctx, u.Name, func(v *store.User) error {
 		now := a.now()
 		switch {
 		case v.Disabled:
@@ -486,14 +486,14 @@ func fieldFactor(field string) func(*store.User) factor {
 var errNoWrite = errors.New("auth: nothing to write")
 
 // checkFactor checks a code or recovery code against the fresh record inside
-// one store.Update, so the replay check, the LastStep update, the recovery
-// code removal and the failure count are atomic and durable before we
-// answer. parse reads the factor with the fresh record's token. A user
+// one store.UpdateLogin, so the replay check, the LastStep update, the
+// recovery code removal and the failure count are atomic and recorded before
+// we answer (docs/durability.md says how durably). parse reads the factor with the fresh record's token. A user
 // without a token is not_enrolled, and a copy of the record comes back as
 // noTok for the callers that decide such a user by policy (otp-only).
 func (a *Authenticator) checkFactor(ctx context.Context, name string, parse func(*store.User) factor) (d Decision, noTok *store.User) {
-	err := a.st.Update(ctx, name, func(u *store.User) error {
-		noTok = nil // fn may run again (group commit)
+	err := a.st.UpdateLogin(ctx, name, func(u *store.User) error {
+		noTok = nil // fn may run again
 		now := a.now()
 		switch {
 		case u.Disabled:

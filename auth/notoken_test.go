@@ -144,6 +144,14 @@ func (s *enrollAfterGet) Update(ctx context.Context, name string, fn func(u *sto
 	return err
 }
 
+func (s *enrollAfterGet) UpdateLogin(ctx context.Context, name string, fn func(u *store.User) error) error {
+	err := s.Store.UpdateLogin(ctx, name, fn)
+	if uerr := s.applyChange(ctx, name); uerr != nil {
+		return uerr
+	}
+	return err
+}
+
 // TestNoTokenDecisionRecheckedInTransaction: the accept-without-code path
 // must rest on the record inside the transaction that records the success,
 // not on the earlier read: a token enrolled, a disable, or a new MFA group

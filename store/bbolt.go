@@ -6,11 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/otpgate/otpgate/store/loginlog"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -24,89 +27,49 @@ const (
 const importFillPercent = 0.9
 
 // DB is the bbolt implementation of Store. It is safe for concurrent use; a
-// database file can be open in only one DB (one process) at a time.
+// database file can be open for writing in only one DB (one process) at a
+// time.
 type DB struct {
-	bolt *bolt.DB
-	path string
-	keys *keyring
-	// commit runs every write transaction (group commit, see commit.go).
-	commit *committer
-	// wal logs Updates and serves them until a checkpoint (see wal.go).
-	wal *wal
+	bolt   *bolt.DB
+	path   string
+	keys   *keyring
+	ro     bool
+	logger *slog.Logger
+	hooks  hooks
 
-	closeMu sync.Mutex
+	// txMu serializes the write transactions: checkpoints, fence moves
+	// and the durable writes. Taken before mu.
+	txMu sync.Mutex
+
+	// mu guards what follows (logins.go).
+	mu      sync.RWMutex
 	closed  bool
+	llog    *loginlog.Log      // nil when read-only
+	overlay map[string]*logged // in the login log, not yet in bbolt
+	seq     uint64             // last login log sequence number used
+	// epoch grows whenever bbolt may have changed under a record that is
+	// not in the overlay (a checkpoint dropped it, or a durable write), so
+	// an UpdateLogin that read bbolt knows whether its read is still good.
+	epoch uint64
+
+	unsynced   atomic.Bool  // appended since the last sync of the log
+	fence      atomic.Int64 // durable meta/fence, Unix seconds
+	floor      int64        // set by Open: steps starting at or before it are used (fence.go)
+	lastCkpt   time.Time    // only the background goroutine uses it
+	stop, done chan struct{}
+	kick       chan struct{} // asks the background goroutine for a checkpoint
+
+	stats statCounters
 }
 
 var _ Store = (*DB)(nil)
 
-// write runs fn in a read-write transaction and returns when it is durable
-// (bbolt fsyncs on commit) or failed. It is the single write path: all
-// writes go through the group committer (commit.go), which may put fn in one
-// transaction with other writers' requests. Any error fn returns rolls back
-// what fn wrote (and re-runs the others), so fn may fail after writing. fn
-// must not have effects outside tx: it may run more than once.
-func (db *DB) write(fn func(tx *bolt.Tx) error) error {
-	return db.submit(fn, false).error()
-}
-
-// submit runs fn through the committer and re-raises a panic of fn on the
-// caller's goroutine.
-func (db *DB) submit(fn func(tx *bolt.Tx) error, clean bool) writeResult {
-	res := db.commit.submit(fn, clean)
-	if res.panicked {
-		panic(res.panicVal)
-	}
-	return res
-}
-
-func (r writeResult) error() error {
-	if r.err != nil {
-		return r.err
-	}
-	return r.txErr
-}
-
-// read runs fn in one read-only transaction.
-func (db *DB) read(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }
-
-// writeOp is write for one Store method, whose fn validates before it
-// writes: an error fn returns before writing leaves the rest of a batch
-// untouched; after writing, fn must wrap the error with dirty. Errors fn
-// returns (already wrapped with context) come back unchanged; bbolt's own
-// errors (closed database, commit or fsync failure such as a full disk) are
-// wrapped with op and name (the user, or "" for whole-store operations).
-func (db *DB) writeOp(op, name string, fn func(tx *bolt.Tx) error) error {
-	return db.writeOpReq(op, name, nil, fn)
-}
-
-// writeOpReq is writeOp for Update, which the committer may log (upd)
-// instead of running fn in a transaction.
-func (db *DB) writeOpReq(op, name string, upd *updateReq, fn func(tx *bolt.Tx) error) error {
-	res := db.commit.submitReq(&writeReq{fn: fn, clean: true, upd: upd, res: make(chan writeResult, 1)})
-	if res.panicked {
-		panic(res.panicVal)
-	}
-	if res.err != nil {
-		return res.err
-	}
-	if res.txErr != nil {
-		return opError(op, name, res.txErr)
-	}
-	return nil
-}
-
-// readOp is writeOp for read-only transactions.
-func (db *DB) readOp(op, name string, fn func(tx *bolt.Tx) error) error {
-	var inner error
-	err := db.read(func(tx *bolt.Tx) error {
-		inner = fn(tx)
-		return inner
-	})
-	if err != nil && inner == nil {
-		return opError(op, name, err)
-	}
-	return err
+// hooks are what the tests change.
+type hooks struct {
+	now    func() time.Time
+	bootID func() string
+	fs     loginlog.FS
+	tick   time.Duration // background interval; < 0: none (tests call tick)
 }
 
 // opError wraps a bbolt error; built only on failure, so the hot path
@@ -116,6 +79,51 @@ func opError(op, name string, err error) error {
 		return fmt.Errorf("store: %s: %w", op, err)
 	}
 	return fmt.Errorf("store: %s %q: %w", op, name, err)
+}
+
+// usable returns the error for an operation on a closed store, or on a
+// read-only one when write is set. The caller holds mu.
+func (db *DB) usable(op string, write bool) error {
+	switch {
+	case db.closed:
+		return fmt.Errorf("store: %s: %w", op, ErrClosed)
+	case write && db.ro:
+		return fmt.Errorf("store: %s: %w", op, ErrReadOnly)
+	}
+	return nil
+}
+
+// writeTx runs fn in a durable bbolt transaction (synced before it
+// returns), after the login log's records: bbolt alone holds the truth
+// afterwards, so fn sees every login and no later replay can undo fn.
+// Errors fn returns come back as they are; bbolt's (closed database,
+// commit or sync failure such as a full disk) are wrapped with op and name.
+// A failed transaction leaves everything as it was.
+func (db *DB) writeTx(op, name string, fn func(tx *bolt.Tx) error) error {
+	db.txMu.Lock()
+	defer db.txMu.Unlock()
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if err := db.usable(op, true); err != nil {
+		return err
+	}
+	var inner error
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		if err := putLogged(tx, db.overlay, db.seq); err != nil {
+			return err
+		}
+		inner = fn(tx)
+		return inner
+	})
+	if err != nil {
+		if inner == nil {
+			return opError(op, name, err)
+		}
+		return err
+	}
+	db.epoch++
+	db.dropLogged(nil)
+	return nil
 }
 
 func usersBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
@@ -136,47 +144,6 @@ func lookupName(op, name string) error {
 	return nil
 }
 
-// Get returns the user called name, with the TOTP secret decrypted.
-func (db *DB) Get(ctx context.Context, name string) (User, error) {
-	if err := ctx.Err(); err != nil {
-		return User{}, fmt.Errorf("store: get: %w", err)
-	}
-	if err := lookupName("get", name); err != nil {
-		return User{}, err
-	}
-	v, err := db.stored("get", name)
-	if err != nil {
-		return User{}, err
-	}
-	u, err := decodeRecord(db.keys, name, v)
-	if err != nil {
-		return User{}, fmt.Errorf("store: get %q: %w", name, err)
-	}
-	return u, nil
-}
-
-// stored returns the current stored value of user name: the write-ahead
-// log's, else bbolt's (a copy). The log is asked first: a record leaves it
-// only after a checkpoint put it into bbolt, so a miss there means bbolt
-// is at least as new.
-func (db *DB) stored(op, name string) ([]byte, error) {
-	v, _, err := db.storedFrom(op, name)
-	return v, err
-}
-
-// storedFrom is stored, and says whether the value came from bbolt.
-func (db *DB) storedFrom(op, name string) (v []byte, fromBolt bool, err error) {
-	if v, ok := db.wal.get(name); ok {
-		return v, false, nil
-	}
-	err = db.readOp(op, name, func(tx *bolt.Tx) error {
-		cur, err := userValue(tx, op, name)
-		v = bytes.Clone(cur)
-		return err
-	})
-	return v, true, err
-}
-
 // userValue returns the value of user name in tx (valid only inside tx).
 func userValue(tx *bolt.Tx, op, name string) ([]byte, error) {
 	b, err := usersBucket(tx)
@@ -190,36 +157,69 @@ func userValue(tx *bolt.Tx, op, name string) ([]byte, error) {
 	return v, nil
 }
 
+// decode is decodeRecord with the fence's floor applied (fence.go).
+func (db *DB) decode(name string, v []byte, prev *sealedSeeds) (User, error) {
+	u, err := decodeRecordSealed(db.keys, name, v, prev)
+	if err == nil {
+		applyFloor(&u, db.floor)
+	}
+	return u, err
+}
+
+// Get returns the user called name, with the TOTP secret decrypted.
+func (db *DB) Get(ctx context.Context, name string) (User, error) {
+	if err := ctx.Err(); err != nil {
+		return User{}, fmt.Errorf("store: get: %w", err)
+	}
+	if err := lookupName("get", name); err != nil {
+		return User{}, err
+	}
+	v, _, err := db.current("get", name)
+	if err != nil {
+		return User{}, err
+	}
+	u, err := db.decode(name, v, nil)
+	if err != nil {
+		return User{}, fmt.Errorf("store: get %q: %w", name, err)
+	}
+	return u, nil
+}
+
 // List returns all users sorted by name (byte order).
 func (db *DB) List(ctx context.Context) ([]User, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("store: list: %w", err)
 	}
-	users := []User{}
 	// The overlay is copied before the transaction begins: a checkpoint
-	// in between only puts the same records into bbolt.
-	logged := db.wal.snapshot()
-	err := db.readOp("list", "", func(tx *bolt.Tx) error {
+	// in between only puts the same or older records into bbolt.
+	logged, err := db.snapshot("list")
+	if err != nil {
+		return nil, err
+	}
+	users := []User{}
+	var inner error
+	err = db.bolt.View(func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
 		}
-		return b.ForEach(func(k, v []byte) error {
-			if lv, ok := logged[string(k)]; ok {
-				v = lv
+		inner = b.ForEach(func(k, v []byte) error {
+			if l, ok := logged[string(k)]; ok {
+				v = l.data
 			}
-			u, err := decodeRecord(db.keys, string(k), v)
+			u, err := db.decode(string(k), v, nil)
 			if err != nil {
 				return fmt.Errorf("store: list: user %q: %w", k, err)
 			}
 			users = append(users, u)
 			return nil
 		})
+		return inner
 	})
-	if err != nil {
-		return nil, err
+	if err != nil && inner == nil {
+		return nil, opError("list", "", err)
 	}
-	return users, nil
+	return users, err
 }
 
 // Create adds u. Created is set to now when zero.
@@ -234,7 +234,7 @@ func (db *DB) Create(ctx context.Context, u User) error {
 	if err != nil {
 		return err
 	}
-	return db.writeOp("create", u.Name, func(tx *bolt.Tx) error {
+	return db.writeTx("create", u.Name, func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
@@ -244,7 +244,7 @@ func (db *DB) Create(ctx context.Context, u User) error {
 			return fmt.Errorf("store: create %q: %w", u.Name, ErrUserExists)
 		}
 		if err := b.Put(key, data); err != nil {
-			return dirty(fmt.Errorf("store: create %q: %w", u.Name, err))
+			return fmt.Errorf("store: create %q: %w", u.Name, err)
 		}
 		return nil
 	})
@@ -255,19 +255,6 @@ func (db *DB) Create(ctx context.Context, u User) error {
 // nothing is written and Update returns that error as is. fn must not change
 // u.Name. fn may run more than once, each time on a fresh copy, so it must
 // not have effects beyond u and variables it sets.
-//
-// Update is optimistic, so that the expensive part runs on the caller's
-// goroutine, in parallel with other callers, and the single committer does
-// only a compare and a put: fn runs on a snapshot read in a read-only
-// transaction (decrypting the seed, checking a code, encoding the result),
-// then the committer writes the new value only if the stored value is still
-// byte for byte the one fn saw. Equal bytes are equal state, so that write
-// is exactly what fn would have done on the fresh record. If another write
-// got in between, fn runs again on the fresh record inside the write
-// transaction. An error from fn on the snapshot (it decided not to write)
-// is returned without a write transaction: the decision holds for the state
-// as it was during the call. Concurrent Updates share one transaction and
-// one fsync (group commit).
 func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: update: %w", err)
@@ -275,59 +262,54 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err := lookupName("update", name); err != nil {
 		return err
 	}
-	gen := db.commit.boltGen.Load() // before the log is asked: see boltGen
-	seen, fromBolt, err := db.storedFrom("update", name)
-	if err != nil {
-		return err
-	}
-	data, err := db.applyUpdate(name, seen, fn)
-	if err != nil {
-		return err
-	}
-	upd := &updateReq{name: name, seen: seen, data: data, fromBolt: fromBolt, gen: gen, redo: func(cur []byte) ([]byte, error) {
-		return db.applyUpdate(name, cur, fn)
-	}}
-	if len(data) > walMaxRecord {
-		upd = nil // too big for the log (never seen in practice): a transaction
-	}
-	return db.writeOpReq("update", name, upd, func(tx *bolt.Tx) error {
+	return db.writeTx("update", name, func(tx *bolt.Tx) error {
 		v, err := userValue(tx, "update", name)
 		if err != nil {
 			return err
 		}
-		put := data
-		if !bytes.Equal(v, seen) {
-			// Changed since the snapshot: run fn on the fresh record.
-			if put, err = db.applyUpdate(name, v, fn); err != nil {
-				return err
-			}
+		_, _, data, err := db.applyUpdate(name, v, fn)
+		if err != nil {
+			return err
 		}
-		if err := tx.Bucket(bucketUsers).Put([]byte(name), put); err != nil {
-			return dirty(fmt.Errorf("store: update %q: %w", name, err))
+		if err := tx.Bucket(bucketUsers).Put([]byte(name), data); err != nil {
+			return fmt.Errorf("store: update %q: %w", name, err)
 		}
 		return nil
 	})
 }
 
 // applyUpdate decodes the stored value v of user name, applies fn and
-// returns the value to store. Errors from fn come back as they are.
-func (db *DB) applyUpdate(name string, v []byte, fn func(u *User) error) ([]byte, error) {
+// returns the user before and after fn and the value to store. Errors
+// from fn come back as they are.
+func (db *DB) applyUpdate(name string, v []byte, fn func(u *User) error) (before, after *User, data []byte, err error) {
 	var prev sealedSeeds
-	u, err := decodeRecordSealed(db.keys, name, v, &prev)
+	u, err := db.decode(name, v, &prev)
 	if err != nil {
-		return nil, fmt.Errorf("store: update %q: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("store: update %q: %w", name, err)
 	}
+	old := u
+	old.TOTP, old.PendingTOTP = cloneTOTP(u.TOTP), cloneTOTP(u.PendingTOTP)
+	old.Groups, old.RecoveryCodes = slices.Clone(u.Groups), slices.Clone(u.RecoveryCodes)
 	if err := fn(&u); err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	if u.Name != name {
-		return nil, fmt.Errorf("store: update %q: the update renamed the user to %.64q; renaming is not supported", name, u.Name)
+		return nil, nil, nil, fmt.Errorf("store: update %q: the update renamed the user to %.64q; renaming is not supported", name, u.Name)
 	}
-	data, err := encodeRecordReusing(db.keys, &u, &prev)
+	data, err = encodeRecordReusing(db.keys, &u, &prev)
 	if err != nil {
-		return nil, fmt.Errorf("store: update %q: %w", name, err)
+		return nil, nil, nil, fmt.Errorf("store: update %q: %w", name, err)
 	}
-	return data, nil
+	return &old, &u, data, nil
+}
+
+func cloneTOTP(t *TOTP) *TOTP {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	c.Secret = bytes.Clone(t.Secret)
+	return &c
 }
 
 // Delete removes user name.
@@ -338,12 +320,12 @@ func (db *DB) Delete(ctx context.Context, name string) error {
 	if err := lookupName("delete", name); err != nil {
 		return err
 	}
-	return db.writeOp("delete", name, func(tx *bolt.Tx) error {
+	return db.writeTx("delete", name, func(tx *bolt.Tx) error {
 		if _, err := userValue(tx, "delete", name); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketUsers).Delete([]byte(name)); err != nil {
-			return dirty(fmt.Errorf("store: delete %q: %w", name, err))
+			return fmt.Errorf("store: delete %q: %w", name, err)
 		}
 		return nil
 	})
@@ -384,13 +366,11 @@ func (db *DB) Import(ctx context.Context, users []User) error {
 			return fmt.Errorf("store: import: user %q appears more than once: %w", items[i].name, ErrUserExists)
 		}
 	}
-	return db.writeOp("import", "", func(tx *bolt.Tx) error {
+	return db.writeTx("import", "", func(tx *bolt.Tx) error {
 		b, err := usersBucket(tx)
 		if err != nil {
 			return err
 		}
-		// Check everything before the first Put, so a refused import
-		// writes nothing (see writeOp).
 		for i, it := range items {
 			if i%4096 == 0 {
 				if err := ctx.Err(); err != nil {
@@ -404,14 +384,9 @@ func (db *DB) Import(ctx context.Context, users []User) error {
 		if last, _ := b.Cursor().Last(); last == nil || bytes.Compare(last, []byte(items[0].name)) < 0 {
 			b.FillPercent = importFillPercent // pure append in key order
 		}
-		for i, it := range items {
-			if i%4096 == 0 {
-				if err := ctx.Err(); err != nil {
-					return dirty(fmt.Errorf("store: import: %w", err))
-				}
-			}
+		for _, it := range items {
 			if err := b.Put([]byte(it.name), it.data); err != nil {
-				return dirty(fmt.Errorf("store: import: user %q: %w", it.name, err))
+				return fmt.Errorf("store: import: user %q: %w", it.name, err)
 			}
 		}
 		return nil
@@ -419,18 +394,27 @@ func (db *DB) Import(ctx context.Context, users []User) error {
 }
 
 // Backup writes a consistent copy of the whole database file to w. The copy
-// opens with the same key file.
+// opens with the same key file. A read-only store whose login log (left by
+// a crash) holds records bbolt lacks refuses with ErrReadOnly: open it for
+// writing once, which folds them in.
 func (db *DB) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("store: backup: %w", err)
 	}
-	// A write transaction first puts logged updates into bbolt, which the
-	// copy is taken from.
-	if err := db.write(func(*bolt.Tx) error { return nil }); err != nil {
-		return 0, fmt.Errorf("store: backup: checkpoint: %w", err)
+	if db.ro {
+		logged, err := db.snapshot("backup")
+		if err != nil {
+			return 0, err
+		}
+		if len(logged) > 0 {
+			return 0, fmt.Errorf("store: backup: %w: the login log a crash left holds %d users' updates the database file lacks; "+
+				"open the database for writing once (start otpgated) to fold them in", ErrReadOnly, len(logged))
+		}
+	} else if err := db.writeTx("backup", "", func(*bolt.Tx) error { return nil }); err != nil {
+		return 0, err // the logged records go into bbolt first
 	}
 	var n int64
-	err := db.read(func(tx *bolt.Tx) error {
+	err := db.bolt.View(func(tx *bolt.Tx) error {
 		var err error
 		n, err = tx.WriteTo(w)
 		return err
@@ -445,40 +429,4 @@ func (db *DB) Backup(ctx context.Context, w io.Writer) (int64, error) {
 // k is derived from the master key. Pass the normalized code.
 func (db *DB) HashRecoveryCode(name, code string) string {
 	return db.keys.hashRecoveryCode(name, code)
-}
-
-// How the write-ahead log makes its appends durable (DB.LogWriter).
-const (
-	LogWriterDirect = "direct"          // Linux: O_DIRECT|O_DSYNC
-	LogWriterSync   = "write+fdatasync" // elsewhere, or where the file system refuses direct I/O
-)
-
-// LogWriter names how the write-ahead log makes its appends durable:
-// LogWriterDirect or LogWriterSync.
-func (db *DB) LogWriter() string { return db.wal.writer.kind() }
-
-// Close closes the database. It is safe to call more than once.
-func (db *DB) Close() error {
-	db.closeMu.Lock()
-	defer db.closeMu.Unlock()
-	if db.closed {
-		return nil
-	}
-	db.closed = true
-	db.commit.close()
-	// The committer has stopped: put logged updates into bbolt, and drop the
-	// emptied log file. If that fails the log is kept (as after a crash)
-	// and the next Open replays it.
-	cpErr := db.commit.checkpoint()
-	walErr := db.wal.close(cpErr == nil)
-	boltErr := db.bolt.Close()
-	switch {
-	case cpErr != nil:
-		return fmt.Errorf("store: close %s: checkpoint (the write-ahead log is kept and replayed at the next open): %w", db.path, cpErr)
-	case walErr != nil:
-		return fmt.Errorf("store: close %s: %w", db.wal.path, walErr)
-	case boltErr != nil:
-		return fmt.Errorf("store: close %s: %w", db.path, boltErr)
-	}
-	return nil
 }

@@ -15,7 +15,7 @@ func BenchmarkUpdateLastStep(b *testing.B) {
 	step := uint64(0)
 	for b.Loop() {
 		step++
-		err := db.Update(ctx, "alice", func(u *User) error {
+		err := db.UpdateLogin(ctx, "alice", func(u *User) error {
 			if step <= u.TOTP.LastStep {
 				return errCodeReused
 			}

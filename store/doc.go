@@ -1,15 +1,17 @@
 // Package store persists otpgate users, password hashes, encrypted TOTP seeds,
 // replay and lockout state, and hashed recovery codes.
 //
-// The first implementation is bbolt (see Open). Seeds are encrypted at rest with
+// Store is the seam the rest of otpgate uses; package storetest is the
+// suite every backend passes. The first backend is bbolt (see Open). Seeds are encrypted at rest with
 // AES-256-GCM under a key file; every other package sees plaintext seeds only in
 // memory, through the User type.
 //
 // # Layout
 //
 // One bbolt file with two buckets. meta holds schema_version (decimal),
-// key_check (an HMAC proving the key file belongs to this database) and
-// created. users maps a name to a record (a compact binary form since schema
+// key_check (an HMAC proving the key file belongs to this database),
+// created, and for the login log and the fence db_id, log_applied, fence,
+// running and refuse_until (schema.go). users maps a name to a record (a compact binary form since schema
 // 2, see recordbin.go; schema 1 wrote JSON, which is still read): the User
 // fields, with the TOTP secret only as the sealed seed = nonce ||
 // AES-256-GCM(seed), whose additional
@@ -29,29 +31,17 @@
 // # Locking and durability
 //
 // bbolt takes an exclusive lock on the file, so one process (normally
-// otpgated) owns the database; a second Open waits Options.LockTimeout and
-// then fails with ErrLocked. Every write is committed and fsynced before the
-// method returns; a failed write (including a full disk) leaves the previous
-// state intact.
+// otpgated) owns the database for writing; a second Open waits
+// Options.LockTimeout and then fails with ErrLocked. Options.ReadOnly opens
+// it without writing anything (a shared lock, no login log, no key file).
 //
-// Writes use group commit: one goroutine runs the write transactions back
-// to back, and all writes that queued while the previous transaction was
-// being fsynced share the next one, so many concurrent logins cost about one
-// fsync instead of one each. Each write still sees the effects of the writes
-// before it, and a write that fails leaves no trace and does not fail the
-// others in its transaction (see commit.go). Update is optimistic: its
-// function runs on the caller's goroutine against a snapshot, and the
-// committer only checks that the stored bytes are unchanged before it puts
-// the result (else it runs the function again on the fresh record), so the
-// serial stage does a compare and a put per login, not a decode and encode.
-//
-// A batch made only of Updates (logins) is not a bbolt transaction: its
-// records are appended to a write-ahead log beside the database
-// (<db>-wal, wal.go) with one durable write (on Linux with direct I/O,
-// walwrite_linux.go), served from memory, and copied
-// into bbolt by a background checkpoint every few thousand records. Open
-// replays the log a crash left; every other write, Backup and Close put it
-// into bbolt first.
+// UpdateLogin writes a login's bookkeeping to the login log (logins.go,
+// package loginlog): in the page cache when it returns, on disk about a
+// second later, in bbolt at the next checkpoint. The time fence (fence.go)
+// makes a power loss refuse every step the lost records might have
+// accepted. Every other write is one synced bbolt transaction before the
+// method returns; a failed write (including a full disk) leaves the
+// previous state intact. docs/durability.md states the contract.
 //
 // # Schema versions
 //

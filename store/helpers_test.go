@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -113,20 +112,13 @@ func encodeRecordJSON(t testing.TB, k *keyring, u *User) []byte {
 	return data
 }
 
-// storedValue returns the stored value of user name: the write-ahead log's
+// storedValue returns the stored value of user name: the login log's
 // overlay if it holds one, else bbolt's.
 func storedValue(t testing.TB, db *DB, name string) []byte {
 	t.Helper()
-	if v, ok := db.wal.get(name); ok {
-		return v
-	}
-	var v []byte
-	err := db.read(func(tx *bolt.Tx) error {
-		v = bytes.Clone(tx.Bucket(bucketUsers).Get([]byte(name)))
-		return nil
-	})
-	if err != nil || v == nil {
-		t.Fatalf("stored value of %q: %v (found %v)", name, err, v != nil)
+	v, _, err := db.current("get", name)
+	if err != nil {
+		t.Fatalf("stored value of %q: %v", name, err)
 	}
 	return v
 }

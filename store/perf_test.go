@@ -68,10 +68,10 @@ func TestUpdateKeepsSealedSeedUnlessChanged(t *testing.T) {
 	}
 }
 
-// TestAllFailedBatchCommitsNothing: a transaction in which every request
-// failed before writing is rolled back (no commit, no fsync): the database
+// TestFailedUpdateCommitsNothing: an Update whose function fails, or whose
+// user is unknown, is rolled back (no commit, no fsync): the database
 // transaction id does not move, and each caller gets its own error.
-func TestAllFailedBatchCommitsNothing(t *testing.T) {
+func TestFailedUpdateCommitsNothing(t *testing.T) {
 	ctx := context.Background()
 	db, _ := testDB(t)
 	if err := db.Create(ctx, totpUser("alice", randomSeed(t))); err != nil {
@@ -79,7 +79,7 @@ func TestAllFailedBatchCommitsNothing(t *testing.T) {
 	}
 	txid := func() int {
 		var id int
-		db.read(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
+		db.bolt.View(func(tx *bolt.Tx) error { id = tx.ID(); return nil })
 		return id
 	}
 	before := txid()
@@ -93,8 +93,7 @@ func TestAllFailedBatchCommitsNothing(t *testing.T) {
 	if after := txid(); after != before {
 		t.Errorf("transaction id moved from %d to %d: failed requests were committed", before, after)
 	}
-	// The check can fail: a write transaction moves the id. (An Update
-	// that writes goes to the write-ahead log, not to a transaction.)
+	// The check can fail: a write transaction moves the id.
 	if err := db.Create(ctx, User{Name: "bob"}); err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,13 @@ var (
 	keySchemaVersion = []byte("schema_version") // decimal ASCII
 	keyKeyCheck      = []byte("key_check")      // HMAC proving the key file matches
 	keyCreated       = []byte("created")        // RFC 3339, when the database was made
+
+	// Kept by the login log and the time fence (logins.go, fence.go).
+	keyDBID       = []byte("db_id")        // 16 random bytes, named in the login log's header
+	keyLogApplied = []byte("log_applied")  // decimal: last login log sequence number in the database
+	keyFence      = []byte("fence")        // decimal Unix seconds: no accepted step starts after it
+	keyRunning    = []byte("running")      // boot id of the open that has not closed yet; absent after a clean close
+	keyRefuse     = []byte("refuse_until") // decimal Unix seconds: the fence a power loss left, until the clock passes it
 )
 
 // migration upgrades a database from version to-1 to version to. apply runs
@@ -62,6 +69,12 @@ type dbState struct {
 	hasCreated bool
 	firstSeed  []byte // without key_check: one record holding a sealed seed, if any
 	firstName  string // and its name
+
+	dbID    []byte // nil before the first open of this version
+	applied uint64 // keyLogApplied
+	fence   int64  // keyFence, Unix seconds; 0 = none
+	running []byte // keyRunning: nil after a clean close
+	refuse  int64  // keyRefuse
 }
 
 func readState(tx *bolt.Tx) (dbState, error) {
@@ -83,6 +96,26 @@ func readState(tx *bolt.Tx) (dbState, error) {
 			st.keyCheck = append([]byte(nil), v...)
 		}
 		st.hasCreated = meta.Get(keyCreated) != nil
+		if v := meta.Get(keyDBID); v != nil {
+			st.dbID = bytes.Clone(v)
+		}
+		var err error
+		if st.applied, err = metaUint(meta, keyLogApplied); err != nil {
+			return st, err
+		}
+		f, err := metaUint(meta, keyFence)
+		if err != nil {
+			return st, err
+		}
+		st.fence = int64(f)
+		r, err := metaUint(meta, keyRefuse)
+		if err != nil {
+			return st, err
+		}
+		st.refuse = int64(r)
+		if v := meta.Get(keyRunning); v != nil {
+			st.running = bytes.Clone(v)
+		}
 	}
 	if users != nil && st.keyCheck == nil { // only then does Open need to know
 		c := users.Cursor()
@@ -149,6 +182,26 @@ func initMeta(tx *bolt.Tx, st dbState, k *keyring, now time.Time) error {
 		if err := meta.Put(keyCreated, []byte(now.UTC().Format(time.RFC3339))); err != nil {
 			return fmt.Errorf("put created: %w", err)
 		}
+	}
+	return nil
+}
+
+// metaUint reads a decimal meta value; absent is 0.
+func metaUint(meta *bolt.Bucket, key []byte) (uint64, error) {
+	v := meta.Get(key)
+	if v == nil {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(string(v), 10, 63)
+	if err != nil {
+		return 0, fmt.Errorf("meta %s %.20q is not a number (database damaged?)", key, v)
+	}
+	return n, nil
+}
+
+func putMetaUint(tx *bolt.Tx, key []byte, n uint64) error {
+	if err := tx.Bucket(bucketMeta).Put(key, strconv.AppendUint(nil, n, 10)); err != nil {
+		return fmt.Errorf("put meta %s: %w", key, err)
 	}
 	return nil
 }

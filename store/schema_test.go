@@ -190,7 +190,7 @@ func TestMigrateFramework(t *testing.T) {
 		}}
 	}
 	good := []migration{step(1, false), step(2, false), step(3, false)}
-	if err := db.write(func(tx *bolt.Tx) error { return migrate(tx, 1, good) }); err != nil {
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return migrate(tx, 1, good) }); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(ran, []int{2, 3}) {
@@ -198,12 +198,12 @@ func TestMigrateFramework(t *testing.T) {
 	}
 	bad := []migration{step(1, false), step(2, false), step(3, false), step(4, false), step(5, true)}
 	ran = nil
-	err := db.write(func(tx *bolt.Tx) error { return migrate(tx, 3, bad) })
+	err := db.bolt.Update(func(tx *bolt.Tx) error { return migrate(tx, 3, bad) })
 	if err == nil || !strings.Contains(err.Error(), "4 -> 5") || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("failing step: %v", err)
 	}
 	broken := []migration{step(1, false), step(3, false)}
-	if err := db.write(func(tx *bolt.Tx) error { return migrate(tx, 0, broken) }); err == nil {
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return migrate(tx, 0, broken) }); err == nil {
 		t.Fatal("a gap in the migration list was not detected")
 	}
 	db.Close()

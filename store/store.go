@@ -17,6 +17,8 @@ var (
 	ErrMissingKey   = errors.New("store: key file missing for a database that holds seeds")
 	ErrNewerSchema  = errors.New("store: database schema is newer than this program")
 	ErrInvalidName  = errors.New("store: invalid user name")
+	ErrClosed       = errors.New("store: closed")
+	ErrReadOnly     = errors.New("store: opened read-only")
 )
 
 // TOTP is a user's active RFC 6238 token. Secret is the raw key (not base32),
@@ -64,13 +66,23 @@ type User struct {
 //
 // Update is the only way to change an existing user: fn runs on a fresh copy
 // of the user and its result is written atomically (as if in one
-// transaction with the read) and durably (fsync) before Update returns. If fn returns an error nothing is written and
-// Update returns that error unwrapped-compatible (errors.Is works).
+// transaction with the read) and durably (fsync) before Update returns. If
+// fn returns an error nothing is written and Update returns that error
+// unwrapped-compatible (errors.Is works).
+//
+// UpdateLogin is Update for a login's bookkeeping, under the durability
+// contract in docs/durability.md: if fn changes nothing but TOTP.LastStep
+// (upwards), CodeFailures, LockedUntil, LastFailure and LastSuccess, the
+// change survives a crash of the process when UpdateLogin returns and a
+// power loss about a second later; a step it accepted is refused after a
+// power loss all the same (the time fence). Any other change (a recovery
+// code used, say) is made durable as Update would.
 type Store interface {
 	Get(ctx context.Context, name string) (User, error)
 	List(ctx context.Context) ([]User, error)
 	Create(ctx context.Context, u User) error
 	Update(ctx context.Context, name string, fn func(u *User) error) error
+	UpdateLogin(ctx context.Context, name string, fn func(u *User) error) error
 	Delete(ctx context.Context, name string) error
 	// Import creates all users in one transaction or none; an existing name fails it.
 	Import(ctx context.Context, users []User) error
@@ -91,8 +103,12 @@ type Options struct {
 	// LockTimeout bounds the wait for the bbolt file lock (another process
 	// holds it). Default 2s; on expiry Open returns ErrLocked.
 	LockTimeout time.Duration
+	// ReadOnly opens the database without writing anything: no lock for
+	// writing, no login log, no key file created; writes fail with
+	// ErrReadOnly. A login log a crash left is read into memory.
+	ReadOnly bool
 	// Log receives what the store cannot return as an error because no
-	// caller is waiting: a failing background checkpoint, the log giving
-	// up direct I/O. Nil: discarded.
+	// caller is waiting: a failing background checkpoint or sync. Nil:
+	// discarded.
 	Log *slog.Logger
 }

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -389,10 +390,15 @@ func (a *app) service() (admin.Service, error) {
 	// No daemon (ErrNotRunning), or one that does not answer: try the
 	// store. A live daemon holds its lock, which openStore reports.
 	dialErr := err
-	open := func() (store.Store, error) { return openStore(cfg) }
+	open := func(readOnly bool) (store.Store, error) { return openStore(cfg, readOnly) }
 	// Open once now so that a locked or unreadable database is reported
 	// before any prompt; each call then opens it again (see directService).
-	st, err := open()
+	// Read-only, so that this writes nothing, unless there is no database
+	// yet.
+	st, err := open(true)
+	if errors.Is(err, os.ErrNotExist) {
+		st, err = open(false)
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) && !errors.Is(dialErr, control.ErrNotRunning) {
 			err = fmt.Errorf("%w\n(control socket: %v)", err, dialErr)
@@ -409,11 +415,13 @@ func (a *app) service() (admin.Service, error) {
 
 // openStore opens the database directly, waiting at most storeLockTimeout
 // for its lock, and turns the errors an admin can act on into advice.
-func openStore(cfg *config.Config) (store.Store, error) {
-	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), LockTimeout: storeLockTimeout})
+func openStore(cfg *config.Config, readOnly bool) (store.Store, error) {
+	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), LockTimeout: storeLockTimeout, ReadOnly: readOnly})
 	switch {
+	case err == nil && readOnly:
+		return st, nil
 	case err == nil:
-		if err := matchDataDirOwner(cfg.DBPath(), cfg.KeyPath(), store.WALPath(cfg.DBPath())); err != nil {
+		if err := matchDataDirOwner(append(store.Files(cfg.DBPath()), cfg.KeyPath())...); err != nil {
 			st.Close()
 			return nil, err
 		}

@@ -15,8 +15,10 @@ import (
 // waits for a person (a password prompt, a code during enrollment): another
 // otpgate, or otpgated starting, gets the lock meanwhile. If otpgated took
 // the lock since, the call goes through its control socket instead.
+//
+// Commands that only read open the store read-only, so they write nothing.
 type directService struct {
-	open   func() (store.Store, error)
+	open   func(readOnly bool) (store.Store, error)
 	dial   func() (admin.Service, error)
 	params password.Params
 	issuer string
@@ -27,7 +29,16 @@ var _ admin.Service = (*directService)(nil)
 // call runs fn on a Local over a freshly opened store, or on the daemon's
 // control socket when the daemon started since and holds the store.
 func call[T any](s *directService, fn func(l admin.Service) (T, error)) (T, error) {
-	st, err := s.open()
+	return callStore(s, false, fn)
+}
+
+// read is call for a command that only reads.
+func read[T any](s *directService, fn func(l admin.Service) (T, error)) (T, error) {
+	return callStore(s, true, fn)
+}
+
+func callStore[T any](s *directService, readOnly bool, fn func(l admin.Service) (T, error)) (T, error) {
+	st, err := s.open(readOnly)
 	if errors.Is(err, store.ErrLocked) && s.dial != nil {
 		if svc, derr := s.dial(); derr == nil {
 			if c, ok := svc.(io.Closer); ok {
@@ -61,11 +72,11 @@ func (s *directService) SetPassword(ctx context.Context, name, pw string) error 
 }
 
 func (s *directService) ListUsers(ctx context.Context) ([]admin.UserInfo, error) {
-	return call(s, func(l admin.Service) ([]admin.UserInfo, error) { return l.ListUsers(ctx) })
+	return read(s, func(l admin.Service) ([]admin.UserInfo, error) { return l.ListUsers(ctx) })
 }
 
 func (s *directService) ShowUser(ctx context.Context, name string) (admin.UserInfo, error) {
-	return call(s, func(l admin.Service) (admin.UserInfo, error) { return l.ShowUser(ctx, name) })
+	return read(s, func(l admin.Service) (admin.UserInfo, error) { return l.ShowUser(ctx, name) })
 }
 
 func (s *directService) SetDisabled(ctx context.Context, name string, disabled bool) error {
@@ -105,5 +116,10 @@ func (s *directService) Import(ctx context.Context, users []admin.ImportUser) (i
 }
 
 func (s *directService) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	return call(s, func(l admin.Service) (int64, error) { return l.Backup(ctx, w) })
+	n, err := read(s, func(l admin.Service) (int64, error) { return l.Backup(ctx, w) })
+	if errors.Is(err, store.ErrReadOnly) && n == 0 {
+		// A crash left logins in the log: fold them in, then copy.
+		return call(s, func(l admin.Service) (int64, error) { return l.Backup(ctx, w) })
+	}
+	return n, err
 }

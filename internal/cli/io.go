@@ -159,9 +159,8 @@ func backupCommand() *command {
 not. The copy is written to FILE.tmp with mode 0600, synced and renamed to
 FILE, so FILE is never half written. The copy holds encrypted seeds; keep
 the key file (key_file, default seed.key beside the database) with it, or
-the seeds can't be read back. Restore: stop otpgated, delete the database's
-write-ahead log (the database file name + "-wal"; a crash leaves one) and
-copy FILE over the database file.`,
+the seeds can't be read back. Restore: stop otpgated and copy FILE over
+the database file.`,
 		minArgs: 1, maxArgs: 1,
 		run: func(a *app, _ *flag.FlagSet, args []string) error {
 			svc, err := a.service()

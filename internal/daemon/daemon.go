@@ -290,7 +290,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		metricsAddr = cfg.Metrics.Listen
 	}
 	log.Info("otpgated started", "version", opt.Version, "config", cfg.Path, "radius", addrs,
-		"clients", len(cfg.Clients), "db", cfg.DBPath(), "db_log", st.LogWriter(), "control", cfg.SocketPath(), "metrics", metricsAddr,
+		"clients", len(cfg.Clients), "db", cfg.DBPath(), "control", cfg.SocketPath(), "metrics", metricsAddr,
 		"mode", cfg.Auth.Mode, "mfa", cfg.Auth.MFA, "accounting", acctAddrs)
 	if opt.Ready != nil {
 		close(opt.Ready)

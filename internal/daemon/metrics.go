@@ -35,31 +35,25 @@ func storeMetrics(st *store.DB) []prometheus.Collector {
 	}
 	return []prometheus.Collector{
 		counter("otpgate_store_log_appends_total",
-			"Durable appends to the write-ahead log (one per batch of logins).",
+			"Login updates appended to the login log.",
 			func(s store.Stats) float64 { return float64(s.LogAppends) }),
-		counter("otpgate_store_log_records_total",
-			"User records appended to the write-ahead log.",
-			func(s store.Stats) float64 { return float64(s.LogRecords) }),
 		counter("otpgate_store_log_append_errors_total",
-			"Appends to the write-ahead log that failed.",
+			"Appends to the login log that failed.",
 			func(s store.Stats) float64 { return float64(s.LogAppendErrors) }),
 		counter("otpgate_store_log_append_seconds_total",
-			"Time spent in appends to the write-ahead log.",
+			"Time spent in appends to the login log.",
 			func(s store.Stats) float64 { return s.LogAppendTime.Seconds() }),
+		counter("otpgate_store_log_syncs_total",
+			"Syncs of the login log to disk (about one a second while logins come in).",
+			func(s store.Stats) float64 { return float64(s.LogSyncs) }),
 		counter("otpgate_store_checkpoints_total",
-			"Checkpoints of the write-ahead log into the database.",
+			"Checkpoints of the login log into the database.",
 			func(s store.Stats) float64 { return float64(s.Checkpoints) }),
 		counter("otpgate_store_checkpoint_failures_total",
 			"Checkpoints that failed (tried again later; the records stay in the log).",
 			func(s store.Stats) float64 { return float64(s.CheckpointFailures) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "otpgate_store_log_direct_io",
-			Help: "1 if the write-ahead log is written with direct I/O, 0 if through the page cache.",
-		}, func() float64 {
-			if st.LogWriter() == store.LogWriterDirect {
-				return 1
-			}
-			return 0
-		}),
+		counter("otpgate_store_fence_moves_total",
+			"Synced moves of the time fence that keeps codes from being accepted twice after a power loss.",
+			func(s store.Stats) float64 { return float64(s.FenceMoves) }),
 	}
 }

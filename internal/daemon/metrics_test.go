@@ -22,10 +22,6 @@ func TestStoreMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	direct := 0.0
-	if st.LogWriter() == store.LogWriterDirect {
-		direct = 1
-	}
 	for range 2 {
 		reg := prometheus.NewPedanticRegistry()
 		reg.MustRegister(storeMetrics(st)...)
@@ -43,12 +39,12 @@ func TestStoreMetrics(t *testing.T) {
 			value float64
 		}{
 			{"otpgate_store_log_appends_total", dto.MetricType_COUNTER, 0},
-			{"otpgate_store_log_records_total", dto.MetricType_COUNTER, 0},
 			{"otpgate_store_log_append_errors_total", dto.MetricType_COUNTER, 0},
 			{"otpgate_store_log_append_seconds_total", dto.MetricType_COUNTER, 0},
 			{"otpgate_store_checkpoints_total", dto.MetricType_COUNTER, 0},
 			{"otpgate_store_checkpoint_failures_total", dto.MetricType_COUNTER, 0},
-			{"otpgate_store_log_direct_io", dto.MetricType_GAUGE, direct},
+			{"otpgate_store_log_syncs_total", dto.MetricType_COUNTER, 0},
+			{"otpgate_store_fence_moves_total", dto.MetricType_COUNTER, 0},
 		} {
 			mf := got[want.name]
 			if mf == nil || mf.GetType() != want.typ || len(mf.Metric) != 1 {
@@ -90,7 +86,7 @@ func checkScrape(t *testing.T, body string) {
 		"# TYPE otpgate_radius_request_duration_seconds histogram",
 		"# TYPE otpgate_radius_queue_length gauge",
 		"# TYPE otpgate_store_log_appends_total counter",
-		"# TYPE otpgate_store_log_direct_io gauge",
+		"# TYPE otpgate_store_fence_moves_total counter",
 		"# TYPE go_goroutines gauge",
 		"# TYPE process_open_fds gauge",
 	} {
