@@ -595,12 +595,12 @@ func TestCLIWithDaemon(t *testing.T) {
 	}
 
 	aliceCode := oathtoolCode(t, b32)
-	logged := metricValue(t, d, "otpgate_store_log_records_total")
+	logged := metricValue(t, d, "otpgate_store_log_appends_total")
 	if got := radLogin(t, d, "alice", "alice-pw"+aliceCode); got != "Access-Accept" {
 		t.Errorf("radclient login with the enrolled token: %q, want Access-Accept\n%s", got, d.Output())
 	}
-	if now := metricValue(t, d, "otpgate_store_log_records_total"); now != logged+1 {
-		t.Errorf("log records %v after the Accept, %v before; want one more (its used time step)", now, logged)
+	if now := metricValue(t, d, "otpgate_store_log_appends_total"); now != logged+1 {
+		t.Errorf("login log appends %v after the Accept, %v before; want one more (its used time step)", now, logged)
 	}
 	if got := radLogin(t, d, "alice", "alice-pw"+aliceCode); got != "Access-Reject" {
 		t.Errorf("radclient replay of the same code: %q, want Access-Reject", got)

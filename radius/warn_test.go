@@ -141,8 +141,11 @@ func TestManyLoopbackSourcesBoundedWarnings(t *testing.T) {
 		c := newClientFrom(t, fmt.Sprintf("127.1.%d.%d", i/200, i%200+1), s.addr)
 		c.send(b)
 		c.conn.Close()
+		// One at a time: a burst of 300 can overflow the test socket's
+		// receive buffer on a loaded machine, and a datagram the kernel
+		// drops never reaches the code under test.
+		waitFor(t, "the datagram dropped", func() bool { return valueOf(s.metrics.drops, dropUnknownClient) == uint64(i+1) })
 	}
-	waitFor(t, "every datagram dropped", func() bool { return valueOf(s.metrics.drops, dropUnknownClient) == sources })
 	if n := strings.Count(s.log.String(), "dropped datagrams from an unknown client"); n > warnBurst {
 		t.Fatalf("%d warning lines for %d sources, want at most %d", n, sources, warnBurst)
 	}
