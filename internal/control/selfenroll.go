@@ -325,3 +325,14 @@ func (l *uidLimitListener) Accept() (net.Conn, error) {
 		return pc, nil
 	}
 }
+
+// AdminRoutes lists the admin socket's endpoints as "METHOD /path" (with
+// {name} for a user): for tests that prove, with real peers, that an
+// ordinary user reaches none of them.
+func AdminRoutes() []string {
+	var out []string
+	for _, rt := range (&Server{}).routes() {
+		out = append(out, rt.method+" "+rt.path)
+	}
+	return out
+}
