@@ -39,11 +39,12 @@ label{display:block;font-weight:600;margin-bottom:.35rem}
 .row{display:flex;gap:.5rem;flex-wrap:wrap}
 input[type=text]{flex:1 1 9rem;min-width:0;font:600 1.4rem/1 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;letter-spacing:.2em;padding:.6rem .75rem;border:1px solid #9ca3af;border-radius:8px}
 input[type=text]:focus{outline:3px solid #93c5fd;border-color:#1d4ed8}
-button{flex:0 0 auto;font:600 1rem/1 inherit;padding:.8rem 1.25rem;border:0;border-radius:8px;background:#1d4ed8;color:#fff;cursor:pointer}
+button{flex:0 0 auto;font-family:inherit;font-size:1rem;font-weight:600;line-height:1;padding:.8rem 1.4rem;border:0;border-radius:8px;background:#1d4ed8;color:#fff;cursor:pointer}
 button:hover{background:#1e40af}
 .error{background:#fef2f2;border:1px solid #fecaca;color:#991b1b;border-radius:8px;padding:.6rem .75rem;margin:.75rem 0}
 .ok{background:#ecfdf5;border:1px solid #a7f3d0;color:#065f46;border-radius:8px;padding:.6rem .75rem;margin:.75rem 0}
-ol.codes{display:grid;grid-template-columns:repeat(auto-fill,minmax(11rem,1fr));gap:.4rem 1rem;padding-left:1.75rem;font:600 1.05rem/1.5 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+ol.codes{list-style:none;padding:0;margin:1rem 0;display:grid;grid-template-columns:repeat(auto-fill,minmax(13rem,1fr));gap:.5rem}
+ol.codes li{background:#f9fafb;border:1px solid #e5e7eb;border-radius:6px;padding:.4rem .6rem;text-align:center;font:600 1.05rem/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;user-select:all}
 footer{text-align:center;color:#9ca3af;font-size:.8rem;margin:1rem 0}
 @media (max-width:30rem){main{margin:.75rem auto}.card{padding:1rem;border-radius:10px}h1{font-size:1.25rem}}
 `
