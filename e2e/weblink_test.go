@@ -32,7 +32,7 @@ func artifactDir(t *testing.T) string {
 	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshots in %s (set %s to keep them)", dir, artifactsEnv)
+	t.Logf("screenshots in %s (%s names a directory to keep them in)", dir, artifactsEnv)
 	return dir
 }
 
