@@ -12,7 +12,7 @@ import (
 // currentSchema is the layout version this program writes. Bump it together
 // with a new entry in migrations, and keep testdata/schema<N>.db of the
 // previous version so the step is tested on a real old file.
-const currentSchema = 2
+const currentSchema = 3
 
 // Bucket and meta key names.
 var (
@@ -58,6 +58,13 @@ var migrations = []migration{
 		// only JSON, from opening the database.
 		name:  "binary user records",
 		apply: func(*bolt.Tx) error { return nil },
+	},
+	{
+		to: 3,
+		// One-time enrollment links (links.go) get a bucket of their own;
+		// an older otpgate would not know to expire or honour them.
+		name:  "enrollment links bucket",
+		apply: createLinksBucket,
 	},
 }
 

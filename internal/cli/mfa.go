@@ -26,11 +26,12 @@ func mfaCommands() []*command {
 		enrJSON  bool
 		recJSON  bool
 		resetYes bool
+		links    linkFlags
 	)
 	return []*command{
 		{
 			name:    "enroll",
-			args:    "NAME [--png FILE] [--code CODE] [--force] [--json]",
+			args:    "[NAME] [--png FILE] [--code CODE] [--force] [--json] [--link [--expires 72h] [--all-pending]]",
 			summary: "Give a user a TOTP token: QR code, verify one code, recovery codes.",
 			help: `Enrollment has two steps. The first makes a new secret, stores it as the
 user's pending token and shows it as a QR code (and the secret in groups
@@ -49,15 +50,33 @@ otpgate enroll NAME again starts over with a new secret.
 
 A user who already has a token is refused unless --force is given (on
 both steps); even with --force the old token keeps working until the new
-one is verified.`,
+one is verified.
+
+Without NAME, an ordinary user enrolls themselves: the otpgate user named
+like their login, over the self-enrollment socket (control.enroll_socket),
+if otpgate knows them and they have no token yet.
+
+With --link, it prints a one-time link to the enrollment web page ([web]
+in radiusd.toml) instead: the user opens it in any browser, scans the QR
+code and types a code. The link works once, until --expires (default
+72h); five wrong codes kill it; a new link replaces the old one.
+--all-pending (no NAME) issues one for every user who must use MFA
+([auth] mfa, mfa_groups), has no token and is not disabled.`,
 			flags: func(fs *flag.FlagSet) {
 				fs.StringVar(&pngPath, "png", "", "also write the QR code as a PNG image to `FILE` (first step)")
 				fs.StringVar(&code, "code", "", "finish a pending enrollment with `CODE` from the app")
 				fs.BoolVar(&force, "force", false, "replace an active token (the old one works until the new one is verified)")
-				fs.BoolVar(&enrJSON, "json", false, `print one JSON object: without --code {"user","uri","secret","pending":true}, with --code {"user","recovery_codes"}`)
+				fs.BoolVar(&enrJSON, "json", false, `print one JSON object: without --code {"user","uri","secret","pending":true}, with --code {"user","recovery_codes"}, with --link {"user","url","expires"} (an array with --all-pending)`)
+				links.register(fs)
 			},
-			minArgs: 1, maxArgs: 1,
-			run: func(a *app, _ *flag.FlagSet, args []string) error {
+			minArgs: 0, maxArgs: 1,
+			run: func(a *app, fs *flag.FlagSet, args []string) error {
+				if links.link || links.allPending {
+					return runLinks(a, fs, args, links, enrJSON)
+				}
+				if len(args) == 0 {
+					return runSelfEnroll(a, fs, pngPath)
+				}
 				name := args[0]
 				if err := checkName(name); err != nil {
 					return err

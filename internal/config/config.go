@@ -29,6 +29,7 @@ type Config struct {
 	Auth     AuthConfig     `toml:"auth"`
 	Password PasswordConfig `toml:"password"`
 	Metrics  MetricsConfig  `toml:"metrics"`
+	Web      WebConfig      `toml:"web"`
 
 	// Path is the file the config was loaded from (not a TOML key).
 	Path string `toml:"-"`
@@ -47,6 +48,9 @@ type LogConfig struct {
 type ControlConfig struct {
 	Socket string `toml:"socket"` // default: <data_dir>/control.sock
 	Group  string `toml:"group"`  // optional admin group allowed besides root and the daemon's user
+	// EnrollSocket is the self-enrollment socket (mode 0666) through which
+	// an ordinary local user enrolls themselves; "" (default) = off.
+	EnrollSocket string `toml:"enroll_socket"`
 }
 
 // RadiusConfig is the RADIUS transport.
@@ -107,6 +111,17 @@ func (p PasswordConfig) Params() password.Params {
 type MetricsConfig struct {
 	Listen string `toml:"listen"` // loopback only, e.g. "127.0.0.1:9812"
 }
+
+// WebConfig is the one-time enrollment link page; empty Listen disables it.
+type WebConfig struct {
+	Listen    string `toml:"listen"`     // host:port; plain HTTP only on loopback
+	TLSCert   string `toml:"tls_cert"`   // PEM certificate chain
+	TLSKey    string `toml:"tls_key"`    // PEM private key
+	PublicURL string `toml:"public_url"` // what links start with, e.g. https://otp.example.com:8443
+}
+
+// TLS reports whether the page is served over TLS.
+func (w WebConfig) TLS() bool { return w.TLSCert != "" }
 
 // Duration is a time.Duration written as a TOML string such as "30s".
 type Duration struct{ time.Duration }

@@ -341,6 +341,9 @@ func (c *Config) resolvePaths(baseDir string) {
 	c.DataDir = abs(c.DataDir)
 	c.KeyFile = abs(c.KeyFile)
 	c.Control.Socket = abs(c.Control.Socket)
+	c.Control.EnrollSocket = abs(c.Control.EnrollSocket)
+	c.Web.TLSCert = abs(c.Web.TLSCert)
+	c.Web.TLSKey = abs(c.Web.TLSKey)
 	if a := c.Log.Audit; a != "stderr" && a != "off" {
 		c.Log.Audit = abs(a)
 	}

@@ -179,6 +179,7 @@ func (c *Config) validate() (problems, warnings []string) {
 			bad("metrics.listen", "%q must be a loopback address (127.0.0.1, [::1] or localhost): metrics are not authenticated", l)
 		}
 	}
+	c.validateWeb(bad, warn)
 	return problems, warnings
 }
 

@@ -240,6 +240,12 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
+	users, err := startUserServices(cfg, svc, log)
+	if err != nil {
+		controlLn.Close()
+		return err
+	}
+	defer users.stop()
 
 	// Serve.
 	var wg sync.WaitGroup
