@@ -90,10 +90,10 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l EnrollLink) erro
 	if err != nil {
 		return fmt.Errorf("store: put enrollment link: %w", err)
 	}
-	return db.writeOp("put enrollment link", l.User, func(tx *bolt.Tx) error {
+	return db.writeTx("put enrollment link", l.User, func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketLinks)
 		if err != nil {
-			return dirty(fmt.Errorf("store: put enrollment link: %w", err))
+			return fmt.Errorf("store: put enrollment link: %w", err)
 		}
 		var old [][]byte
 		err = b.ForEach(func(k, v []byte) error {
@@ -107,11 +107,11 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l EnrollLink) erro
 		}
 		for _, k := range old {
 			if err := b.Delete(k); err != nil {
-				return dirty(fmt.Errorf("store: put enrollment link: %w", err))
+				return fmt.Errorf("store: put enrollment link: %w", err)
 			}
 		}
 		if err := b.Put(hash, data); err != nil {
-			return dirty(fmt.Errorf("store: put enrollment link: %w", err))
+			return fmt.Errorf("store: put enrollment link: %w", err)
 		}
 		return nil
 	})
@@ -126,7 +126,7 @@ func (db *DB) GetEnrollLink(ctx context.Context, hash []byte) (EnrollLink, error
 		return EnrollLink{}, err
 	}
 	var l EnrollLink
-	err := db.readOp("get enrollment link", "", func(tx *bolt.Tx) error {
+	err := db.readTx("get enrollment link", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
 		var v []byte
 		if b != nil {
@@ -150,7 +150,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *Enro
 	if err := checkLinkHash("update enrollment link", hash); err != nil {
 		return err
 	}
-	return db.writeOp("update enrollment link", "", func(tx *bolt.Tx) error {
+	return db.writeTx("update enrollment link", "", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
 		var v []byte
 		if b != nil {
@@ -170,7 +170,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *Enro
 		}
 		if remove {
 			if err := b.Delete(hash); err != nil {
-				return dirty(fmt.Errorf("store: delete enrollment link: %w", err))
+				return fmt.Errorf("store: delete enrollment link: %w", err)
 			}
 			return nil
 		}
@@ -182,7 +182,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *Enro
 			return fmt.Errorf("store: update enrollment link: %w", err)
 		}
 		if err := b.Put(hash, data); err != nil {
-			return dirty(fmt.Errorf("store: update enrollment link: %w", err))
+			return fmt.Errorf("store: update enrollment link: %w", err)
 		}
 		return nil
 	})
@@ -194,7 +194,7 @@ func (db *DB) ListEnrollLinks(ctx context.Context) ([]EnrollLink, error) {
 		return nil, fmt.Errorf("store: list enrollment links: %w", err)
 	}
 	links := []EnrollLink{}
-	err := db.readOp("list enrollment links", "", func(tx *bolt.Tx) error {
+	err := db.readTx("list enrollment links", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
 		if b == nil {
 			return nil
@@ -221,7 +221,7 @@ func (db *DB) PruneEnrollLinks(ctx context.Context, now time.Time) (int, error) 
 		return 0, fmt.Errorf("store: prune enrollment links: %w", err)
 	}
 	var stale [][]byte
-	err := db.readOp("prune enrollment links", "", func(tx *bolt.Tx) error {
+	err := db.readTx("prune enrollment links", func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLinks)
 		if b == nil {
 			return nil
@@ -237,7 +237,7 @@ func (db *DB) PruneEnrollLinks(ctx context.Context, now time.Time) (int, error) 
 		return 0, err
 	}
 	n := 0
-	err = db.writeOp("prune enrollment links", "", func(tx *bolt.Tx) error {
+	err = db.writeTx("prune enrollment links", "", func(tx *bolt.Tx) error {
 		n = 0
 		b := tx.Bucket(bucketLinks)
 		for _, k := range stale {
@@ -249,11 +249,31 @@ func (db *DB) PruneEnrollLinks(ctx context.Context, now time.Time) (int, error) 
 				continue // replaced meanwhile
 			}
 			if err := b.Delete(k); err != nil {
-				return dirty(fmt.Errorf("store: prune enrollment links: %w", err))
+				return fmt.Errorf("store: prune enrollment links: %w", err)
 			}
 			n++
 		}
 		return nil
 	})
 	return n, err
+}
+
+// readTx runs fn in a bbolt read transaction. Links never go through the
+// login log, so bbolt alone holds them.
+func (db *DB) readTx(op string, fn func(tx *bolt.Tx) error) error {
+	db.mu.Lock()
+	err := db.usable(op, false)
+	db.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	var inner error
+	err = db.bolt.View(func(tx *bolt.Tx) error {
+		inner = fn(tx)
+		return inner
+	})
+	if err != nil && inner == nil {
+		return opError(op, "", err)
+	}
+	return err
 }

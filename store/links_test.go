@@ -97,7 +97,7 @@ func TestEnrollLinksPersistAndMigrate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.read(func(tx *bolt.Tx) error {
+	if err := db.readTx("test", func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketLinks) == nil {
 			t.Error("migrated database has no enroll_links bucket")
 		}
