@@ -2,21 +2,22 @@
 // replay and lockout state, and hashed recovery codes.
 //
 // Store is the seam the rest of otpgate uses; package storetest is the
-// suite every backend passes. The first backend is bbolt (see Open). Seeds are encrypted at rest with
-// AES-256-GCM under a key file; every other package sees plaintext seeds only in
-// memory, through the User type.
+// suite every backend passes. The first backend is bbolt (see Open). Seeds
+// are encrypted at rest with AES-256-GCM under a key file; every other
+// package sees plaintext seeds only in memory, through the User type.
 //
 // # Layout
 //
-// One bbolt file with two buckets. meta holds schema_version (decimal),
+// One bbolt file with three buckets. meta holds schema_version (decimal),
 // key_check (an HMAC proving the key file belongs to this database),
 // created, and for the login log and the fence db_id, log_applied, fence,
-// running and refuse_until (schema.go). users maps a name to a record (a compact binary form since schema
-// 2, see recordbin.go; schema 1 wrote JSON, which is still read): the User
-// fields, with the TOTP secret only as the sealed seed = nonce ||
-// AES-256-GCM(seed), whose additional
-// data is "otpgate/seed/v1\x00" + name, so a seed moved into another user's
-// record fails to decrypt. Recovery codes are stored as HashRecoveryCode
+// running and refuse_until (schema.go). users maps a name to a record (a
+// compact binary form since schema 2, see recordbin.go; schema 1 wrote
+// JSON, which is still read): the User fields, with the TOTP secret only as
+// the sealed seed = nonce || AES-256-GCM(seed), whose additional data is
+// "otpgate/seed/v1\x00" + name, so a seed moved into another user's record
+// fails to decrypt. enroll_links (schema 3, links.go) maps the SHA-256 of a
+// one-time enrollment link's token to its user, expiry and attempts. Recovery codes are stored as HashRecoveryCode
 // values (HMAC-SHA256 under a key derived from the master key).
 //
 // # Key file
