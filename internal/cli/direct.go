@@ -20,6 +20,7 @@ type directService struct {
 	dial   func() (admin.Service, error)
 	params password.Params
 	issuer string
+	source string // password.source
 }
 
 var _ admin.Service = (*directService)(nil)
@@ -40,7 +41,9 @@ func call[T any](s *directService, fn func(l admin.Service) (T, error)) (T, erro
 		var zero T
 		return zero, err
 	}
-	v, err := fn(admin.NewLocal(st, s.params, s.issuer))
+	l := admin.NewLocal(st, s.params, s.issuer)
+	l.SetPasswordSource(s.source)
+	v, err := fn(l)
 	if cerr := st.Close(); err == nil && cerr != nil {
 		return v, cerr
 	}
