@@ -296,9 +296,14 @@ func (p *pool) do(ctx context.Context, op func(*ldap.Conn) error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, last)
 }
 
+// isNetwork reports an error that is not an answer from the server (an
+// LDAP result code): the connection broke, the read failed, a timeout.
 func isNetwork(err error) bool {
+	if err == nil {
+		return false
+	}
 	var le *ldap.Error
-	return err != nil && errors.As(err, &le) && le.ResultCode == ldap.ErrorNetwork
+	return !errors.As(err, &le) || le.ResultCode == ldap.ErrorNetwork || le.ResultCode >= 200
 }
 
 // dial connects to the first URL that answers, with TLS as configured, and
