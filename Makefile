@@ -9,7 +9,8 @@ export PATH := $(PATH):/usr/local/go/bin
 # Real peers the end-to-end tests talk to (nobody here wrote them).
 DEB_TEST_DEPS := freeradius-utils libpam-radius-auth pamtester openssh-server openssh-client \
                  sshpass expect tmux oathtool zbar-tools libpam-google-authenticator man-db \
-                 openvpn openvpn-auth-radius iproute2 iputils-ping openssl chromium curl
+                 openvpn openvpn-auth-radius iproute2 iputils-ping openssl chromium curl \
+                 slapd ldap-utils freeradius
 
 .PHONY: run build test unit deps vet fuzz clean
 

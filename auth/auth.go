@@ -291,7 +291,12 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 		}
 	}
 
-	ok, drop, err := a.checkPassword(ctx, &u, found, pw)
+	var ok, drop bool
+	if a.opt.Passwords != nil {
+		ctx, ok, err = a.checkDirectory(ctx, r.User, &u, &found, pw)
+	} else {
+		ok, drop, err = a.checkPassword(ctx, &u, found, pw)
+	}
 	if drop {
 		return dropCanceled
 	}
@@ -301,8 +306,9 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	// A user without a password has only the code: on a client that is not
 	// otp-only the admin expects two factors, so nothing the field holds
 	// lets them in. Only otp-only clients (the NAS checked the password)
-	// accept such a user, on the code alone.
-	hasPassword := found && u.PasswordHash != ""
+	// accept such a user, on the code alone. With a directory every user
+	// has the directory's password.
+	hasPassword := found && (u.PasswordHash != "" || a.opt.Passwords != nil)
 	ok = ok && hasPassword
 	outcome := pwFailed
 	switch {
@@ -383,13 +389,14 @@ func (a *Authenticator) verify(hash, pw string) (bool, error) {
 	return password.Verify(hash, pw)
 }
 
-// needsMFA applies the policy to a user without a token.
-func (a *Authenticator) needsMFA(u *store.User) bool {
+// needsMFA applies the policy to a user without a token: the groups in the
+// store and those the directory reported for this request count.
+func (a *Authenticator) needsMFA(ctx context.Context, u *store.User) bool {
 	p := a.policy.Load()
 	if p.MFA != MFAOptional {
 		return true
 	}
-	for _, g := range u.Groups {
+	for _, g := range slices.Concat(u.Groups, directoryGroups(ctx)) {
 		if slices.Contains(p.MFAGroups, g) {
 			return true
 		}
@@ -406,7 +413,7 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User, verified boo
 	if verified {
 		notEnrolled.Message = MsgNotEnrolled
 	}
-	if a.needsMFA(u) && !a.now().Before(a.policy.Load().GraceUntil) {
+	if a.needsMFA(ctx, u) && !a.now().Before(a.policy.Load().GraceUntil) {
 		return notEnrolled
 	}
 	// Decide again on the record inside the transaction that records the
@@ -425,13 +432,13 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User, verified boo
 		case hasToken(v):
 			out = reject(ReasonBadCode) // enrolled meanwhile: the code is required
 			return errNoWrite
-		case a.needsMFA(v) && !now.Before(a.policy.Load().GraceUntil):
+		case a.needsMFA(ctx, v) && !now.Before(a.policy.Load().GraceUntil):
 			out = notEnrolled
 			return errNoWrite
 		}
 		v.LastSuccess = now
 		out = Decision{Result: Accept, Reason: ReasonNoMFARequired}
-		if a.needsMFA(v) {
+		if a.needsMFA(ctx, v) {
 			out.Reason = ReasonGrace
 		}
 		return nil

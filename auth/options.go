@@ -81,6 +81,10 @@ type Options struct {
 
 	Policy Policy
 
+	// Passwords checks the first factor outside the store (a directory or
+	// an upstream RADIUS server); nil = the argon2id hashes in the store.
+	Passwords PasswordChecker
+
 	Now func() time.Time // clock; nil = time.Now (not a setting)
 }
 

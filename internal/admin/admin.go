@@ -48,7 +48,10 @@ type UserInfo struct {
 	Groups      []string `json:"groups"`
 	Disabled    bool     `json:"disabled"`
 	HasPassword bool     `json:"has_password"`
-	Enrolled    bool     `json:"enrolled"`
+	// Password says where the first factor is checked: "local" (a hash
+	// in the store), "ldap" or "radius" (password.source), "none".
+	Password string `json:"password"`
+	Enrolled bool   `json:"enrolled"`
 	// PendingEnroll: an enrollment was begun (BeginEnroll) and awaits its
 	// code; the pending token is not used to log in.
 	PendingEnroll bool      `json:"pending_enroll"`

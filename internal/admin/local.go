@@ -27,6 +27,7 @@ type Local struct {
 	st     store.Store
 	params password.Params
 	issuer string
+	source string // password.source: "local", "ldap" or "radius"
 
 	// now is the clock; tests replace it.
 	now func() time.Time
@@ -37,8 +38,12 @@ var _ Service = (*Local)(nil)
 // NewLocal returns a Service on st that hashes new passwords with p. issuer
 // is the otpauth:// issuer of tokens this service activates.
 func NewLocal(st store.Store, p password.Params, issuer string) *Local {
-	return &Local{st: st, params: p, issuer: issuer, now: time.Now}
+	return &Local{st: st, params: p, issuer: issuer, source: "local", now: time.Now}
 }
+
+// SetPasswordSource records where passwords are checked ([password]
+// source), so ListUsers and ShowUser can say it per user.
+func (l *Local) SetPasswordSource(source string) { l.source = source }
 
 // Issuer is the otpauth:// issuer given to NewLocal.
 func (l *Local) Issuer() string { return l.issuer }
@@ -91,7 +96,7 @@ func (l *Local) ListUsers(ctx context.Context) ([]UserInfo, error) {
 	}
 	out := make([]UserInfo, 0, len(us))
 	for i := range us {
-		out = append(out, info(&us[i]))
+		out = append(out, info(&us[i], l.source))
 	}
 	return out, nil
 }
@@ -102,7 +107,7 @@ func (l *Local) ShowUser(ctx context.Context, name string) (UserInfo, error) {
 	if err != nil {
 		return UserInfo{}, fmt.Errorf("admin: show %q: %w", name, err)
 	}
-	return info(&u), nil
+	return info(&u, l.source), nil
 }
 
 // SetDisabled disables or enables a user.
@@ -484,8 +489,8 @@ func cleanGroups(in []string) ([]string, error) {
 	return out, nil
 }
 
-// info is the admin view of u: no hash, no seed.
-func info(u *store.User) UserInfo {
+// info is the admin view of u: no hash, no seed. source is password.source.
+func info(u *store.User, source string) UserInfo {
 	ui := UserInfo{
 		Name:         u.Name,
 		Groups:       append([]string{}, u.Groups...),
@@ -497,6 +502,14 @@ func info(u *store.User) UserInfo {
 		LastFailure:  u.LastFailure,
 		Created:      u.Created,
 		LastSuccess:  u.LastSuccess,
+	}
+	switch {
+	case source != "local" && source != "":
+		ui.Password = source // the directory checks everyone's password
+	case ui.HasPassword:
+		ui.Password = "local"
+	default:
+		ui.Password = "none"
 	}
 	ui.PendingEnroll = u.PendingTOTP != nil
 	if t := u.TOTP; t != nil {

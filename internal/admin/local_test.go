@@ -377,7 +377,7 @@ func TestUserInfoHidesSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := UserInfo{
-		Name: "alice", Groups: []string{"vpn"}, HasPassword: true, Enrolled: true, EnrolledAt: testNow,
+		Name: "alice", Groups: []string{"vpn"}, HasPassword: true, Password: "local", Enrolled: true, EnrolledAt: testNow,
 		LastCodeAt: time.Unix(59000000*30, 0).UTC(), RecoveryLeft: 1, CodeFailures: 3,
 		LockedUntil: testNow.Add(time.Minute), LastFailure: testNow, Created: testNow, LastSuccess: testNow,
 	}

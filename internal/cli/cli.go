@@ -409,7 +409,7 @@ func (a *app) service() (admin.Service, error) {
 		return nil, fmt.Errorf("close the database %s: %w", cfg.DBPath(), err)
 	}
 	dial := func() (admin.Service, error) { return control.Dial(sock) }
-	a.svc = &directService{open: open, dial: dial, params: cfg.Password.Params(), issuer: cfg.Issuer}
+	a.svc = &directService{open: open, dial: dial, params: cfg.Password.Params(), issuer: cfg.Issuer, source: cfg.Password.Source}
 	return a.svc, nil
 }
 

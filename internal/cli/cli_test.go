@@ -253,8 +253,8 @@ func TestUserLifecycle(t *testing.T) {
 	}
 	table := e.must("", "user", "list").stdout
 	lines := strings.Split(strings.TrimRight(table, "\n"), "\n")
-	if len(lines) != 4 || !regexp.MustCompile(`^NAME +GROUPS +ENROLLED +LOCKED +DISABLED +LAST SUCCESS$`).MatchString(lines[0]) ||
-		!regexp.MustCompile(`^alice +vpn,ops +no +no +no +never$`).MatchString(lines[1]) {
+	if len(lines) != 4 || !regexp.MustCompile(`^NAME +GROUPS +ENROLLED +LOCKED +DISABLED +LAST SUCCESS +PASSWORD$`).MatchString(lines[0]) ||
+		!regexp.MustCompile(`^alice +vpn,ops +no +no +no +never +local$`).MatchString(lines[1]) {
 		t.Errorf("user list table:\n%s", table)
 	}
 	if i := strings.Index(lines[0], "GROUPS"); i < 0 || !strings.HasPrefix(lines[3][i:], "-") {

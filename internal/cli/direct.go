@@ -22,6 +22,7 @@ type directService struct {
 	dial   func() (admin.Service, error)
 	params password.Params
 	issuer string
+	source string // password.source
 }
 
 var _ admin.Service = (*directService)(nil)
@@ -51,7 +52,9 @@ func callStore[T any](s *directService, readOnly bool, fn func(l admin.Service) 
 		var zero T
 		return zero, err
 	}
-	v, err := fn(admin.NewLocal(st, s.params, s.issuer))
+	l := admin.NewLocal(st, s.params, s.issuer)
+	l.SetPasswordSource(s.source)
+	v, err := fn(l)
 	if cerr := st.Close(); err == nil && cerr != nil {
 		return v, cerr
 	}

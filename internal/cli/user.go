@@ -168,10 +168,10 @@ disabled, and the last successful login.`,
 				}
 				now := time.Now()
 				tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tGROUPS\tENROLLED\tLOCKED\tDISABLED\tLAST SUCCESS")
+				fmt.Fprintln(tw, "NAME\tGROUPS\tENROLLED\tLOCKED\tDISABLED\tLAST SUCCESS\tPASSWORD")
 				for _, u := range users {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, orDash(strings.Join(u.Groups, ",")),
-						yesNo(u.Enrolled), lockedText(u, now), yesNo(u.Disabled), timeText(u.LastSuccess))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Name, orDash(strings.Join(u.Groups, ",")),
+						yesNo(u.Enrolled), lockedText(u, now), yesNo(u.Disabled), timeText(u.LastSuccess), passwordSource(u))
 				}
 				return tw.Flush()
 			},
@@ -297,10 +297,15 @@ func writeUser(w io.Writer, u admin.UserInfo, now time.Time) {
 		status = "DISABLED (every login is rejected; otpgate user enable " + u.Name + ")"
 	}
 	line("status", status)
-	if u.HasPassword {
-		line("password", "set")
-	} else {
+	switch passwordSource(u) {
+	case "ldap":
+		line("password", "ldap (checked by the directory)")
+	case "radius":
+		line("password", "radius (checked by the upstream RADIUS server)")
+	case "none":
 		line("password", "none (OTP-only)")
+	default:
+		line("password", "local")
 	}
 	if u.Enrolled {
 		line("token", "enrolled since "+timeText(u.EnrolledAt))
@@ -329,6 +334,18 @@ func writeUser(w io.Writer, u admin.UserInfo, now time.Time) {
 	line("created", timeText(u.Created))
 	line("last success", timeText(u.LastSuccess))
 	_ = tw.Flush()
+}
+
+// passwordSource is where u's password is checked: local, ldap, radius or
+// none (a daemon older than this CLI reports only HasPassword).
+func passwordSource(u admin.UserInfo) string {
+	switch {
+	case u.Password != "":
+		return u.Password
+	case u.HasPassword:
+		return "local"
+	}
+	return "none"
 }
 
 func lastFailure(u admin.UserInfo) string {

@@ -28,8 +28,12 @@ type Config struct {
 	Clients  []ClientConfig `toml:"client"`
 	Auth     AuthConfig     `toml:"auth"`
 	Password PasswordConfig `toml:"password"`
-	Metrics  MetricsConfig  `toml:"metrics"`
-	Web      WebConfig      `toml:"web"`
+	LDAP     LDAPConfig     `toml:"ldap"`
+	// RadiusUpstream is the RADIUS server that checks passwords with
+	// [password] source = "radius".
+	RadiusUpstream RadiusUpstreamConfig `toml:"radius_upstream"`
+	Metrics        MetricsConfig        `toml:"metrics"`
+	Web            WebConfig            `toml:"web"`
 
 	// Path is the file the config was loaded from (not a TOML key).
 	Path string `toml:"-"`
@@ -92,9 +96,10 @@ type AuthConfig struct {
 	LockoutMax       Duration `toml:"lockout_max"`       // cap (default 4h)
 }
 
-// PasswordConfig is the argon2id cost for new hashes. Defaults are
-// password.DefaultParams.
+// PasswordConfig is where the first factor is checked, and the argon2id
+// cost for new hashes. Defaults are password.DefaultParams.
 type PasswordConfig struct {
+	Source        string `toml:"source"`            // local (default) | ldap | radius
 	Argon2Time    uint32 `toml:"argon2_time"`       // iterations (default 2)
 	Argon2MemKiB  uint32 `toml:"argon2_memory_kib"` // default 19456 (19 MiB)
 	Argon2Threads uint8  `toml:"argon2_threads"`    // default 1

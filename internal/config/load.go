@@ -147,6 +147,7 @@ func parse(name string, data []byte, baseDir string, readSecrets bool) (*Config,
 	var problems []string
 	if readSecrets {
 		problems = append(problems, c.loadSecrets()...)
+		problems = append(problems, c.loadDirectorySecrets()...)
 	}
 	problems = append(problems, c.checkSystem()...)
 	p, warnings := c.validate()
@@ -350,6 +351,9 @@ func (c *Config) resolvePaths(baseDir string) {
 	for i := range c.Clients {
 		c.Clients[i].SecretFile = abs(c.Clients[i].SecretFile)
 	}
+	c.LDAP.BindPasswordFile = abs(c.LDAP.BindPasswordFile)
+	c.LDAP.CAFile = abs(c.LDAP.CAFile)
+	c.RadiusUpstream.SecretFile = abs(c.RadiusUpstream.SecretFile)
 }
 
 // loadSecrets reads every secret_file into Secret. The file must be a

@@ -88,6 +88,7 @@ func (c *Config) applyDefaults(isSet func(key ...string) bool) {
 	if !isSet("password", "argon2_threads") {
 		c.Password.Argon2Threads = password.DefaultParams.Threads
 	}
+	c.applyDirectoryDefaults(isSet)
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		str(&cl.Mode, c.Auth.Mode)
@@ -160,6 +161,7 @@ func (c *Config) validate() (problems, warnings []string) {
 	c.validateRadius(bad)
 	c.validateClients(bad, warn)
 	c.validateAuth(bad, warn)
+	c.validateDirectory(bad, warn)
 
 	pw := c.Password
 	if pw.Argon2Time < 1 || pw.Argon2Time > 20 {

@@ -184,6 +184,12 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		}
 	}()
 
+	pws, err := newPasswordSource(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer pws.close()
+	aopt.Passwords = pws.checker
 	authn, err := auth.New(aopt, st, log)
 	if err != nil {
 		return err
@@ -235,6 +241,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	}()
 
 	svc := admin.NewLocal(st, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
+	svc.SetPasswordSource(cfg.Password.Source)
 	cs := control.NewServer(svc, control.ServerOptions{Group: cfg.Control.Group, Version: opt.Version}, log)
 	controlLn, err := cs.Listen(cfg.SocketPath())
 	if err != nil {
@@ -257,7 +264,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	var metricsSrv *http.Server
 	if metricsLn != nil {
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metricsHandler(rs, st, log))
+		mux.Handle("GET /metrics", metricsHandler(rs, st, pws.collectors, log))
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		ln := metricsLn
@@ -297,7 +304,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	}
 	log.Info("otpgated started", "version", opt.Version, "config", cfg.Path, "radius", addrs,
 		"clients", len(cfg.Clients), "db", cfg.DBPath(), "control", cfg.SocketPath(), "metrics", metricsAddr,
-		"mode", cfg.Auth.Mode, "mfa", cfg.Auth.MFA, "accounting", acctAddrs)
+		"mode", cfg.Auth.Mode, "mfa", cfg.Auth.MFA, "password_source", cfg.Password.Source, "accounting", acctAddrs)
 	if opt.Ready != nil {
 		close(opt.Ready)
 	}

@@ -83,6 +83,13 @@ func diffConfig(old, next *config.Config) (applied, restart []string) {
 	changed(&restart, "auth.lockout_base", old.Auth.LockoutBase.Duration, next.Auth.LockoutBase.Duration)
 	changed(&restart, "auth.lockout_max", old.Auth.LockoutMax.Duration, next.Auth.LockoutMax.Duration)
 	changed(&restart, "password", old.Password, next.Password)
+	// Never printed: they hold the bind password and the shared secret.
+	if !reflect.DeepEqual(old.LDAP, next.LDAP) {
+		restart = append(restart, "ldap (changed)")
+	}
+	if !reflect.DeepEqual(old.RadiusUpstream, next.RadiusUpstream) {
+		restart = append(restart, "radius_upstream (changed)")
+	}
 	changed(&restart, "metrics.listen", old.Metrics.Listen, next.Metrics.Listen)
 	return applied, restart
 }

@@ -1,0 +1,257 @@
+package ldapsource
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/auth"
+	"github.com/otpgate/otpgate/internal/password"
+	"github.com/otpgate/otpgate/internal/testtool"
+	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
+)
+
+// testTree: users, groups, a disabled AD-style account, a user whose name
+// needs escaping in a filter, and a name two entries share.
+const testTree = `dn: ou=people,dc=example,dc=com
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,dc=example,dc=com
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=alice,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: otpgateTestUser
+uid: alice
+cn: Alice
+sn: A
+userPassword: alicepw
+userAccountControl: 512
+memberOf: cn=vpn,ou=groups,dc=example,dc=com
+
+dn: uid=carol,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: carol
+cn: Carol
+sn: C
+userPassword: carolpw
+
+dn: uid=newbie,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: newbie
+cn: Newbie
+sn: N
+userPassword: newbiepw
+
+dn: uid=dis,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: otpgateTestUser
+uid: dis
+cn: Disabled
+sn: D
+userPassword: dispw
+userAccountControl: 514
+
+dn: uid=o(x)*,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: o(x)*
+cn: Escaped
+sn: E
+userPassword: escpw
+
+dn: cn=dup1,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: dup
+cn: dup1
+sn: D
+userPassword: duppw
+
+dn: cn=dup2,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: dup
+cn: dup2
+sn: D
+userPassword: duppw
+
+dn: cn=staff,ou=groups,dc=example,dc=com
+objectClass: groupOfNames
+cn: staff
+member: uid=carol,ou=people,dc=example,dc=com
+`
+
+func testOptions(ca testtool.TestCA, urls ...string) Options {
+	return Options{
+		URLs: urls, BindDN: "cn=otpgate,ou=services,dc=example,dc=com", BindPassword: "servicepw",
+		BaseDN: "dc=example,dc=com", UserFilter: "(&(objectClass=inetOrgPerson)(uid={user}))",
+		StartTLS: true, CAFile: ca.CAFile, GroupAttribute: "memberOf",
+		GroupFilter: "(&(objectClass=groupOfNames)(member={dn}))",
+		Timeout:     3 * time.Second, PoolSize: 2,
+	}
+}
+
+func newSource(t *testing.T, opt Options) *Source {
+	t.Helper()
+	s, err := New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+func TestSlapdCheck(t *testing.T) {
+	ca := testtool.NewTestCA(t, t.TempDir())
+	srv := testtool.StartSlapd(t, ca, testTree)
+	s := newSource(t, testOptions(ca, srv.URL))
+	tests := []struct {
+		user, pw   string
+		ok         bool
+		wantGroups []string
+	}{
+		{"alice", "alicepw", true, []string{"vpn"}},
+		{"carol", "carolpw", true, []string{"staff"}},
+		{"alice", "wrong", false, nil},
+		{"alice", "", false, nil}, // an empty bind would be anonymous
+		{"nobody", "alicepw", false, nil},
+		{"*", "alicepw", false, nil},
+		{"*", "", false, nil},
+		{")(uid=*", "alicepw", false, nil},
+		{"alice)(uid=*", "alicepw", false, nil},
+		{"dis", "dispw", false, nil}, // userAccountControl ACCOUNTDISABLE
+		{"o(x)*", "escpw", true, nil},
+		{"dup", "duppw", false, nil}, // two entries: ambiguous
+	}
+	for _, tt := range tests {
+		res, err := s.Check(context.Background(), tt.user, tt.pw)
+		if err != nil {
+			t.Fatalf("Check(%q): %v", tt.user, err)
+		}
+		if res.OK != tt.ok {
+			t.Errorf("Check(%q, %q).OK = %v, want %v", tt.user, tt.pw, res.OK, tt.ok)
+		}
+		if tt.ok && !slices.Equal(res.Groups, tt.wantGroups) {
+			t.Errorf("Check(%q).Groups = %q, want %q", tt.user, res.Groups, tt.wantGroups)
+		}
+	}
+	if st := s.Stats(); st.Checks != uint64(len(tests)) || st.Unavailable != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestSlapdTLSIsVerified(t *testing.T) {
+	dir := t.TempDir()
+	ca := testtool.NewTestCA(t, dir)
+	srv := testtool.StartSlapd(t, ca, testTree)
+	other := testtool.NewTestCA(t, t.TempDir()) // a CA that did not sign the server's certificate
+	s := newSource(t, testOptions(other, srv.URL))
+	if _, err := s.Check(context.Background(), "alice", "alicepw"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("with a foreign CA: %v, want ErrUnavailable", err)
+	}
+	if s.Stats().Unavailable != 1 {
+		t.Errorf("unavailable = %d, want 1", s.Stats().Unavailable)
+	}
+}
+
+func TestSlapdFailover(t *testing.T) {
+	ca := testtool.NewTestCA(t, t.TempDir())
+	first := testtool.StartSlapd(t, ca, testTree)
+	second := testtool.StartSlapd(t, ca, testTree)
+	s := newSource(t, testOptions(ca, first.URL, second.URL))
+	check := func(when string) {
+		t.Helper()
+		res, err := s.Check(context.Background(), "alice", "alicepw")
+		if err != nil || !res.OK {
+			t.Fatalf("%s: ok=%v err=%v", when, res.OK, err)
+		}
+	}
+	check("both up")
+	first.Stop() // the pooled connections to it break
+	check("first killed")
+	check("first still down")
+	second.Stop()
+	if _, err := s.Check(context.Background(), "alice", "alicepw"); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("all down: %v, want ErrUnavailable", err)
+	}
+}
+
+// The decision over a real directory: otpgate's code after the directory's
+// password, MFA by directory group, a directory user created on the first
+// login who enrolls and logs in.
+func TestSlapdLogins(t *testing.T) {
+	ca := testtool.NewTestCA(t, t.TempDir())
+	srv := testtool.StartSlapd(t, ca, testTree)
+	src := newSource(t, testOptions(ca, srv.URL))
+	st, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	seed := []byte("alice-seed-012345678")
+	if err := st.Create(ctx, store.User{Name: "alice", TOTP: &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Options{Skew: 1, LockoutThreshold: 5, LockoutInitial: time.Second, LockoutMax: time.Minute,
+		ChallengeTTL: time.Minute, HashWorkers: 1, HashQueue: 8,
+		PasswordHashParams: password.Params{Time: 1, MemKiB: 64, Threads: 1},
+		Policy:             auth.Policy{MFA: auth.MFAOptional, MFAGroups: []string{"staff"}},
+		Passwords:          src}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func(seed []byte) string {
+		c, err := totp.Default.CodeAt(seed, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	wrong := func(seed []byte) string {
+		c := code(seed)
+		return string('0'+(c[0]-'0'+1)%10) + c[1:]
+	}
+	login := func(user, field string) auth.Decision {
+		return a.Authenticate(ctx, auth.Request{User: user, Password: field, Client: "vpn", Station: "192.0.2.1", Mode: auth.ModeAuto})
+	}
+	for _, tt := range []struct {
+		name, user string
+		field      func() string
+		want       auth.Result
+		reason     auth.Reason
+	}{
+		{"wrong code", "alice", func() string { return "alicepw" + wrong(seed) }, auth.Reject, auth.ReasonBadCode},
+		{"password and code", "alice", func() string { return "alicepw" + code(seed) }, auth.Accept, auth.ReasonOK},
+		{"wrong password", "alice", func() string { return "nope" + code(seed) }, auth.Reject, auth.ReasonBadPassword},
+		{"unknown user", "mallory", func() string { return "alicepw" }, auth.Reject, auth.ReasonUnknownUser},
+		{"injection", "*", func() string { return "alicepw" }, auth.Reject, auth.ReasonUnknownUser},
+		{"injection in a filter", ")(uid=*", func() string { return "alicepw" }, auth.Reject, auth.ReasonUnknownUser},
+		{"disabled in the directory", "dis", func() string { return "dispw" }, auth.Reject, auth.ReasonUnknownUser},
+		{"directory group staff needs MFA", "carol", func() string { return "carolpw" }, auth.Reject, auth.ReasonNotEnrolled},
+		{"no MFA group: password alone", "newbie", func() string { return "newbiepw" }, auth.Accept, auth.ReasonNoMFARequired},
+	} {
+		if d := login(tt.user, tt.field()); d.Result != tt.want || d.Reason != tt.reason {
+			t.Errorf("%s: %s/%s, want %s/%s", tt.name, d.Result, d.Reason, tt.want, tt.reason)
+		}
+	}
+	// carol was created on her first login; once enrolled she logs in
+	// with the directory password and the code.
+	carolSeed := []byte("carol-seed-012345678")
+	if err := st.Update(ctx, "carol", func(u *store.User) error {
+		if u.PasswordHash != "" {
+			t.Error("a directory user got a local password hash")
+		}
+		u.TOTP = &store.TOTP{Secret: carolSeed, Algorithm: "SHA1", Digits: 6, Period: 30}
+		return nil
+	}); err != nil {
+		t.Fatalf("carol was not created on her first login: %v", err)
+	}
+	if d := login("carol", "carolpw"+code(carolSeed)); d.Result != auth.Accept {
+		t.Errorf("carol enrolled: %s/%s, want accept", d.Result, d.Reason)
+	}
+}
