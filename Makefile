@@ -24,7 +24,8 @@ build:
 # A policy-rc.d that refuses every start (exit 101) is in place during the
 # install, so packages with a service (openvpn, openssh-server) do not start
 # it on this machine; it is removed afterwards unless it was there before.
-# The e2e tests run their own openvpn: the package's unit is disabled again.
+# The tests run their own openvpn, sshd, slapd and FreeRADIUS: the units these
+# packages enable are disabled again when this install brought them.
 deps:
 	@missing=""; for p in $(DEB_TEST_DEPS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -38,7 +39,9 @@ deps:
 	    $$SUDO chmod 755 /usr/sbin/policy-rc.d; \
 	  fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing || exit 1; \
-	  case " $$missing " in *" openvpn "*) $$SUDO systemctl disable --quiet openvpn.service 2>/dev/null || true;; esac; \
+	  for pu in openvpn:openvpn openssh-server:ssh slapd:slapd freeradius:freeradius; do \
+	    case " $$missing " in *" $${pu%%:*} "*) $$SUDO systemctl disable --quiet $${pu#*:}.service 2>/dev/null || true;; esac; \
+	  done; \
 	fi
 
 vet:
