@@ -10,6 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/otpgate/otpgate/internal/safefile"
 )
 
 // Open opens or creates the database at path. See the package doc for the
@@ -27,7 +29,7 @@ func Open(path string, opt Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout})
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, OpenFile: safefile.OpenFile})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: %w: another process (probably otpgated) has held its lock for %s; "+
 			"stop that process, or run otpgate while otpgated is up so it goes through the control socket", path, ErrLocked, opt.LockTimeout)

@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/otpgate/otpgate/internal/safefile"
 )
 
 // The write-ahead log (WAL) makes the hot write cheap. A bbolt commit costs
@@ -122,7 +124,7 @@ type walRecord struct {
 func openWAL(dbPath string, b *bolt.DB, log *slog.Logger) (*wal, error) {
 	path := WALPath(dbPath)
 	_, statErr := os.Stat(path)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := safefile.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) // no planted symlink or foreign file
 	if err != nil {
 		return nil, fmt.Errorf("store: open write-ahead log: %w", err)
 	}

@@ -45,7 +45,7 @@ func newDirectWriter(f *os.File, log *slog.Logger) (*directWriter, error) {
 	if !directAligned(f) {
 		return nil, errors.New("direct I/O alignment unknown or above one block")
 	}
-	fd, err := unix.Open(f.Name(), unix.O_RDWR|unix.O_CLOEXEC|unix.O_DIRECT|unix.O_DSYNC, 0)
+	fd, err := unix.Open(f.Name(), unix.O_RDWR|unix.O_CLOEXEC|unix.O_DIRECT|unix.O_DSYNC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open direct: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/internal/importer"
+	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -139,8 +140,9 @@ func backupCommand() *command {
 		args:    "FILE",
 		summary: "Write a consistent copy of the database to FILE.",
 		help: `Works while otpgated runs (through its control socket) and while it does
-not. The copy is written to FILE.tmp with mode 0600, synced and renamed to
-FILE, so FILE is never half written. The copy holds encrypted seeds; keep
+not. The copy is written to a new temporary file beside FILE (mode 0600,
+never through a symlink or into a file someone else put there), synced and
+renamed to FILE, so FILE is never half written. The copy holds encrypted seeds; keep
 the key file (key_file, default seed.key beside the database) with it, or
 the seeds can't be read back. Restore: stop otpgated, delete the database's
 write-ahead log (the database file name + "-wal"; a crash leaves one) and
@@ -161,40 +163,20 @@ copy FILE over the database file.`,
 	}
 }
 
-// writeAtomically writes path.tmp (mode 0600) with write, fsyncs it, renames
-// it to path and fsyncs the directory. On failure path is untouched and the
-// temporary file removed.
-func writeAtomically(path string, write func(io.Writer) (int64, error)) (n int64, err error) {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+// writeAtomically writes path through a new temporary file with a random
+// name in its directory (mode 0600; see safefile.Create: a symlink or file
+// planted at path or beside it is never written through), fsyncs it and
+// renames it over path. On failure path is untouched and the temporary
+// file removed.
+func writeAtomically(path string, write func(io.Writer) (int64, error)) (int64, error) {
+	f, err := safefile.Create(path, 0o600)
 	if err != nil {
 		return 0, err
 	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	// An existing FILE.tmp keeps its mode through O_CREATE: tighten it.
-	if err = f.Chmod(0o600); err != nil {
-		return 0, err
-	}
-	if n, err = write(f); err != nil {
+	defer f.Abort()
+	n, err := write(f)
+	if err != nil {
 		return n, err
 	}
-	if err = f.Sync(); err != nil {
-		return n, fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return n, fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return n, err
-	}
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return n, nil
+	return n, f.Commit()
 }

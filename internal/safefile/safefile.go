@@ -47,7 +47,12 @@ func Create(path string, perm os.FileMode) (*Pending, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("create a temporary file for %s: %w", path, err)
+			// Name the target: the temporary name means nothing to anyone.
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, fmt.Errorf("create %s: %w", path, err)
 		}
 		return &Pending{File: f, path: path, tmp: tmp}, nil
 	}
