@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +19,7 @@ import (
 	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/control"
+	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -375,7 +378,8 @@ func (a *app) service() (admin.Service, error) {
 		return nil, err
 	}
 	sock := cfg.SocketPath()
-	svc, err := control.Dial(sock)
+	daemon := daemonUsers(cfg)
+	svc, err := control.Dial(sock, daemon...)
 	if err == nil {
 		a.svc = svc
 		if c, ok := svc.(io.Closer); ok {
@@ -386,10 +390,13 @@ func (a *app) service() (admin.Service, error) {
 	if errors.Is(err, control.ErrAccessDenied) {
 		return nil, fmt.Errorf("otpgated does not let this user use its control socket %s; run otpgate as root, or as a member of control.group in %s", sock, cfg.Path)
 	}
+	if errors.Is(err, control.ErrUntrusted) {
+		return nil, err // says which path, why and the fix; nothing was sent
+	}
 	// No daemon (ErrNotRunning), or one that does not answer: try the
 	// store. A live daemon holds its lock, which openStore reports.
 	dialErr := err
-	open := func() (store.Store, error) { return openStore(cfg) }
+	open := func() (store.Store, error) { return openStore(cfg, daemon) }
 	// Open once now so that a locked or unreadable database is reported
 	// before any prompt; each call then opens it again (see directService).
 	st, err := open()
@@ -402,14 +409,57 @@ func (a *app) service() (admin.Service, error) {
 	if err := st.Close(); err != nil {
 		return nil, fmt.Errorf("close the database %s: %w", cfg.DBPath(), err)
 	}
-	dial := func() (admin.Service, error) { return control.Dial(sock) }
+	dial := func() (admin.Service, error) { return control.Dial(sock, daemon...) }
 	a.svc = &directService{open: open, dial: dial, params: cfg.Password.Params(), issuer: cfg.Issuer}
 	return a.svc, nil
 }
 
+// daemonUsers returns who besides root and this user may own the data
+// directory, the control socket and the process serving it: the data
+// directory's owner, the user otpgated runs as (it refuses a data_dir owned
+// by anyone but root and itself), provided nobody but root and this user
+// can change the directories above it, so that its owner is the one root
+// gave it (a package install: otpgate).
+func daemonUsers(cfg *config.Config) []int {
+	euid := os.Geteuid()
+	if safefile.SecureDir(filepath.Dir(cfg.DataDir), euid) != nil {
+		return nil
+	}
+	if uid, err := safefile.Owner(cfg.DataDir); err == nil && uid != 0 && uid != euid {
+		return []int{uid}
+	}
+	return nil
+}
+
+// checkDataDirs refuses, as otpgated does, a data directory (or key file
+// directory) that anyone but root, this user and the daemon's user could
+// change: they could swap in a database or key of their own. It creates
+// data_dir (0700) when missing, as opening the store would.
+func checkDataDirs(cfg *config.Config, daemon []int) error {
+	trusted := append([]int{os.Geteuid()}, daemon...)
+	for _, d := range []struct{ what, dir string }{
+		{"data_dir", cfg.DataDir},
+		{"key_file directory", filepath.Dir(cfg.KeyPath())},
+	} {
+		if fi, err := os.Stat(d.dir); err == nil && !fi.IsDir() {
+			continue // not a safety matter: opening the store reports it
+		}
+		if err := os.MkdirAll(d.dir, 0o700); err != nil {
+			return fmt.Errorf("%s %s: %w", d.what, d.dir, err)
+		}
+		if err := safefile.SecureDir(d.dir, trusted...); err != nil {
+			return fmt.Errorf("%s %s: %w (otpgate opens a database only where nobody but root, you and otpgated's user can change it)", d.what, d.dir, err)
+		}
+	}
+	return nil
+}
+
 // openStore opens the database directly, waiting at most storeLockTimeout
 // for its lock, and turns the errors an admin can act on into advice.
-func openStore(cfg *config.Config) (store.Store, error) {
+func openStore(cfg *config.Config, daemon []int) (store.Store, error) {
+	if err := checkDataDirs(cfg, daemon); err != nil {
+		return nil, err
+	}
 	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), LockTimeout: storeLockTimeout})
 	switch {
 	case err == nil:

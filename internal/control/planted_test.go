@@ -1,7 +1,9 @@
 package control
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,4 +67,37 @@ func TestListenLeavesOthersFilesAlone(t *testing.T) {
 			t.Errorf("another user's socket was removed: %v", err)
 		}
 	})
+}
+
+// TestDialChecksPeer: a connection whose server runs as a user the client
+// does not trust is refused before anything is written.
+func TestDialChecksPeer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "control.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	me := os.Geteuid()
+	if err := checkPeer(conn, path, []int{me}); err != nil {
+		t.Errorf("checkPeer with this user trusted = %v", err)
+	}
+	err = checkPeer(conn, path, []int{me + 1})
+	if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "nothing was sent to it") {
+		t.Errorf("checkPeer with this user untrusted = %v, want ErrUntrusted", err)
+	}
 }

@@ -167,6 +167,9 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 
+	if err := checkDirs(cfg); err != nil {
+		return err
+	}
 	audit, err := newAuditSink(cfg.Log.Audit, opt.AuditStderr, log)
 	if err != nil {
 		return err
