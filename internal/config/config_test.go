@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/password"
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // minimal is the smallest valid config; tests append to it.
@@ -38,14 +39,17 @@ func writeConfig(t *testing.T, text string) string {
 }
 
 func TestLoadSample(t *testing.T) {
-	c, err := Load("../../radiusd.toml")
+	// The sample holds its secret inline: loaded private, as make run
+	// makes it (TestSampleRefusedWhileOthersCanRead has the 0644 case).
+	sample := testtool.SampleConfig(t, "../../radiusd.toml", 0o600)
+	c, err := Load(sample)
 	if err != nil {
 		t.Fatalf("the sample ../../radiusd.toml must load: %v", err)
 	}
 	if len(c.Warnings) != 0 {
 		t.Errorf("sample config has warnings: %q", c.Warnings)
 	}
-	root, _ := filepath.Abs("../..")
+	root := filepath.Dir(sample)
 	if want := filepath.Join(root, "data"); c.DataDir != want {
 		t.Errorf("DataDir = %q, want %q", c.DataDir, want)
 	}
