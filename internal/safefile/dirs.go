@@ -119,8 +119,8 @@ func (c *dirChecker) check(path string, last bool) error {
 	if !slices.Contains(c.trusted, int(st.Uid)) {
 		want := loginName(c.trusted[len(c.trusted)-1])
 		return &UnsafeError{Path: path,
-			Reason: fmt.Sprintf("is owned by %s, not by root or %s", userName(int(st.Uid)), c.trustedNames()),
-			Fix:    fmt.Sprintf("chown %s %s (or use another directory)", want, path)}
+			Reason: fmt.Sprintf("is owned by %s, not by %s", userName(int(st.Uid)), c.trustedNames()),
+			Fix:    fmt.Sprintf("chown %s %s, or run this as %s, or use another directory", want, path, loginName(int(st.Uid)))}
 	}
 	perm := fi.Mode().Perm()
 	if perm&0o022 == 0 {
@@ -144,10 +144,7 @@ func (c *dirChecker) trustedNames() string {
 			names = append(names, userName(uid))
 		}
 	}
-	if len(names) == 0 {
-		return "nobody else"
-	}
-	return strings.Join(names, " or ")
+	return strings.Join(append([]string{"root"}, names...), " or ")
 }
 
 // Owner returns the user id that owns path (after symbolic links).

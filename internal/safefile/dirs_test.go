@@ -67,7 +67,7 @@ func TestSecureDir(t *testing.T) {
 			p := mk(t, "i/data", 0o700)
 			chown(t, p, nobody, nobody)
 			return p
-		}, "", "i/data is owned by nobody (uid 65534), not by root or"},
+		}, "", "i/data is owned by nobody (uid 65534), not by root; fix: chown root "},
 		{"parent owned by another user", func(t *testing.T) string {
 			p := mk(t, "j/data", 0o700)
 			chown(t, filepath.Dir(p), nobody, nobody)
