@@ -130,7 +130,7 @@ func TestDaemonCheck(t *testing.T) {
 		cmd := exec.Command(bin("otpgated"), "-check")
 		cmd.Dir = t.TempDir()
 		out, err := cmd.CombinedOutput()
-		if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "tried ./radiusd.toml, /etc/otpgate/radiusd.toml") {
+		if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "tried /etc/otpgate/radiusd.toml, ./radiusd.toml") {
 			t.Errorf("-check without a config: %v\n%s", err, out)
 		}
 	})

@@ -118,8 +118,9 @@ It talks to a running otpgated through its control socket; when no daemon
 runs it opens the database directly.
 
 Global flags:
-  -config PATH   radiusd.toml to use (default: ./radiusd.toml, then
-                 /etc/otpgate/radiusd.toml)
+  -config PATH   radiusd.toml to use (default: /etc/otpgate/radiusd.toml
+                 when it exists, else ./radiusd.toml; a config found
+                 without -config is named on stderr)
 
 Commands:
 `
@@ -261,7 +262,7 @@ func (c *command) flagSet(configPath *string) *flag.FlagSet {
 	if c.flags != nil {
 		c.flags(fs)
 	}
-	fs.StringVar(configPath, "config", *configPath, "use the config file `PATH` (default ./radiusd.toml, then /etc/otpgate/radiusd.toml)")
+	fs.StringVar(configPath, "config", *configPath, "use the config file `PATH` (default /etc/otpgate/radiusd.toml when it exists, else ./radiusd.toml)")
 	return fs
 }
 
@@ -361,6 +362,10 @@ func (a *app) loadConfig() (*config.Config, error) {
 	cfg, err := config.LoadWithoutSecrets(path)
 	if err != nil {
 		return nil, err
+	}
+	if a.configFlag == "" {
+		// Chosen by the CLI: say which, so nobody edits the wrong database.
+		fmt.Fprintf(a.stderr, "otpgate: using %s (found without -config)\n", cfg.Path)
 	}
 	a.cfg = cfg
 	return cfg, nil

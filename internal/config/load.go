@@ -26,8 +26,11 @@ const maxConfigSize = 4 << 20
 // maxSecretFileSize bounds a secret_file.
 const maxSecretFileSize = 4096
 
-// Find returns the config file to use: flag when set, else ./radiusd.toml
-// when it exists, else /etc/otpgate/radiusd.toml when it exists. The error
+// Find returns the config file to use: flag when set, else
+// /etc/otpgate/radiusd.toml when it exists, else ./radiusd.toml when it
+// exists. The installed system's file comes first so that an admin who
+// happens to stand in a source checkout (which has a sample radiusd.toml)
+// does not edit the checkout's database instead of the real one. The error
 // says which files were tried.
 //
 // A file found without the flag must belong to this user or root and must
@@ -36,10 +39,10 @@ const maxSecretFileSize = 4096
 // there, which would point the CLI at a socket or database of the planter's
 // choosing. -config PATH uses any file.
 func Find(flag string) (string, error) {
-	return find(flag, []string{"radiusd.toml", DefaultPath})
+	return find(flag, DefaultPath, "radiusd.toml")
 }
 
-func find(flag string, candidates []string) (string, error) {
+func find(flag string, candidates ...string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
