@@ -113,6 +113,7 @@ const globalHelp = `otpgate manages otpgate users and their TOTP tokens.
 
 Usage:
   otpgate [-config PATH] COMMAND [ARGS]
+  otpgate --version
 
 It talks to a running otpgated through its control socket; when no daemon
 runs it opens the database directly.
@@ -121,6 +122,7 @@ Global flags:
   -config PATH   radiusd.toml to use (default: /etc/otpgate/radiusd.toml
                  when it exists, else ./radiusd.toml; a config found
                  without -config is named on stderr)
+  --version      print the version and exit (as: otpgate version)
 
 Commands:
 `
@@ -145,11 +147,16 @@ func (a *app) run(args []string) error {
 	fs := flag.NewFlagSet("otpgate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&a.configFlag, "config", "", "radiusd.toml to use")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return helpRequest{commands.overview()}
 		}
 		return &usageError{msg: err.Error(), hint: "Run `otpgate --help` for usage."}
+	}
+	if *showVersion { // as otpgated -version
+		fmt.Fprintf(a.stdout, "otpgate %s\n", Version)
+		return nil
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
