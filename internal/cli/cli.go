@@ -482,10 +482,11 @@ func openStore(cfg *config.Config, daemon []int) (store.Store, error) {
 		return st, nil
 	case errors.Is(err, store.ErrLocked):
 		return nil, &advice{err: err, msg: fmt.Sprintf("the database %s is locked by another process (otpgated?) but its control socket %s does not answer; check `systemctl status otpgated`", cfg.DBPath(), cfg.SocketPath())}
+	// The advice replaces the store's text, which says the same again.
 	case errors.Is(err, store.ErrMissingKey):
-		return nil, fmt.Errorf("the database %s holds TOTP seeds but the key file %s is missing; restore it from backup (a new key can't read the seeds): %w", cfg.DBPath(), cfg.KeyPath(), err)
+		return nil, &advice{err: err, msg: fmt.Sprintf("the database %s holds TOTP seeds but the key file %s is missing; restore it from backup (a new key can't read the seeds)", cfg.DBPath(), cfg.KeyPath())}
 	case errors.Is(err, store.ErrWrongKey):
-		return nil, fmt.Errorf("the key file %s does not match the database %s; check key_file in %s: %w", cfg.KeyPath(), cfg.DBPath(), cfg.Path, err)
+		return nil, &advice{err: err, msg: fmt.Sprintf("the key file %s does not match the database %s (replaced, or another server's?); check key_file in %s", cfg.KeyPath(), cfg.DBPath(), cfg.Path)}
 	default:
 		return nil, fmt.Errorf("open the database %s: %w", cfg.DBPath(), err)
 	}
