@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -32,8 +33,8 @@ func importCommand() *command {
 		args:    "FILE --format csv|google-authenticator [--user NAME]",
 		summary: "Import users and tokens from a CSV file or a ~/.google_authenticator file.",
 		help: `All or nothing: if any entry is wrong, nothing is imported and the error
-names the line. Existing user names fail the import. FILE "-" is standard
-input.
+names the line. Existing user names fail the import (the error names their
+lines too). FILE "-" is standard input.
 
 csv: columns name,password,totp_secret,groups, optionally under a header
 row of those names; groups separated by ';' (docs/users.md in the source
@@ -86,9 +87,10 @@ starts with '.' (like ~/.google_authenticator) --user is required.`,
 				r = f
 			}
 			var users []admin.ImportUser
+			var lines []int // each user's line in a CSV file
 			if format == formatCSV {
 				var err error
-				if users, err = importer.ParseCSV(r); err != nil {
+				if users, lines, err = importer.ParseCSVLines(r); err != nil {
 					return fmt.Errorf("import %s: %w; nothing was imported", file, err)
 				}
 			} else {
@@ -108,6 +110,11 @@ starts with '.' (like ~/.google_authenticator) --user is required.`,
 			start := time.Now()
 			n, err := svc.Import(a.ctx, users)
 			if err != nil {
+				if errors.Is(err, store.ErrUserExists) {
+					if msg := existingUsers(a.ctx, svc, users, lines); msg != "" {
+						return &advice{err: err, msg: fmt.Sprintf("import %s: %s; nothing was imported", file, msg)}
+					}
+				}
 				if errors.Is(err, store.ErrUserExists) || errors.Is(err, store.ErrInvalidName) || errors.Is(err, admin.ErrInvalidImport) || errors.Is(err, admin.ErrInvalidGroup) {
 					return fmt.Errorf("import %s: %w; nothing was imported", file, err)
 				}
@@ -117,6 +124,53 @@ starts with '.' (like ~/.google_authenticator) --user is required.`,
 			return nil
 		},
 	}
+}
+
+// existingUsers says which of users already exist, with their lines in the
+// file when lines is set: "line 4: user "alice" already exists (and 1
+// more: dave, line 6)". The store names one user and no line, so the
+// daemon's user list is asked; "" when that fails or finds none.
+func existingUsers(ctx context.Context, svc admin.Service, users []admin.ImportUser, lines []int) string {
+	have, err := svc.ListUsers(ctx)
+	if err != nil {
+		return ""
+	}
+	exists := make(map[string]bool, len(have))
+	for _, u := range have {
+		exists[u.Name] = true
+	}
+	var found []string
+	for i, u := range users {
+		if !exists[u.Name] {
+			continue
+		}
+		where := ""
+		if i < len(lines) {
+			where = fmt.Sprintf("line %d", lines[i])
+		}
+		if len(found) == 0 {
+			if where != "" {
+				where += ": "
+			}
+			found = append(found, fmt.Sprintf("%suser %q already exists", where, u.Name))
+			continue
+		}
+		if where != "" {
+			where = ", " + where
+		}
+		found = append(found, u.Name+where)
+	}
+	switch {
+	case len(found) == 0:
+		return ""
+	case len(found) == 1:
+		return found[0]
+	}
+	more := found[1:]
+	if len(more) > 3 {
+		more = append(more[:3:3], "...")
+	}
+	return fmt.Sprintf("%s (and %d more: %s)", found[0], len(found)-1, strings.Join(more, "; "))
 }
 
 // Version is set by cmd/otpgate from the linker (-X main.version).

@@ -100,3 +100,29 @@ func TestDiscardedForcedEnrollAdviceKeepsForce(t *testing.T) {
 		t.Errorf("fifth wrong code with --force: %q; want the advice to start again with --force", r.stderr)
 	}
 }
+
+// TestImportExistingUserNamesLine: an import that fails because a user
+// already exists says which line of the file holds that user, directly and
+// through the daemon's control socket.
+func TestImportExistingUserNamesLine(t *testing.T) {
+	for _, viaSocket := range []bool{false, true} {
+		t.Run(fmt.Sprintf("socket=%v", viaSocket), func(t *testing.T) {
+			e := newEnv(t)
+			e.must("", "user", "add", "alice", "--no-password")
+			e.must("", "user", "add", "dave", "--no-password")
+			if viaSocket {
+				e.startControl()
+			}
+			csv := filepath.Join(e.dir, "u.csv")
+			text := "name,password,totp_secret,groups\ncarol,,,\n\nalice,,,\nbob,,,\ndave,,,\n"
+			if err := os.WriteFile(csv, []byte(text), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r := e.run("", "import", csv, "--format", "csv")
+			want := fmt.Sprintf("otpgate: import %s: line 4: user \"alice\" already exists (and 1 more: dave, line 6); nothing was imported\n", csv)
+			if r.code != ExitFailure || r.stderr != want {
+				t.Errorf("exit %d, stderr %q\nwant %q", r.code, r.stderr, want)
+			}
+		})
+	}
+}
