@@ -234,8 +234,13 @@ func (commands commandList) helpFor(args []string) error {
 	return &usageError{msg: fmt.Sprintf("no help for %q", strings.Join(args, " ")), hint: "Run `otpgate --help` for the list of commands."}
 }
 
-// usage is the --help text of c; fs (may be nil) supplies the flags.
+// usage is the --help text of c; fs (may be nil) supplies the flags. A
+// command with a flag parser of its own (rawArgs) has its own usage text,
+// synopsis and flags included: that alone.
 func (c *command) usage(fs *flag.FlagSet) string {
+	if c.rawArgs {
+		return strings.TrimRight(c.help, "\n") + "\n"
+	}
 	if fs == nil {
 		fs = c.flagSet(new(string))
 	}
