@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/pamhelper"
 )
 
 // TestPamRadiusExamplesAgree: every example [[client]] entry for Debian's
@@ -36,5 +38,39 @@ func TestPamRadiusExamplesAgree(t *testing.T) {
 	}
 	if found < 3 {
 		t.Errorf("found %d pam_radius_auth client examples, want one in each of the 3 files", found)
+	}
+}
+
+// TestSSHWayOneInstallsWhatPAMNeeds: way 1 of the SSH guide, for a host
+// without the package, says how to build otpgate-pam and installs every
+// file the PAM stack needs: the helper where the stack runs it, its
+// pam.toml where it reads it, and the stack itself.
+func TestSSHWayOneInstallsWhatPAMNeeds(t *testing.T) {
+	root := repoRoot(t)
+	guide, err := os.ReadFile(filepath.Join(root, "docs/ssh.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(guide), "## On the SSH host, way 1")
+	if !ok {
+		t.Fatal("docs/ssh.md has no \"On the SSH host, way 1\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	stack, err := os.ReadFile(filepath.Join(root, "packaging/pam.d/otpgate"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^auth\s.*pam_exec\.so.*\s(/\S+)\s*$`).FindStringSubmatch(string(stack))
+	if m == nil {
+		t.Fatal("packaging/pam.d/otpgate runs no helper through pam_exec")
+	}
+	for _, dst := range []string{m[1], pamhelper.DefaultConfigPath, "/etc/pam.d/otpgate"} {
+		install := regexp.MustCompile(`(?m)^\s+(?:sudo )?(?:install|cp)\s.*\s` + regexp.QuoteMeta(dst) + `\s*$`)
+		if !install.MatchString(section) {
+			t.Errorf("way 1 has no install (or cp) command that puts %s in place", dst)
+		}
+	}
+	if !strings.Contains(section, "make build") && !strings.Contains(section, "./cmd/otpgate-pam") {
+		t.Error("way 1 does not say how to build otpgate-pam")
 	}
 }
