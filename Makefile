@@ -14,7 +14,11 @@ DEB_TEST_DEPS := freeradius-utils libpam-radius-auth pamtester openssh-server op
 
 .PHONY: run build test unit deps vet fuzz clean
 
+# The sample holds a shared secret inline, and otpgated refuses a config
+# with an inline secret that others can read, as it refuses such a
+# secret_file: make it private first (git records no such mode change).
 run:
+	chmod go-rwx radiusd.toml
 	$(GO) run ./cmd/otpgated -config radiusd.toml
 
 build:

@@ -344,7 +344,7 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 			return a.internal("auth: issue state", u.Name, err)
 		}
 		return Decision{Result: Challenge, Reason: ReasonOK, State: st,
-			Message: fmt.Sprintf("Enter the %d-digit code from your authenticator app", tokenDigits(u.TOTP))}
+			Message: fmt.Sprintf("Enter the %d-digit code from your authenticator app: ", tokenDigits(u.TOTP))} // a prompt, like "Password: "
 	case factorMissing:
 		// Correct password but no code: not a guess, so not counted.
 		return reject(ReasonBadCode)

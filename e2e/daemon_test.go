@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // runOtpgated runs otpgated to completion with a time limit and returns
@@ -92,9 +94,27 @@ func TestDaemonCheck(t *testing.T) {
 	}
 
 	t.Run("sample radiusd.toml", func(t *testing.T) {
-		code, stdout, stderr := runOtpgated(t, "-check", "-config", "../radiusd.toml")
+		// Private, as make run makes it: the sample holds its secret inline.
+		sample := testtool.SampleConfig(t, "../radiusd.toml", 0o600)
+		code, stdout, stderr := runOtpgated(t, "-check", "-config", sample)
 		if code != 0 || stderr != "" {
 			t.Errorf("-check ../radiusd.toml = %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+		}
+		// As a checkout leaves it, readable by all: refused, with the fix.
+		sample = testtool.SampleConfig(t, "../radiusd.toml", 0o644)
+		code, _, stderr = runOtpgated(t, "-check", "-config", sample)
+		if code != 1 || !strings.Contains(stderr, "holds the secret inline and is readable by others (mode 0644); run: chmod 640 "+sample) {
+			t.Errorf("-check on a 0644 copy of the sample = %d, stderr %q; want 1 and the inline-secret refusal", code, stderr)
+		}
+	})
+	t.Run("inline secret in a config others can read", func(t *testing.T) {
+		p := write("radiusd.toml", good, 0o644)
+		code, _, stderr := runOtpgated(t, "-check", "-config", p)
+		if code != 1 || !strings.Contains(stderr, "client[0].secret: "+p+" holds the secret inline and is readable by others (mode 0644)") {
+			t.Errorf("-check = %d, stderr %q; want the refusal secret_file gets", code, stderr)
+		}
+		if strings.Contains(stderr, daemonSecret) {
+			t.Error("-check printed the shared secret")
 		}
 	})
 	t.Run("missing file", func(t *testing.T) {
@@ -110,7 +130,7 @@ func TestDaemonCheck(t *testing.T) {
 		cmd := exec.Command(bin("otpgated"), "-check")
 		cmd.Dir = t.TempDir()
 		out, err := cmd.CombinedOutput()
-		if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "tried ./radiusd.toml, /etc/otpgate/radiusd.toml") {
+		if cmd.ProcessState.ExitCode() != 1 || !strings.Contains(string(out), "tried /etc/otpgate/radiusd.toml, ./radiusd.toml") {
 			t.Errorf("-check without a config: %v\n%s", err, out)
 		}
 	})

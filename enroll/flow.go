@@ -8,11 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/otpgate/otpgate/enroll/recovery"
+	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/totp"
 )
 
@@ -316,38 +315,16 @@ func cleanCode(s string) string {
 }
 
 // writePNGFile writes the QR code PNG to path with mode 0600 even when path
-// already exists with a wider mode: a temporary file in the same directory
-// (created 0600) is renamed over it.
+// already exists with a wider mode: a new file in the same directory is
+// renamed over it, and a symlink planted at path is replaced, never
+// followed (safefile).
 func writePNGFile(path, uri string) error {
 	var buf bytes.Buffer
 	if err := WritePNG(&buf, uri, 0); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".otpgate-qr-*.png")
-	if err != nil {
-		return fmt.Errorf("enroll: write png %s: %w", path, err)
-	}
-	name := tmp.Name()
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(name)
-		return fmt.Errorf("enroll: write png %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o600); err != nil {
-		return fail(err)
-	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(name, path); err != nil {
-		os.Remove(name)
-		return fmt.Errorf("enroll: write png %s: %w", path, err)
+	if err := safefile.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("enroll: write png: %w", err)
 	}
 	return nil
 }

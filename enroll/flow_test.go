@@ -461,3 +461,30 @@ func TestFlowOtherParams(t *testing.T) {
 		}
 	}
 }
+
+// TestPNGReplacesPlantedSymlink: a symlink planted at the PNG path is
+// replaced by the image, never written through.
+func TestPNGReplacesPlantedSymlink(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	if err := os.WriteFile(victim, []byte("precious"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pngPath := filepath.Join(dir, "alice.png")
+	if err := os.Symlink(victim, pngPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := writePNGFile(pngPath, "otpauth://totp/x:alice?secret=JBSWY3DPEHPK3PXP&issuer=x"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "precious" {
+		t.Error("the PNG was written through the planted symlink")
+	}
+	fi, err := os.Lstat(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Errorf("PNG is %v, want a regular 0600 file", fi.Mode())
+	}
+}

@@ -121,8 +121,8 @@ trap 'bad "unexpected error on line $LINENO"; finish' ERR
 # ---------------------------------------------------------------- 0. setup
 DEB=$(realpath "$DEB")
 [ -z "$RPM" ] || RPM=$(realpath "$RPM")
-# The CLI prefers ./radiusd.toml over /etc/otpgate/radiusd.toml: run it
-# where there is none, as an admin would.
+# The CLI uses /etc/otpgate/radiusd.toml before any ./radiusd.toml; run it
+# where there is none anyway, as an admin would.
 cd "$WORK"
 [ "$(id -u)" = 0 ] || { echo "test-install.sh: run as root (it installs packages)" >&2; exit 2; }
 [ -f "$DEB" ] || { echo "test-install.sh: no such file: $DEB" >&2; exit 2; }

@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/otpgate/otpgate/internal/safefile"
 )
 
 // KeySize is the length in bytes of the master key in the key file.
@@ -151,9 +153,10 @@ func readKeyFile(path string) ([]byte, error) {
 	return key, nil
 }
 
-// createKeyFile writes a new random master key to path with mode 0600. It
-// never replaces an existing file (O_EXCL) and fsyncs the file and its
-// directory before returning.
+// createKeyFile writes a new random master key to path with mode 0600. The
+// key is written to a new temporary file, synced, and linked into place
+// (safefile.CommitNew): it never replaces an existing file or symlink, and
+// a crash never leaves a half-written key under the key's name.
 func createKeyFile(path string) ([]byte, error) {
 	key := make([]byte, KeySize)
 	if _, err := rand.Read(key); err != nil {
@@ -162,23 +165,16 @@ func createKeyFile(path string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: key file %s: %w", path, err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := safefile.Create(path, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("store: create key file %s: %w", path, err)
+		return nil, fmt.Errorf("store: key file: %w", err)
 	}
-	_, err = f.Write(key)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path)
+	defer f.Abort()
+	if _, err := f.Write(key); err != nil {
 		return nil, fmt.Errorf("store: write key file %s: %w", path, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return nil, fmt.Errorf("store: key file %s: %w", path, err)
+	if err := f.CommitNew(); err != nil {
+		return nil, fmt.Errorf("store: key file: %w", err)
 	}
 	return key, nil
 }

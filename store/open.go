@@ -13,6 +13,8 @@ import (
 	"github.com/otpgate/otpgate/store/loginlog"
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/otpgate/otpgate/internal/safefile"
 )
 
 // Open opens or creates the database at path. See the package doc for the
@@ -46,7 +48,7 @@ func open(path string, opt Options, h hooks) (*DB, error) {
 			return nil, fmt.Errorf("store: open %s: %w", path, err)
 		}
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly})
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opt.LockTimeout, ReadOnly: opt.ReadOnly, OpenFile: safefile.OpenFile})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("store: open %s: %w: another process (probably otpgated) has held its lock for %s; "+
 			"stop that process, or run otpgate while otpgated is up so it goes through the control socket", path, ErrLocked, opt.LockTimeout)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/control"
+	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -111,13 +113,16 @@ const globalHelp = `otpgate manages otpgate users and their TOTP tokens.
 
 Usage:
   otpgate [-config PATH] COMMAND [ARGS]
+  otpgate --version
 
 It talks to a running otpgated through its control socket; when no daemon
 runs it opens the database directly.
 
 Global flags:
-  -config PATH   radiusd.toml to use (default: ./radiusd.toml, then
-                 /etc/otpgate/radiusd.toml)
+  -config PATH   radiusd.toml to use (default: /etc/otpgate/radiusd.toml
+                 when it exists, else ./radiusd.toml; a config found
+                 without -config is named on stderr)
+  --version      print the version and exit (as: otpgate version)
 
 Commands:
 `
@@ -142,11 +147,16 @@ func (a *app) run(args []string) error {
 	fs := flag.NewFlagSet("otpgate", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&a.configFlag, "config", "", "radiusd.toml to use")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return helpRequest{commands.overview()}
 		}
 		return &usageError{msg: err.Error(), hint: "Run `otpgate --help` for usage."}
+	}
+	if *showVersion { // as otpgated -version
+		fmt.Fprintf(a.stdout, "otpgate %s\n", Version)
+		return nil
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -224,8 +234,13 @@ func (commands commandList) helpFor(args []string) error {
 	return &usageError{msg: fmt.Sprintf("no help for %q", strings.Join(args, " ")), hint: "Run `otpgate --help` for the list of commands."}
 }
 
-// usage is the --help text of c; fs (may be nil) supplies the flags.
+// usage is the --help text of c; fs (may be nil) supplies the flags. A
+// command with a flag parser of its own (rawArgs) has its own usage text,
+// synopsis and flags included: that alone.
 func (c *command) usage(fs *flag.FlagSet) string {
+	if c.rawArgs {
+		return strings.TrimRight(c.help, "\n") + "\n"
+	}
 	if fs == nil {
 		fs = c.flagSet(new(string))
 	}
@@ -259,7 +274,7 @@ func (c *command) flagSet(configPath *string) *flag.FlagSet {
 	if c.flags != nil {
 		c.flags(fs)
 	}
-	fs.StringVar(configPath, "config", *configPath, "use the config file `PATH` (default ./radiusd.toml, then /etc/otpgate/radiusd.toml)")
+	fs.StringVar(configPath, "config", *configPath, "use the config file `PATH` (default /etc/otpgate/radiusd.toml when it exists, else ./radiusd.toml)")
 	return fs
 }
 
@@ -360,6 +375,10 @@ func (a *app) loadConfig() (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.configFlag == "" {
+		// Chosen by the CLI: say which, so nobody edits the wrong database.
+		fmt.Fprintf(a.stderr, "otpgate: using %s (found without -config)\n", cfg.Path)
+	}
 	a.cfg = cfg
 	return cfg, nil
 }
@@ -376,7 +395,8 @@ func (a *app) service() (admin.Service, error) {
 		return nil, err
 	}
 	sock := cfg.SocketPath()
-	svc, err := control.Dial(sock)
+	daemon := daemonUsers(cfg)
+	svc, err := control.Dial(sock, daemon...)
 	if err == nil {
 		a.svc = svc
 		if c, ok := svc.(io.Closer); ok {
@@ -387,10 +407,13 @@ func (a *app) service() (admin.Service, error) {
 	if errors.Is(err, control.ErrAccessDenied) {
 		return nil, fmt.Errorf("otpgated does not let this user use its control socket %s; run otpgate as root, or as a member of control.group in %s", sock, cfg.Path)
 	}
+	if errors.Is(err, control.ErrUntrusted) {
+		return nil, err // says which path, why and the fix; nothing was sent
+	}
 	// No daemon (ErrNotRunning), or one that does not answer: try the
 	// store. A live daemon holds its lock, which openStore reports.
 	dialErr := err
-	open := func(readOnly bool) (store.Store, error) { return openStore(cfg, readOnly) }
+	open := func(readOnly bool) (store.Store, error) { return openStore(cfg, daemon, readOnly) }
 	// Open once now so that a locked or unreadable database is reported
 	// before any prompt; each call then opens it again (see directService).
 	// Read-only, so that this writes nothing, unless there is no database
@@ -408,14 +431,57 @@ func (a *app) service() (admin.Service, error) {
 	if err := st.Close(); err != nil {
 		return nil, fmt.Errorf("close the database %s: %w", cfg.DBPath(), err)
 	}
-	dial := func() (admin.Service, error) { return control.Dial(sock) }
+	dial := func() (admin.Service, error) { return control.Dial(sock, daemon...) }
 	a.svc = &directService{open: open, dial: dial, params: cfg.Password.Params(), issuer: cfg.Issuer, source: cfg.Password.Source}
 	return a.svc, nil
 }
 
+// daemonUsers returns who besides root and this user may own the data
+// directory, the control socket and the process serving it: the data
+// directory's owner, the user otpgated runs as (it refuses a data_dir owned
+// by anyone but root and itself), provided nobody but root and this user
+// can change the directories above it, so that its owner is the one root
+// gave it (a package install: otpgate).
+func daemonUsers(cfg *config.Config) []int {
+	euid := os.Geteuid()
+	if safefile.SecureDir(filepath.Dir(cfg.DataDir), euid) != nil {
+		return nil
+	}
+	if uid, err := safefile.Owner(cfg.DataDir); err == nil && uid != 0 && uid != euid {
+		return []int{uid}
+	}
+	return nil
+}
+
+// checkDataDirs refuses, as otpgated does, a data directory (or key file
+// directory) that anyone but root, this user and the daemon's user could
+// change: they could swap in a database or key of their own. It creates
+// data_dir (0700) when missing, as opening the store would.
+func checkDataDirs(cfg *config.Config, daemon []int) error {
+	trusted := append([]int{os.Geteuid()}, daemon...)
+	for _, d := range []struct{ what, dir string }{
+		{"data_dir", cfg.DataDir},
+		{"key_file directory", filepath.Dir(cfg.KeyPath())},
+	} {
+		if fi, err := os.Stat(d.dir); err == nil && !fi.IsDir() {
+			continue // not a safety matter: opening the store reports it
+		}
+		if err := os.MkdirAll(d.dir, 0o700); err != nil {
+			return fmt.Errorf("%s %s: %w", d.what, d.dir, err)
+		}
+		if err := safefile.SecureDir(d.dir, trusted...); err != nil {
+			return fmt.Errorf("%s %s: %w (otpgate opens a database only where nobody but root, you and otpgated's user can change it)", d.what, d.dir, err)
+		}
+	}
+	return nil
+}
+
 // openStore opens the database directly, waiting at most storeLockTimeout
 // for its lock, and turns the errors an admin can act on into advice.
-func openStore(cfg *config.Config, readOnly bool) (store.Store, error) {
+func openStore(cfg *config.Config, daemon []int, readOnly bool) (store.Store, error) {
+	if err := checkDataDirs(cfg, daemon); err != nil {
+		return nil, err
+	}
 	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), LockTimeout: storeLockTimeout, ReadOnly: readOnly})
 	switch {
 	case err == nil && readOnly:
@@ -428,10 +494,11 @@ func openStore(cfg *config.Config, readOnly bool) (store.Store, error) {
 		return st, nil
 	case errors.Is(err, store.ErrLocked):
 		return nil, &advice{err: err, msg: fmt.Sprintf("the database %s is locked by another process (otpgated?) but its control socket %s does not answer; check `systemctl status otpgated`", cfg.DBPath(), cfg.SocketPath())}
+	// The advice replaces the store's text, which says the same again.
 	case errors.Is(err, store.ErrMissingKey):
-		return nil, fmt.Errorf("the database %s holds TOTP seeds but the key file %s is missing; restore it from backup (a new key can't read the seeds): %w", cfg.DBPath(), cfg.KeyPath(), err)
+		return nil, &advice{err: err, msg: fmt.Sprintf("the database %s holds TOTP seeds but the key file %s is missing; restore it from backup (a new key can't read the seeds)", cfg.DBPath(), cfg.KeyPath())}
 	case errors.Is(err, store.ErrWrongKey):
-		return nil, fmt.Errorf("the key file %s does not match the database %s; check key_file in %s: %w", cfg.KeyPath(), cfg.DBPath(), cfg.Path, err)
+		return nil, &advice{err: err, msg: fmt.Sprintf("the key file %s does not match the database %s (replaced, or another server's?); check key_file in %s", cfg.KeyPath(), cfg.DBPath(), cfg.Path)}
 	default:
 		return nil, fmt.Errorf("open the database %s: %w", cfg.DBPath(), err)
 	}

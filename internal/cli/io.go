@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/internal/importer"
+	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -31,8 +33,8 @@ func importCommand() *command {
 		args:    "FILE --format csv|google-authenticator [--user NAME]",
 		summary: "Import users and tokens from a CSV file or a ~/.google_authenticator file.",
 		help: `All or nothing: if any entry is wrong, nothing is imported and the error
-names the line. Existing user names fail the import. FILE "-" is standard
-input.
+names the line. Existing user names fail the import (the error names their
+lines too). FILE "-" is standard input.
 
 csv: columns name,password,totp_secret,groups, optionally under a header
 row of those names; groups separated by ';' (docs/users.md in the source
@@ -87,9 +89,10 @@ otpgate user passwd NAME.`,
 				r = f
 			}
 			var users []admin.ImportUser
+			var lines []int // each user's line in a CSV file
 			if format == formatCSV {
 				var err error
-				if users, err = importer.ParseCSV(r); err != nil {
+				if users, lines, err = importer.ParseCSVLines(r); err != nil {
 					return fmt.Errorf("import %s: %w; nothing was imported", file, err)
 				}
 			} else {
@@ -109,6 +112,11 @@ otpgate user passwd NAME.`,
 			start := time.Now()
 			n, err := svc.Import(a.ctx, users)
 			if err != nil {
+				if errors.Is(err, store.ErrUserExists) {
+					if msg := existingUsers(a.ctx, svc, users, lines); msg != "" {
+						return &advice{err: err, msg: fmt.Sprintf("import %s: %s; nothing was imported", file, msg)}
+					}
+				}
 				if errors.Is(err, store.ErrUserExists) || errors.Is(err, store.ErrInvalidName) || errors.Is(err, admin.ErrInvalidImport) || errors.Is(err, admin.ErrInvalidGroup) {
 					return fmt.Errorf("import %s: %w; nothing was imported", file, err)
 				}
@@ -135,6 +143,53 @@ func countNoPassword(users []admin.ImportUser) int {
 	return n
 }
 
+// existingUsers says which of users already exist, with their lines in the
+// file when lines is set: "line 4: user "alice" already exists (and 1
+// more: dave, line 6)". The store names one user and no line, so the
+// daemon's user list is asked; "" when that fails or finds none.
+func existingUsers(ctx context.Context, svc admin.Service, users []admin.ImportUser, lines []int) string {
+	have, err := svc.ListUsers(ctx)
+	if err != nil {
+		return ""
+	}
+	exists := make(map[string]bool, len(have))
+	for _, u := range have {
+		exists[u.Name] = true
+	}
+	var found []string
+	for i, u := range users {
+		if !exists[u.Name] {
+			continue
+		}
+		where := ""
+		if i < len(lines) {
+			where = fmt.Sprintf("line %d", lines[i])
+		}
+		if len(found) == 0 {
+			if where != "" {
+				where += ": "
+			}
+			found = append(found, fmt.Sprintf("%suser %q already exists", where, u.Name))
+			continue
+		}
+		if where != "" {
+			where = ", " + where
+		}
+		found = append(found, u.Name+where)
+	}
+	switch {
+	case len(found) == 0:
+		return ""
+	case len(found) == 1:
+		return found[0]
+	}
+	more := found[1:]
+	if len(more) > 3 {
+		more = append(more[:3:3], "...")
+	}
+	return fmt.Sprintf("%s (and %d more: %s)", found[0], len(found)-1, strings.Join(more, "; "))
+}
+
 // Version is set by cmd/otpgate from the linker (-X main.version).
 var Version = "dev"
 
@@ -156,8 +211,9 @@ func backupCommand() *command {
 		args:    "FILE",
 		summary: "Write a consistent copy of the database to FILE.",
 		help: `Works while otpgated runs (through its control socket) and while it does
-not. The copy is written to FILE.tmp with mode 0600, synced and renamed to
-FILE, so FILE is never half written. The copy holds encrypted seeds; keep
+not. The copy is written to a new temporary file beside FILE (mode 0600,
+never through a symlink or into a file someone else put there), synced and
+renamed to FILE, so FILE is never half written. The copy holds encrypted seeds; keep
 the key file (key_file, default seed.key beside the database) with it, or
 the seeds can't be read back. Restore: stop otpgated and copy FILE over
 the database file.`,
@@ -177,40 +233,20 @@ the database file.`,
 	}
 }
 
-// writeAtomically writes path.tmp (mode 0600) with write, fsyncs it, renames
-// it to path and fsyncs the directory. On failure path is untouched and the
-// temporary file removed.
-func writeAtomically(path string, write func(io.Writer) (int64, error)) (n int64, err error) {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+// writeAtomically writes path through a new temporary file with a random
+// name in its directory (mode 0600; see safefile.Create: a symlink or file
+// planted at path or beside it is never written through), fsyncs it and
+// renames it over path. On failure path is untouched and the temporary
+// file removed.
+func writeAtomically(path string, write func(io.Writer) (int64, error)) (int64, error) {
+	f, err := safefile.Create(path, 0o600)
 	if err != nil {
 		return 0, err
 	}
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	// An existing FILE.tmp keeps its mode through O_CREATE: tighten it.
-	if err = f.Chmod(0o600); err != nil {
-		return 0, err
-	}
-	if n, err = write(f); err != nil {
+	defer f.Abort()
+	n, err := write(f)
+	if err != nil {
 		return n, err
 	}
-	if err = f.Sync(); err != nil {
-		return n, fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err = f.Close(); err != nil {
-		return n, fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return n, err
-	}
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
-	return n, nil
+	return n, f.Commit()
 }

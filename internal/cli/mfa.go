@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"golang.org/x/term"
 
@@ -237,7 +238,11 @@ func explainEnroll(err error, name string, force, withCode bool) error {
 	case errors.Is(err, admin.ErrNoPendingEnroll):
 		return fmt.Errorf("no enrollment in progress for %s; start one with: otpgate enroll %s", name, name)
 	case errors.Is(err, admin.ErrEnrollDiscarded):
-		return fmt.Errorf("too many wrong codes: the enrollment of %s was discarded and no token was activated; start again with: otpgate enroll %s", name, name)
+		again := "otpgate enroll " + name
+		if force {
+			again += " --force" // the old token is still there
+		}
+		return fmt.Errorf("too many wrong codes: the enrollment of %s was discarded and no token was activated; start again with: %s", name, again)
 	case errors.Is(err, enroll.ErrAborted):
 		hint := "otpgate enroll " + name + " --code CODE"
 		if force {
@@ -246,12 +251,25 @@ func explainEnroll(err error, name string, force, withCode bool) error {
 		return fmt.Errorf("%w\nthe enrollment stays pending: finish it with: %s (or start over with: otpgate enroll %s)", err, hint, name)
 	case withCode && errors.Is(err, admin.ErrAlreadyEnrolled):
 		return fmt.Errorf("user %q already has an active token; to replace it with the pending one run: otpgate enroll %s --code CODE --force (the old token keeps working until then)", name, name)
-	case withCode && errors.Is(err, admin.ErrWrongCode) && !force:
-		return fmt.Errorf("%w\nthe token was not activated; check the phone's clock and run again with a new code: otpgate enroll %s --code CODE", err, name)
 	case withCode && errors.Is(err, admin.ErrWrongCode):
-		return fmt.Errorf("%w\nthe token was not activated; check the phone's clock and run again with a new code: otpgate enroll %s --code CODE --force", err, name)
+		again := "otpgate enroll " + name + " --code CODE"
+		if force {
+			again += " --force"
+		}
+		return &advice{err: err, msg: fmt.Sprintf("enroll %s: %s\nthe token was not activated; check the phone's clock and run again with a new code: %s", name, wrongCodeDetail(err), again)}
 	}
 	return explain(err, name)
+}
+
+// wrongCodeDetail is err's text from "wrong code" on ("wrong code (4 more
+// tries before the enrollment is discarded)"): each layer the error passed
+// through (enroll, admin, the control socket) named the user again.
+func wrongCodeDetail(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, enroll.ErrWrongCode.Error()); i >= 0 {
+		return msg[i:]
+	}
+	return msg
 }
 
 // isTerminal reports whether r is a terminal.

@@ -25,7 +25,7 @@ func TestOpenStoreGivesFilesToDataDirOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := &config.Config{DataDir: data}
-	st, err := openStore(cfg, false)
+	st, err := openStore(cfg, daemonUsers(cfg), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestOpenStoreGivesFilesToDataDirOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg = &config.Config{DataDir: rootData}
-	st, err = openStore(cfg, false)
+	st, err = openStore(cfg, daemonUsers(cfg), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/password"
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // minimal is the smallest valid config; tests append to it.
@@ -38,14 +39,17 @@ func writeConfig(t *testing.T, text string) string {
 }
 
 func TestLoadSample(t *testing.T) {
-	c, err := Load("../../radiusd.toml")
+	// The sample holds its secret inline: loaded private, as make run
+	// makes it (TestSampleRefusedWhileOthersCanRead has the 0644 case).
+	sample := testtool.SampleConfig(t, "../../radiusd.toml", 0o600)
+	c, err := Load(sample)
 	if err != nil {
 		t.Fatalf("the sample ../../radiusd.toml must load: %v", err)
 	}
 	if len(c.Warnings) != 0 {
 		t.Errorf("sample config has warnings: %q", c.Warnings)
 	}
-	root, _ := filepath.Abs("../..")
+	root := filepath.Dir(sample)
 	if want := filepath.Join(root, "data"); c.DataDir != want {
 		t.Errorf("DataDir = %q, want %q", c.DataDir, want)
 	}
@@ -408,29 +412,34 @@ func TestFind(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
 	sys := filepath.Join(dir, "etc-radiusd.toml")
-	cands := []string{"radiusd.toml", sys}
+	cands := []string{sys, "radiusd.toml"} // as Find has them
 
-	if got, err := find("/x/y.toml", cands); err != nil || got != "/x/y.toml" {
+	if got, err := find("/x/y.toml", cands...); err != nil || got != "/x/y.toml" {
 		t.Errorf("find(flag) = %q, %v; want the flag", got, err)
 	}
-	_, err := find("", cands)
-	if err == nil || !strings.Contains(err.Error(), "tried ./radiusd.toml, "+sys) {
+	_, err := find("", cands...)
+	if err == nil || !strings.Contains(err.Error(), "tried "+sys+", ./radiusd.toml") {
 		t.Errorf("find with no file = %v, want it to list both candidates", err)
-	}
-	if err := os.WriteFile(sys, []byte("version = 1\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := find("", cands); err != nil || got != sys {
-		t.Errorf("find = %q, %v; want %q", got, err, sys)
 	}
 	if err := os.WriteFile("radiusd.toml", []byte("version = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := find("", cands); err != nil || got != "radiusd.toml" {
-		t.Errorf("find = %q, %v; want ./radiusd.toml first", got, err)
+	if got, err := find("", cands...); err != nil || got != "radiusd.toml" {
+		t.Errorf("find = %q, %v; want ./radiusd.toml when it is the only one", got, err)
+	}
+	if err := os.WriteFile(sys, []byte("version = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// An installed system's config wins over a radiusd.toml in the current
+	// directory (a source checkout): an admin who happens to stand in one
+	// must not edit the wrong database.
+	if got, err := find("", cands...); err != nil || got != sys {
+		t.Errorf("find = %q, %v; want the system config %q first", got, err, sys)
 	}
 	if got, err := Find(""); err != nil || got != "radiusd.toml" {
-		t.Errorf("Find = %q, %v; want ./radiusd.toml", got, err)
+		if _, serr := os.Stat(DefaultPath); serr != nil {
+			t.Errorf("Find = %q, %v; want ./radiusd.toml without %s", got, err, DefaultPath)
+		}
 	}
 }
 

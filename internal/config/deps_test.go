@@ -18,19 +18,23 @@ const module = "github.com/otpgate/otpgate/"
 // The domain never depends on the plumbing. Only internal/config knows the
 // TOML schema and its defaults; the daemon (and the CLI) turn the config
 // into each package's Options, so no domain package reads the config, and
-// none reaches admin, control, daemon or the CLI. The one exception is
-// internal/password: the password is auth's first factor, so auth, and
-// radius through auth, depend on the hashing.
+// none reaches admin, control, daemon or the CLI. Two exceptions, both
+// leaves that import nothing of otpgate's: internal/password, because the
+// password is auth's first factor, so auth, and radius through auth,
+// depend on the hashing; and internal/safefile, the one way otpgate
+// creates files without following a planted symlink, which the store (its
+// key file and write-ahead log) and enroll (the QR code PNG) need as much
+// as the CLI does.
 //
 // A new domain package fails TestDomainIgnoresPlumbing until it has a line
 // here: its dependencies are a decision, not an accident.
 var domainInternalDeps = map[string][]string{
-	"auth":            {"internal/password"},
-	"radius":          {"internal/password"}, // through auth
-	"store":           nil,
-	"store/loginlog":  nil,
-	"store/storetest": nil, // the conformance suite every store backend passes
-	"enroll":          nil,
+	"auth":            {"internal/password", "internal/safefile"}, // safefile through store
+	"radius":          {"internal/password", "internal/safefile"}, // through auth
+	"store":           {"internal/safefile"},
+	"store/loginlog":  {"internal/safefile"},
+	"store/storetest": {"internal/safefile"}, // the conformance suite every store backend passes; safefile through store
+	"enroll":          {"internal/safefile"},
 	"enroll/recovery": nil,
 	"pamhelper":       nil,
 	"totp":            nil, // the TOTP leaf
@@ -85,6 +89,25 @@ func TestConfigKnowsNoPackage(t *testing.T) {
 	for _, dep := range testtool.Deps(t, module+"internal/config") {
 		if dep, ok := strings.CutPrefix(dep, module); ok && !slices.Contains(allowed, dep) {
 			t.Errorf("internal/config depends on %s; it may use only %q", dep, allowed[1:])
+		}
+	}
+}
+
+// TestDomainLeavesImportNothing: the internal/ packages the domain may use
+// import no other otpgate package, or plumbing could reach the domain
+// through them.
+func TestDomainLeavesImportNothing(t *testing.T) {
+	leaves := map[string]bool{}
+	for _, allowed := range domainInternalDeps {
+		for _, dep := range allowed {
+			leaves[dep] = true
+		}
+	}
+	for leaf := range leaves {
+		for _, dep := range testtool.Deps(t, module+leaf) {
+			if dep, ok := strings.CutPrefix(dep, module); ok && dep != leaf {
+				t.Errorf("%s, which domain packages may use, depends on %s; it must stay a leaf", leaf, dep)
+			}
 		}
 	}
 }

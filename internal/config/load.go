@@ -26,8 +26,11 @@ const maxConfigSize = 4 << 20
 // maxSecretFileSize bounds a secret_file.
 const maxSecretFileSize = 4096
 
-// Find returns the config file to use: flag when set, else ./radiusd.toml
-// when it exists, else /etc/otpgate/radiusd.toml when it exists. The error
+// Find returns the config file to use: flag when set, else
+// /etc/otpgate/radiusd.toml when it exists, else ./radiusd.toml when it
+// exists. The installed system's file comes first so that an admin who
+// happens to stand in a source checkout (which has a sample radiusd.toml)
+// does not edit the checkout's database instead of the real one. The error
 // says which files were tried.
 //
 // A file found without the flag must belong to this user or root and must
@@ -36,10 +39,10 @@ const maxSecretFileSize = 4096
 // there, which would point the CLI at a socket or database of the planter's
 // choosing. -config PATH uses any file.
 func Find(flag string) (string, error) {
-	return find(flag, []string{"radiusd.toml", DefaultPath})
+	return find(flag, DefaultPath, "radiusd.toml")
 }
 
-func find(flag string, candidates []string) (string, error) {
+func find(flag string, candidates ...string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
@@ -115,8 +118,58 @@ func load(path string, readSecrets bool) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if readSecrets {
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		if p := c.inlineSecretProblem(path, fi.Mode().Perm()); p != "" {
+			return nil, &ValidationError{Path: path, Problems: []string{p}}
+		}
+	}
 	c.Path = abs
 	return c, nil
+}
+
+// inlineSecretProblem holds a config file with secrets written inline to
+// the rule a secret_file follows (secretModeProblem): a secret is as
+// exposed in one file as in the other.
+func (c *Config) inlineSecretProblem(path string, perm os.FileMode) string {
+	var keys []string
+	for i, cl := range c.Clients {
+		if cl.Secret != "" && !cl.secretFromFile {
+			keys = append(keys, fmt.Sprintf("client[%d].secret", i))
+		}
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	problem := secretModeProblem(path, perm)
+	if problem == "" {
+		return ""
+	}
+	also := ""
+	if len(keys) > 1 {
+		also = " (also " + strings.Join(keys[1:], ", ") + ")"
+	}
+	return fmt.Sprintf("%s%s: %s holds the secret inline and %s, or move the secret into a secret_file", keys[0], also, path, problem)
+}
+
+// secretModeProblem says what is wrong with the mode of a file that holds
+// a shared secret (a secret_file, or radiusd.toml with a secret inline),
+// with the fix; "" when nothing is. Others may not read it; group read is
+// fine: root:otpgate 0640 lets the daemon's group read a root-owned file,
+// as FreeRADIUS does with root:freerad. Only its owner may write it:
+// whoever can write it chooses the secret, and can then read the passwords
+// of that client's requests.
+func secretModeProblem(path string, perm os.FileMode) string {
+	switch {
+	case perm&0o004 != 0:
+		return fmt.Sprintf("is readable by others (mode %04o); run: chmod 640 %s (owner root, group otpgate) or chmod 600 %[2]s", perm, path)
+	case perm&0o022 != 0:
+		return fmt.Sprintf("is writable by group or others (mode %04o); run: chmod 600 %s", perm, path)
+	}
+	return ""
 }
 
 // parse is Load for a config already in memory: name prefixes error
@@ -402,15 +455,8 @@ func readSecretFile(path string) (string, error) {
 	if !fi.Mode().IsRegular() {
 		return "", fmt.Errorf("%s is not a regular file", path)
 	}
-	switch perm := fi.Mode().Perm(); {
-	case perm&0o004 != 0:
-		// Group read is fine: root:otpgate 0640 lets the daemon's group
-		// read a root-owned secret, as FreeRADIUS does with root:freerad.
-		return "", fmt.Errorf("%s is readable by others (mode %04o); run: chmod 640 %s (owner root, group otpgate) or chmod 600", path, perm, path)
-	case perm&0o022 != 0:
-		// Whoever can write it chooses the secret, and can then read the
-		// passwords of that client's requests.
-		return "", fmt.Errorf("%s is writable by group or others (mode %04o); run: chmod 600 %s", path, perm, path)
+	if problem := secretModeProblem(path, fi.Mode().Perm()); problem != "" {
+		return "", fmt.Errorf("%s %s", path, problem)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
 	if err != nil {

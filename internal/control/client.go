@@ -7,14 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/safefile"
 )
 
 // dialTimeout bounds the liveness check in Dial.
@@ -33,18 +39,36 @@ var _ admin.Service = (*Client)(nil)
 // on, gives an error wrapping ErrNotRunning (the CLI then opens the store
 // itself); a socket this user may not use (no permission on the file, or a
 // daemon that closes the connection unanswered) gives ErrAccessDenied.
-func Dial(socketPath string) (admin.Service, error) {
-	return DialClient(socketPath)
+//
+// Nothing is sent unless the socket can be trusted with what root types:
+// its directory, and every one above, can be changed only by root, this
+// user and daemonUIDs (safefile.SecureDir); the socket file belongs to one
+// of them; and so does the process that accepts the connection
+// (SO_PEERCRED). Otherwise the error wraps ErrUntrusted.
+func Dial(socketPath string, daemonUIDs ...int) (admin.Service, error) {
+	return DialClient(socketPath, daemonUIDs...)
 }
 
 // DialClient is Dial returning the concrete *Client (for Status).
-func DialClient(socketPath string) (*Client, error) {
+func DialClient(socketPath string, daemonUIDs ...int) (*Client, error) {
+	trusted := append([]int{0, os.Geteuid()}, daemonUIDs...)
+	if err := checkSocket(socketPath, trusted); err != nil {
+		return nil, err
+	}
 	c := &Client{
 		socket: socketPath,
 		hc: &http.Client{Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				var d net.Dialer
-				return d.DialContext(ctx, "unix", socketPath)
+				conn, err := d.DialContext(ctx, "unix", socketPath)
+				if err != nil {
+					return nil, err
+				}
+				if err := checkPeer(conn, socketPath, trusted); err != nil {
+					conn.Close()
+					return nil, err
+				}
+				return conn, nil
 			},
 			DisableCompression: true,
 			MaxIdleConns:       2,
@@ -56,6 +80,12 @@ func DialClient(socketPath string) (*Client, error) {
 	if _, err := c.Status(ctx); err != nil {
 		c.hc.CloseIdleConnections()
 		switch {
+		case errors.Is(err, ErrUntrusted):
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // without "Get http://otpgated/v1/status"
+			}
+			return nil, err
 		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
 			return nil, fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, socketPath)
 		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
@@ -72,6 +102,64 @@ func DialClient(socketPath string) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// checkSocket refuses, before anything is sent, a socket whose directory
+// untrusted users can change or that an untrusted user owns. A missing
+// directory or socket means no daemon runs.
+func checkSocket(socketPath string, trusted []int) error {
+	dir := filepath.Dir(socketPath)
+	err := safefile.SecureDir(dir, trusted[1:]...)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, socketPath)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: %s: permission denied (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
+	case err != nil:
+		return fmt.Errorf("%w: %s is in a directory others can change: %w", ErrUntrusted, socketPath, err)
+	}
+	fi, err := os.Stat(socketPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, socketPath)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: %s: permission denied (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
+	case err != nil:
+		return fmt.Errorf("control: %w", err)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !slices.Contains(trusted, int(st.Uid)) {
+		return fmt.Errorf("%w: %s is owned by %s, not by root, you or otpgated's user; fix: stop whatever made it and remove it (rm %s), then start otpgated",
+			ErrUntrusted, socketPath, uidName(st.Uid), socketPath)
+	}
+	return nil
+}
+
+// checkPeer refuses a connection whose server process runs as an
+// untrusted user (SO_PEERCRED), before the first byte is written.
+func checkPeer(conn net.Conn, socketPath string, trusted []int) error {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return fmt.Errorf("%w: %s: not a Unix socket connection", ErrUntrusted, socketPath)
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if credErr != nil {
+		return fmt.Errorf("%w: %s: peer credentials: %w", ErrUntrusted, socketPath, credErr)
+	}
+	if !slices.Contains(trusted, int(cred.Uid)) {
+		return fmt.Errorf("%w: the process serving %s (pid %d) runs as %s, not as root, you or otpgated's user; nothing was sent to it",
+			ErrUntrusted, socketPath, cred.Pid, uidName(cred.Uid))
+	}
+	return nil
 }
 
 // closedAtAccept reports whether the daemon on socketPath closes a new

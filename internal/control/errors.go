@@ -19,6 +19,10 @@ var (
 	ErrAccessDenied = errors.New("control: access denied")
 	// ErrAlreadyRunning: Listen found a live daemon on the socket path.
 	ErrAlreadyRunning = errors.New("control: another otpgated is listening on the socket")
+	// ErrUntrusted: Dial found a socket that someone other than root, this
+	// user and the daemon's user could have put there, or that such a
+	// user's process serves; nothing was sent to it.
+	ErrUntrusted = errors.New("control: refusing to use the control socket")
 )
 
 // wireErrors maps sentinel errors to stable codes on the wire and back, so

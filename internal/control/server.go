@@ -137,11 +137,14 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 }
 
 // Listen creates the socket at path: the parent directory is created 0700
-// when missing; a stale socket file is removed only when nothing answers on
-// it (a live daemon makes Listen fail with ErrAlreadyRunning); the socket is
-// bound under a temporary name, given mode 0600 (0660 and the group with
-// ServerOptions.Group) and renamed into place, so it never exists with
-// looser permissions. Closing the listener removes the socket file.
+// when missing; a stale socket file is removed only when it is this user's
+// and nothing answers on it (a live daemon makes Listen fail with
+// ErrAlreadyRunning; anything else at path, a symlink included, is refused);
+// the socket is bound in a new private directory beside path, given mode
+// 0600 (0660 and the group with ServerOptions.Group) there and renamed into
+// place, so it never exists at path with looser permissions and no chmod
+// acts on a name someone else could swap. Closing the listener removes the
+// socket file.
 func (s *Server) Listen(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -159,12 +162,17 @@ func (s *Server) Listen(path string) (net.Listener, error) {
 		}
 		mode = 0o660
 	}
-	bindPath := filepath.Join(dir, fmt.Sprintf(".otpgated-%d.sock", os.Getpid()))
-	if len(bindPath) > len(path) {
-		bindPath = path // no room for a temporary name; permissions are set right after bind
+	priv, err := os.MkdirTemp(dir, ".otpgated-")
+	if err != nil {
+		return nil, fmt.Errorf("control: %w", err)
 	}
-	if bindPath != path {
-		_ = os.Remove(bindPath)
+	defer os.Remove(priv) // empty once the socket is renamed out, or removed
+	bindPath := filepath.Join(priv, "s")
+	if len(bindPath) > maxSocketPath {
+		// No room for the private name: bind at path and set the mode
+		// right after. The daemon has checked that nobody else can write
+		// dir (safefile.SecureDir), so nobody can swap the name between.
+		bindPath = path
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: bindPath, Net: "unix"})
 	if err != nil {
@@ -177,7 +185,7 @@ func (s *Server) Listen(path string) (net.Listener, error) {
 		return nil, fmt.Errorf("control: %w", err)
 	}
 	if gid >= 0 {
-		if err := os.Chown(bindPath, -1, gid); err != nil {
+		if err := os.Lchown(bindPath, -1, gid); err != nil {
 			return fail(err)
 		}
 	}
@@ -196,8 +204,13 @@ func (s *Server) Listen(path string) (net.Listener, error) {
 	return &socketListener{UnixListener: ln, path: path, fi: fi}, nil
 }
 
+// maxSocketPath is the longest socket path bind takes (sun_path holds 108
+// bytes with the terminating NUL).
+const maxSocketPath = 107
+
 // removeStale removes a socket file nothing listens on. It refuses to touch
-// anything that is not a socket, or a socket a daemon answers on.
+// anything that is not a socket (a symlink is not followed), a socket a
+// daemon answers on, and another user's socket.
 func removeStale(path string) error {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -217,10 +230,22 @@ func removeStale(path string) error {
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("control: probe existing socket %s: %w", path, err)
 	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("control: %s is a stale socket owned by %s, not by this user; refusing to remove it (remove it by hand if it is not in use)", path, uidName(st.Uid))
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("control: remove stale socket: %w", err)
 	}
 	return nil
+}
+
+// uidName is "alice (uid 1000)", or "uid 1000" for an unknown user.
+func uidName(uid uint32) string {
+	id := strconv.FormatUint(uint64(uid), 10)
+	if u, err := user.LookupId(id); err == nil {
+		return fmt.Sprintf("%s (uid %s)", u.Username, id)
+	}
+	return "uid " + id
 }
 
 // socketListener removes its socket file on Close, unless another process

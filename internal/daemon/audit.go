@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/safefile"
 )
 
 // auditReportEvery bounds how often a failing audit write is reported in
@@ -45,14 +47,16 @@ func newAuditSink(target string, stderr io.Writer, log *slog.Logger) (*auditSink
 }
 
 // Reopen points the sink at target ("stderr", "off" or a path). On error
-// the sink keeps writing where it did. A file that already exists with a
-// mode looser than 0600 is used but logged: the audit log names users and
-// clients.
+// the sink keeps writing where it did. A symlink, a hard link or a file
+// owned by another user at target is refused (safefile.OpenFile). A file
+// that already exists with a mode looser than 0600 is used but logged: the
+// audit log names users and clients.
 func (s *auditSink) Reopen(target string) error {
 	var f *os.File
 	if target != "stderr" && target != "off" {
 		var err error
-		f, err = os.OpenFile(target, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		// Never through a symlink, nor into a file another user made.
+		f, err = safefile.OpenFile(target, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 		if err != nil {
 			return fmt.Errorf("audit log: %w", err)
 		}

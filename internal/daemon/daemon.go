@@ -38,7 +38,7 @@ const drainTimeout = 5 * time.Second
 func Main(ctx context.Context, version string, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("otpgated", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgFlag := fs.String("config", "", "config file (default ./radiusd.toml, else "+config.DefaultPath+")")
+	cfgFlag := fs.String("config", "", "config file (default "+config.DefaultPath+" when it exists, else ./radiusd.toml)")
 	check := fs.Bool("check", false, "load and validate the config, print warnings, and exit (0 = valid)")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
@@ -167,6 +167,9 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 
+	if err := checkDirs(cfg); err != nil {
+		return err
+	}
 	audit, err := newAuditSink(cfg.Log.Audit, opt.AuditStderr, log)
 	if err != nil {
 		return err

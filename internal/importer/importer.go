@@ -43,10 +43,19 @@ var CSVHeader = []string{"name", "password", "totp_secret", "groups"}
 // Empty lines are skipped. The file is streamed, so 100,000 rows are fine.
 // An error names the line: "importer: line 7: totp_secret: not base32".
 func ParseCSV(r io.Reader) ([]admin.ImportUser, error) {
+	users, _, err := ParseCSVLines(r)
+	return users, err
+}
+
+// ParseCSVLines is ParseCSV that also returns the line of the file each
+// user came from, so a later error about a user (it already exists) can
+// name its line.
+func ParseCSVLines(r io.Reader) ([]admin.ImportUser, []int, error) {
 	cr := csv.NewReader(r)
 	cr.ReuseRecord = true
 	cr.FieldsPerRecord = -1 // checked here, with a clearer message
 	var users []admin.ImportUser
+	var lines []int
 	firstLine := map[string]int{} // name -> line
 	for row := 0; ; row++ {
 		rec, err := cr.Read()
@@ -56,9 +65,9 @@ func ParseCSV(r io.Reader) ([]admin.ImportUser, error) {
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				return nil, fmt.Errorf("importer: line %d: csv: %w", pe.Line, pe.Err)
+				return nil, nil, fmt.Errorf("importer: line %d: csv: %w", pe.Line, pe.Err)
 			}
-			return nil, fmt.Errorf("importer: read csv: %w", err)
+			return nil, nil, fmt.Errorf("importer: read csv: %w", err)
 		}
 		line, _ := cr.FieldPos(0)
 		if row == 0 {
@@ -68,7 +77,7 @@ func ParseCSV(r io.Reader) ([]admin.ImportUser, error) {
 				continue
 			}
 			if strings.EqualFold(strings.TrimSpace(rec[0]), "name") {
-				return nil, fmt.Errorf("importer: line %d: a header row must be exactly %s", line, strings.Join(CSVHeader, ","))
+				return nil, nil, fmt.Errorf("importer: line %d: a header row must be exactly %s", line, strings.Join(CSVHeader, ","))
 			}
 		}
 		if len(rec) != len(CSVHeader) {
@@ -76,19 +85,20 @@ func ParseCSV(r io.Reader) ([]admin.ImportUser, error) {
 			if len(rec) > len(CSVHeader) && strings.HasPrefix(rec[1], "$argon2") {
 				hint = "; an argon2id hash contains commas, so put it in double quotes"
 			}
-			return nil, fmt.Errorf("importer: line %d: %d columns, want %d (%s)%s", line, len(rec), len(CSVHeader), strings.Join(CSVHeader, ","), hint)
+			return nil, nil, fmt.Errorf("importer: line %d: %d columns, want %d (%s)%s", line, len(rec), len(CSVHeader), strings.Join(CSVHeader, ","), hint)
 		}
 		u, col, err := parseRow(rec)
 		if err != nil {
-			return nil, fmt.Errorf("importer: line %d: %s: %w", line, col, err)
+			return nil, nil, fmt.Errorf("importer: line %d: %s: %w", line, col, err)
 		}
 		if first, dup := firstLine[u.Name]; dup {
-			return nil, fmt.Errorf("importer: line %d: name %q already on line %d", line, u.Name, first)
+			return nil, nil, fmt.Errorf("importer: line %d: name %q already on line %d", line, u.Name, first)
 		}
 		firstLine[u.Name] = line
 		users = append(users, u)
+		lines = append(lines, line)
 	}
-	return users, nil
+	return users, lines, nil
 }
 
 // parseRow turns one record into a user; on error it names the column.

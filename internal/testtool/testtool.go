@@ -99,3 +99,24 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(pause)
 	}
 }
+
+// SampleConfig copies the repository's sample radiusd.toml (at src, a path
+// relative to the test's package) into a new t.TempDir() with mode and
+// returns the copy's path. The sample holds a shared secret inline, so
+// otpgated loads it only when others cannot read it (0600, as `make run`
+// makes it); a git checkout leaves it 0644.
+func SampleConfig(t testing.TB, src string, mode os.FileMode) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "radiusd.toml")
+	if err := os.WriteFile(p, b, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil { // past the umask
+		t.Fatal(err)
+	}
+	return p
+}

@@ -34,6 +34,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"github.com/otpgate/otpgate/internal/safefile"
 )
 
 const (
@@ -80,13 +82,15 @@ type FS interface {
 	OpenFile(name string, flag int, perm os.FileMode) (File, error)
 }
 
-// OS opens files with os.OpenFile.
+// OS opens files with safefile.OpenFile: never through a symbolic link, and
+// only a regular file that this process's user (or the directory's owner)
+// owns, so a log another local user planted is refused, not replayed.
 var OS FS = osFS{}
 
 type osFS struct{}
 
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
-	return os.OpenFile(name, flag, perm)
+	return safefile.OpenFile(name, flag, perm)
 }
 
 // Log is an open log, ready for appends. It is not safe for concurrent
@@ -145,6 +149,9 @@ func Read(fs FS, path string, id [IDLen]byte) ([]Record, error) {
 	}
 	if err := checkHeader(data, id); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) < HeaderLen {
+		return nil, nil // its header never reached the disk (checkHeader)
 	}
 	return Parse(data[HeaderLen:]), nil
 }

@@ -1,0 +1,128 @@
+package safefile
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestSecureDir: a data or socket directory, or one above it, that someone
+// other than root and the trusted users can change is refused with the
+// path and the fix.
+func TestSecureDir(t *testing.T) {
+	// The tests build under t.TempDir(): /tmp (sticky, root) and a 0700
+	// directory of this user are fine as ancestors.
+	base := t.TempDir()
+	mk := func(t *testing.T, rel string, mode os.FileMode) string {
+		t.Helper()
+		p := filepath.Join(base, rel)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	chown := func(t *testing.T, p string, uid, gid int) {
+		t.Helper()
+		requireRoot(t)
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Group files for the private-group rule: the directory's group must be
+	// its owner's primary group with no other member.
+	root := filepath.Join(base, "group-root-private")
+	shared := filepath.Join(base, "group-root-shared")
+	os.WriteFile(root, []byte("root:x:0:\n"), 0o600)
+	os.WriteFile(shared, []byte("root:x:0:alice\n"), 0o600)
+
+	tests := []struct {
+		name  string
+		setup func(t *testing.T) string // returns the directory to check
+		group string                    // groupFile for the test ("" = leave it)
+		want  string                    // "" = safe
+	}{
+		{"0700", func(t *testing.T) string { return mk(t, "a/data", 0o700) }, "", ""},
+		{"0755 under 0755", func(t *testing.T) string { mk(t, "b", 0o755); return mk(t, "b/data", 0o755) }, "", ""},
+		{"world-writable", func(t *testing.T) string { return mk(t, "c/data", 0o777) }, "", "c/data is writable by group or others (mode 0777); fix: chmod go-w " + filepath.Join(base, "c/data")},
+		{"sticky is not enough for the directory itself", func(t *testing.T) string { return mk(t, "d/data", os.ModeSticky|0o777) }, "", "is writable by group or others (mode 0777)"},
+		{"world-writable parent", func(t *testing.T) string { mk(t, "e", 0o777); return mk(t, "e/data", 0o700) }, "", filepath.Join(base, "e") + " is writable by group or others (mode 0777); fix: chmod go-w"},
+		{"sticky parent", func(t *testing.T) string { mk(t, "f", os.ModeSticky|0o777); return mk(t, "f/data", 0o700) }, "", ""},
+		{"group-writable, private group", func(t *testing.T) string {
+			p := mk(t, "g/data", 0o770)
+			chown(t, p, 0, 0)
+			return p
+		}, root, ""},
+		{"group-writable, shared group", func(t *testing.T) string {
+			p := mk(t, "h/data", 0o770)
+			chown(t, p, 0, 0)
+			return p
+		}, shared, "is writable by group or others (mode 0770)"},
+		{"owned by another user", func(t *testing.T) string {
+			p := mk(t, "i/data", 0o700)
+			chown(t, p, nobody, nobody)
+			return p
+		}, "", "i/data is owned by nobody (uid 65534), not by root; fix: chown root "},
+		{"parent owned by another user", func(t *testing.T) string {
+			p := mk(t, "j/data", 0o700)
+			chown(t, filepath.Dir(p), nobody, nobody)
+			return p
+		}, "", "j is owned by nobody (uid 65534)"},
+		{"symlink into an unsafe directory", func(t *testing.T) string {
+			mk(t, "k", 0o777)
+			mk(t, "k/data", 0o700)
+			mk(t, "l", 0o700)
+			p := filepath.Join(base, "l", "data")
+			if err := os.Symlink("../k/data", p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, "", filepath.Join(base, "k") + " is writable by group or others"},
+		{"symlink into a safe directory", func(t *testing.T) string {
+			mk(t, "m/data", 0o700)
+			p := filepath.Join(mk(t, "n", 0o755), "data")
+			if err := os.Symlink(filepath.Join(base, "m/data"), p); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.group != "" {
+				old := groupFile
+				groupFile = tt.group
+				t.Cleanup(func() { groupFile = old })
+			}
+			dir := tt.setup(t)
+			err := SecureDir(dir, os.Geteuid())
+			if tt.want == "" {
+				if err != nil {
+					t.Errorf("SecureDir(%s) = %v, want nil", dir, err)
+				}
+				return
+			}
+			var ue *UnsafeError
+			if !errors.As(err, &ue) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("SecureDir(%s) = %v, want an UnsafeError containing %q", dir, err, tt.want)
+			}
+		})
+	}
+	t.Run("trusted user", func(t *testing.T) {
+		p := mk(t, "o/data", 0o700)
+		chown(t, p, nobody, nobody)
+		if err := SecureDir(p, os.Geteuid(), nobody); err != nil {
+			t.Errorf("SecureDir with the owner trusted = %v", err)
+		}
+	})
+	t.Run("missing", func(t *testing.T) {
+		if err := SecureDir(filepath.Join(base, "nope", "data"), os.Geteuid()); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("SecureDir(missing) = %v, want ErrNotExist", err)
+		}
+	})
+}
