@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -365,4 +366,54 @@ func sshLoginAsk(t *testing.T, s *sshServer, user string, answer func(q string) 
 		return fmt.Errorf("logged in as %q, want %q", got, user)
 	}
 	return nil
+}
+
+// TestFirstLoginEnrollLink: with [web], the first-login challenge offers a
+// one-time link (issued by otpgated itself) instead of the key; the link's
+// page shows the key, and its code typed at the prompt enrolls.
+func TestFirstLoginEnrollLink(t *testing.T) {
+	requireTool(t, "radclient")
+	requireTool(t, "oathtool")
+	port := freeTCPPort(t)
+	web := fmt.Sprintf("[web]\nlisten = \"127.0.0.1:%d\"\npublic_url = \"http://127.0.0.1:%d\"\n", port, port)
+	srv := newPamServer(t, firstLoginToml+"\n"+web)
+	const pw = "first-Login-pw-2"
+	user := randomName("fllink")
+	srv.otpgate(pw+"\n", "user", "add", user, "--password-stdin")
+
+	code, st, msgs, out := radAuth(t, srv.Daemon, user, pw, "")
+	if code != "Access-Challenge" || len(msgs) != 1 {
+		t.Fatalf("offer: %s\n%s", code, out)
+	}
+	link := regexp.MustCompile(`http://127\.0\.0\.1:\d+/enroll/[A-Za-z0-9_-]+`).FindString(msgs[0])
+	if link == "" || keyFromChallenge(msgs[0]) != "" {
+		t.Fatalf("offer %q: want a link and no key", msgs[0])
+	}
+	t.Logf("offer: %s", msgs[0])
+
+	resp, err := http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	key := keyFromChallenge(string(page))
+	if resp.StatusCode != http.StatusOK || key == "" {
+		t.Fatalf("link page: %s, key found %v", resp.Status, key != "")
+	}
+	waitStepStart()
+	code, st, msgs, out = radAuth(t, srv.Daemon, user, totpAt(t, key, time.Now()), st)
+	if code != "Access-Challenge" || len(loginRecoveryRe.FindAllString(msgs[0], -1)) != 10 {
+		t.Fatalf("code from the link's key: %s\n%s", code, out)
+	}
+	if code, _, _, out = radAuth(t, srv.Daemon, user, "ok", st); code != "Access-Accept" {
+		t.Fatalf("after the recovery codes: %s\n%s", code, out)
+	}
+	if resp, err := http.Get(link); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if keyFromChallenge(string(b)) != "" {
+			t.Error("the link still shows a key after the token was activated")
+		}
+	}
 }
