@@ -43,6 +43,9 @@ const maxField = 1024
 // and code then arrive apart and nothing is split (an empty response is a
 // field without a code).
 //
+// A user who needs MFA and has no token may enroll in the login itself on
+// challenge and auto clients when Options.EnrollAtLogin is on (enroll.go).
+//
 // A user without a password (an OTP-only user) logs in only on otp-only
 // clients. On the others the admin expects two factors, so such a user
 // gets a Reject (ReasonNoPassword) whatever the field holds, after the same
@@ -335,7 +338,11 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 		return reject(ReasonLocked)
 	}
 	if !hasToken(&u) {
-		return a.noToken(ctx, &u, true)
+		d := a.noToken(ctx, &u, true)
+		if d.Reason == ReasonNotEnrolled && a.enrollOffered(r, static) {
+			return a.offerEnrollment(ctx, &u, r.Client)
+		}
+		return d
 	}
 	switch f.kind {
 	case factorNone:
@@ -472,9 +479,12 @@ func (a *Authenticator) otpOnly(ctx context.Context, r Request) Decision {
 // answer handles the answer to a Challenge: the State must be one we issued,
 // unused, unexpired, for this user and client. It is consumed either way.
 func (a *Authenticator) answer(ctx context.Context, r Request) Decision {
-	user, client, ok := a.states.take(r.State, a.now())
+	user, client, info, ok := a.states.takeWith(r.State, a.now())
 	if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(r.User)) != 1 || client != r.Client {
 		return reject(ReasonBadState)
+	}
+	if info.step != stepLoginCode {
+		return a.enrollAnswer(ctx, r, info)
 	}
 	// One transaction: checkFactor checks disabled, locked and the token
 	// (removed since the challenge: not_enrolled) on the fresh record.

@@ -351,6 +351,7 @@ type challengeTable struct {
 type pendingState struct {
 	key          string
 	user, client string
+	info         stateInfo
 	expires      time.Time
 	all          *list.Element // in q
 	ofClient     *list.Element // in byClient[client]
@@ -366,8 +367,22 @@ func newChallengeTable(ttl time.Duration, maxStates, perClient, perUser int) *ch
 	}
 }
 
-// issue creates a State bound to user and client, valid for the TTL.
+// stateInfo is what a State asks for beyond a login code: the steps of a
+// first-login enrollment. The zero value is a login code challenge.
+type stateInfo struct {
+	step  enrollStep
+	tries int    // wrong enrollment codes so far
+	link  string // the enrollment link the offer showed; "" when it showed the key
+}
+
+// issue creates a State for a login code bound to user and client, valid
+// for the TTL.
 func (c *challengeTable) issue(user, client string, now time.Time) ([]byte, error) {
+	return c.issueWith(user, client, stateInfo{}, now)
+}
+
+// issueWith is issue for a State that carries info.
+func (c *challengeTable) issueWith(user, client string, info stateInfo, now time.Time) ([]byte, error) {
 	st := make([]byte, stateLen)
 	if _, err := rand.Read(st); err != nil {
 		return nil, fmt.Errorf("auth: state: %w", err)
@@ -384,7 +399,7 @@ func (c *challengeTable) issue(user, client string, now time.Time) ([]byte, erro
 	for c.q.Len() >= c.max && c.q.Len() > 0 {
 		c.removeLocked(c.biggestClientLocked().Front().Value.(*pendingState))
 	}
-	p := &pendingState{key: string(st), user: user, client: client, expires: now.Add(c.ttl)}
+	p := &pendingState{key: string(st), user: user, client: client, info: info, expires: now.Add(c.ttl)}
 	p.all = c.q.PushBack(p)
 	p.ofClient = listOf(c.byClient, client).PushBack(p)
 	p.ofUser = listOf(c.byUser, user).PushBack(p)
@@ -416,21 +431,27 @@ func (c *challengeTable) biggestClientLocked() *list.List {
 // take removes state from the table and returns what it was bound to; ok is
 // false for an unknown, already used or expired State.
 func (c *challengeTable) take(state []byte, now time.Time) (user, client string, ok bool) {
+	user, client, _, ok = c.takeWith(state, now)
+	return user, client, ok
+}
+
+// takeWith is take that also returns what the State carries.
+func (c *challengeTable) takeWith(state []byte, now time.Time) (user, client string, info stateInfo, ok bool) {
 	if len(state) != stateLen {
-		return "", "", false
+		return "", "", stateInfo{}, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweepLocked(now)
 	p, found := c.m[string(state)]
 	if !found {
-		return "", "", false
+		return "", "", stateInfo{}, false
 	}
 	c.removeLocked(p)
 	if !now.Before(p.expires) {
-		return "", "", false
+		return "", "", stateInfo{}, false
 	}
-	return p.user, p.client, true
+	return p.user, p.client, p.info, true
 }
 
 func (c *challengeTable) sweepLocked(now time.Time) {

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -85,6 +86,22 @@ type Options struct {
 	// an upstream RADIUS server); nil = the argon2id hashes in the store.
 	Passwords PasswordChecker
 
+	// EnrollAtLogin offers first-login enrollment (see Authenticator): a
+	// user who needs MFA and has no token, after a correct password on a
+	// challenge or auto client, gets a Challenge that shows a new key (or
+	// a link, EnrollLink) instead of the not-enrolled Reject. It needs
+	// Enroller.
+	EnrollAtLogin bool
+	// Enroller begins and activates the pending token: the daemon passes
+	// the admin operations the terminal and the web page use.
+	Enroller Enroller
+	// EnrollLink, if set ([web]), issues a one-time enrollment link for a
+	// user; the offer then shows the link instead of the key.
+	EnrollLink func(ctx context.Context, name string) (url string, err error)
+	// Issuer is the otpauth issuer the offer names, so the user can tell
+	// the account in the app ("" leaves it out).
+	Issuer string
+
 	Now func() time.Time // clock; nil = time.Now (not a setting)
 }
 
@@ -103,6 +120,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("auth: Options.ChallengeTTL = %s: must be positive", o.ChallengeTTL)
 	case o.HashWorkers < 1:
 		return fmt.Errorf("auth: Options.HashWorkers = %d: must be at least 1", o.HashWorkers)
+	case o.EnrollAtLogin && o.Enroller == nil:
+		return fmt.Errorf("auth: Options.EnrollAtLogin without an Enroller")
 	case o.HashQueue < 0:
 		return fmt.Errorf("auth: Options.HashQueue = %d: must not be negative", o.HashQueue)
 	}

@@ -69,6 +69,12 @@ const (
 	ReasonGrace         Reason = "grace_no_mfa"     // accepted on password alone during grace
 	ReasonNoMFARequired Reason = "mfa_not_required" // accepted on password alone by policy
 	ReasonRecoveryCode  Reason = "recovery_code"    // accepted with a recovery code
+
+	// First-login enrollment (Options.EnrollAtLogin).
+	ReasonEnrollOffered   Reason = "enroll_offered"   // Challenge: add this key (or link), enter a code
+	ReasonEnrollBadCode   Reason = "enroll_bad_code"  // the code did not match: a new Challenge, or the Reject after the last try
+	ReasonEnrollConfirmed Reason = "enroll_confirmed" // Challenge: the token is active; here are the recovery codes
+	ReasonEnrolled        Reason = "enrolled"         // accepted after the recovery codes were shown
 )
 
 // Decision is what the transport turns into a packet.

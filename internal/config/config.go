@@ -94,6 +94,11 @@ type AuthConfig struct {
 	LockoutThreshold int      `toml:"lockout_threshold"` // failures before backoff starts (default 5)
 	LockoutBase      Duration `toml:"lockout_base"`      // first lock (default 30s), doubling
 	LockoutMax       Duration `toml:"lockout_max"`       // cap (default 4h)
+
+	// EnrollAtLogin: a user who needs MFA and has no token, after a correct
+	// password on a challenge or auto client, is asked to enroll in a
+	// challenge instead of being rejected (default false).
+	EnrollAtLogin bool `toml:"enroll_at_login"`
 }
 
 // PasswordConfig is where the first factor is checked, and the argon2id

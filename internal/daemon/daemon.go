@@ -193,6 +193,14 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	}
 	defer pws.close()
 	aopt.Passwords = pws.checker
+	// The admin operations exist before auth: first-login enrollment runs
+	// through them (and through the link issuer of [web]).
+	svc := admin.NewLocal(st, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
+	svc.SetPasswordSource(cfg.Password.Source)
+	if cfg.Auth.EnrollAtLogin {
+		aopt.EnrollAtLogin, aopt.Enroller = true, svc
+		aopt.EnrollLink = loginLinks(cfg, svc)
+	}
 	authn, err := auth.New(aopt, st, log)
 	if err != nil {
 		return err
@@ -243,8 +251,6 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		}
 	}()
 
-	svc := admin.NewLocal(st, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
-	svc.SetPasswordSource(cfg.Password.Source)
 	cs := control.NewServer(svc, control.ServerOptions{Group: cfg.Control.Group, Version: opt.Version}, log)
 	controlLn, err := cs.Listen(cfg.SocketPath())
 	if err != nil {

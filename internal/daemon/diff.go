@@ -82,6 +82,7 @@ func diffConfig(old, next *config.Config) (applied, restart []string) {
 	changed(&restart, "auth.lockout_threshold", old.Auth.LockoutThreshold, next.Auth.LockoutThreshold)
 	changed(&restart, "auth.lockout_base", old.Auth.LockoutBase.Duration, next.Auth.LockoutBase.Duration)
 	changed(&restart, "auth.lockout_max", old.Auth.LockoutMax.Duration, next.Auth.LockoutMax.Duration)
+	changed(&restart, "auth.enroll_at_login", old.Auth.EnrollAtLogin, next.Auth.EnrollAtLogin)
 	changed(&restart, "password", old.Password, next.Password)
 	// Never printed: they hold the bind password and the shared secret.
 	if !reflect.DeepEqual(old.LDAP, next.LDAP) {

@@ -33,6 +33,9 @@ func authOptions(cfg *config.Config) (auth.Options, error) {
 		HashQueue:          cfg.Radius.Queue,
 		PasswordHashParams: cfg.Password.Params(),
 		Policy:             auth.Policy{MFA: a.MFA, MFAGroups: slices.Clone(a.MFAGroups), GraceUntil: grace},
+		Issuer:             issuerOf(cfg),
+		// EnrollAtLogin is set with the admin service that enrolls
+		// (RunWithOptions): it needs the store.
 	}
 	if err := o.Validate(); err != nil {
 		return auth.Options{}, err

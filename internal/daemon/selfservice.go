@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/internal/config"
@@ -19,9 +20,6 @@ import (
 type userServices struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	// links issues one-time enrollment links (nil without [web]); for a
-	// first-login challenge that offers one.
-	links func(ctx context.Context, name string) (web.Link, error)
 }
 
 // startUserServices binds both listeners (so a bad path or a port in use
@@ -57,10 +55,6 @@ func startUserServices(cfg *config.Config, svc *admin.Local, log *slog.Logger) (
 			return fail(err)
 		}
 		webLn = ln
-		publicURL := cfg.Web.PublicURL
-		u.links = func(ctx context.Context, name string) (web.Link, error) {
-			return web.IssueLink(ctx, svc, publicURL, name, 0)
-		}
 	}
 	if self != nil {
 		u.wg.Add(1)
@@ -96,4 +90,26 @@ func issuerOf(cfg *config.Config) string {
 		return cfg.Issuer
 	}
 	return "otpgate"
+}
+
+// loginLinkTTL is the life of a link a first-login challenge offers: long
+// enough to finish on the page if the login times out, short because the
+// Reply-Message carrying it crosses the network in clear.
+const loginLinkTTL = time.Hour
+
+// loginLinks is what a first-login challenge offers instead of the key
+// when [web] is set: a one-time link, issued the way the CLI issues them
+// (nil without [web]).
+func loginLinks(cfg *config.Config, svc *admin.Local) func(ctx context.Context, name string) (string, error) {
+	if cfg.Web.Listen == "" {
+		return nil
+	}
+	publicURL := cfg.Web.PublicURL
+	return func(ctx context.Context, name string) (string, error) {
+		l, err := web.IssueLink(ctx, svc, publicURL, name, loginLinkTTL)
+		if err != nil {
+			return "", err
+		}
+		return l.URL, nil
+	}
 }
