@@ -136,9 +136,8 @@ type Options struct {
 // failure (config, store, a port in use, a live daemon on the control
 // socket) is returned after undoing what was started.
 func RunWithOptions(ctx context.Context, opt Options) (err error) {
-	log := opt.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
 	}
 	if opt.AuditStderr == nil {
 		opt.AuditStderr = os.Stderr
@@ -148,15 +147,82 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	cfg, err := config.Load(opt.ConfigPath)
+	n := &node{opt: opt, log: opt.Log}
+	defer func() {
+		if cerr := n.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	if err := n.build(); err != nil {
+		return err
+	}
+	if err := n.bind(); err != nil {
+		return err
+	}
+	n.serve()
+	runErr := n.run(ctx, hup)
+	n.shutdown(runErr)
+	return runErr
+}
+
+// node is one running otpgated: what build makes, what bind binds and what
+// serve starts. close undoes it all, in reverse, whether or not it started.
+type node struct {
+	opt Options
+	log *slog.Logger
+	cfg *config.Config
+
+	audit  *auditSink
+	st     *store.DB
+	pws    passwordSource
+	svc    *admin.Local
+	authn  *auth.Authenticator
+	rs     *radius.Server
+	cs     *control.Server
+	users  *userServices
+	closes []func() error // in the order opened; close runs them backwards
+
+	authConns, acctConns []net.PacketConn
+	metricsLn, controlLn net.Listener
+
+	wg          sync.WaitGroup
+	stopServe   context.CancelFunc
+	serveErr    chan error
+	stopControl context.CancelFunc
+	controlDone chan error
+	metricsSrv  *http.Server
+}
+
+// onClose registers fn to run when the node closes.
+func (n *node) onClose(fn func() error) { n.closes = append(n.closes, fn) }
+
+// close runs what onClose registered, last first, and returns the first
+// error (the store's, which may lose the last logins' bookkeeping).
+func (n *node) close() error {
+	var first error
+	for i := len(n.closes) - 1; i >= 0; i-- {
+		if err := n.closes[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	n.closes = nil
+	return first
+}
+
+// build loads the config and makes everything that does not listen: the
+// audit log, the store, the password source, the admin operations, the
+// Authenticator and the RADIUS server.
+func (n *node) build() error {
+	cfg, err := config.Load(n.opt.ConfigPath)
 	if err != nil {
 		return err
 	}
-	if opt.Level != nil {
-		opt.Level.Set(cfg.Log.SlogLevel())
+	n.cfg = cfg
+	if n.opt.Level != nil {
+		n.opt.Level.Set(cfg.Log.SlogLevel())
 	}
 	for _, w := range cfg.Warnings {
-		log.Warn("config warning", "config", cfg.Path, "warning", w)
+		n.log.Warn("config warning", "config", cfg.Path, "warning", w)
 	}
 	aopt, err := authOptions(cfg)
 	if err != nil {
@@ -166,204 +232,197 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-
 	if err := checkDirs(cfg); err != nil {
 		return err
 	}
-	audit, err := newAuditSink(cfg.Log.Audit, opt.AuditStderr, log)
-	if err != nil {
+	if n.audit, err = newAuditSink(cfg.Log.Audit, n.opt.AuditStderr, n.log); err != nil {
 		return err
 	}
-	defer audit.Close()
-	auditLog := newAuditLogger(audit)
-
-	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), Log: log})
-	if err != nil {
+	n.onClose(func() error { n.audit.Close(); return nil })
+	if n.st, err = store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), Log: n.log}); err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := st.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("close store: %w", cerr)
+	n.onClose(func() error {
+		if err := n.st.Close(); err != nil {
+			return fmt.Errorf("close store: %w", err)
 		}
-	}()
-
-	pws, err := newPasswordSource(cfg, log)
-	if err != nil {
+		return nil
+	})
+	if n.pws, err = newPasswordSource(cfg, n.log); err != nil {
 		return err
 	}
-	defer pws.close()
-	aopt.Passwords = pws.checker
+	n.onClose(func() error { n.pws.close(); return nil })
+	aopt.Passwords = n.pws.checker
 	// The admin operations exist before auth: first-login enrollment runs
 	// through them (and through the link issuer of [web]).
-	svc := admin.NewLocal(st, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
-	svc.SetPasswordSource(cfg.Password.Source)
+	n.svc = admin.NewLocal(n.st, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
+	n.svc.SetPasswordSource(cfg.Password.Source)
 	if cfg.Auth.EnrollAtLogin {
-		aopt.EnrollAtLogin, aopt.Enroller = true, svc
-		aopt.EnrollLink = loginLinks(cfg, svc)
+		aopt.EnrollAtLogin, aopt.Enroller = true, n.svc
+		aopt.EnrollLink = loginLinks(cfg, n.svc)
 	}
-	authn, err := auth.New(aopt, st, log)
-	if err != nil {
+	if n.authn, err = auth.New(aopt, n.st, n.log); err != nil {
 		return err
 	}
-	rs, err := radius.New(ropt, authn, log.With("component", "radius"), auditLog)
-	if err != nil {
-		return err
-	}
+	n.rs, err = radius.New(ropt, n.authn, n.log.With("component", "radius"), newAuditLogger(n.audit))
+	return err
+}
 
-	// Bind everything before serving anything, so a port in use or a live
-	// daemon fails the start cleanly.
-	var pcs []net.PacketConn
-	defer func() {
-		for _, pc := range pcs {
+// bind binds every socket before anything is served, so a port in use or a
+// live daemon on the control socket fails the start cleanly.
+func (n *node) bind() error {
+	cfg := n.cfg
+	n.onClose(func() error {
+		for _, pc := range append(n.authConns, n.acctConns...) {
 			pc.Close()
 		}
-	}()
+		return nil
+	})
 	for _, addr := range cfg.Radius.Listen {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			return fmt.Errorf("radius: listen %s: %w", addr, err)
 		}
 		if uc, ok := pc.(*net.UDPConn); ok {
-			_ = uc.SetReadBuffer(1 << 20)
+			_ = uc.SetReadBuffer(1 << 20) // absorb bursts; capped by net.core.rmem_max
 		}
-		pcs = append(pcs, pc)
+		n.authConns = append(n.authConns, pc)
 	}
-	// Accounting sockets: pcs[nAuth:].
-	nAuth := len(pcs)
 	for _, addr := range cfg.Radius.AcctListen {
 		pc, err := net.ListenPacket("udp", addr)
 		if err != nil {
 			return fmt.Errorf("radius accounting: listen %s: %w", addr, err)
 		}
-		pcs = append(pcs, pc)
+		n.acctConns = append(n.acctConns, pc)
 	}
-
-	var metricsLn net.Listener
 	if cfg.Metrics.Listen != "" {
-		metricsLn, err = net.Listen("tcp", cfg.Metrics.Listen)
+		ln, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("metrics: listen %s: %w", cfg.Metrics.Listen, err)
 		}
+		n.metricsLn = ln
+		n.onClose(func() error {
+			if n.metricsSrv == nil { // once served, the server closes it
+				ln.Close()
+			}
+			return nil
+		})
 	}
-	defer func() {
-		if metricsLn != nil {
-			metricsLn.Close()
+	n.cs = control.NewServer(n.svc, control.ServerOptions{Group: cfg.Control.Group, Version: n.opt.Version}, n.log)
+	ln, err := n.cs.Listen(cfg.SocketPath())
+	if err != nil {
+		return err
+	}
+	n.controlLn = ln
+	n.onClose(func() error {
+		if n.controlDone == nil { // once served, ServeListener closes it
+			ln.Close()
 		}
-	}()
-
-	cs := control.NewServer(svc, control.ServerOptions{Group: cfg.Control.Group, Version: opt.Version}, log)
-	controlLn, err := cs.Listen(cfg.SocketPath())
-	if err != nil {
+		return nil
+	})
+	if n.users, err = startUserServices(cfg, n.svc, n.log); err != nil {
 		return err
 	}
-	users, err := startUserServices(cfg, svc, log)
-	if err != nil {
-		controlLn.Close()
-		return err
-	}
-	defer users.stop()
+	n.onClose(func() error { n.users.stop(); return nil })
+	return nil
+}
 
-	// Serve.
-	var wg sync.WaitGroup
+// serve starts the control socket, the metrics endpoint and the RADIUS
+// listeners, then says so in one line and closes Options.Ready.
+func (n *node) serve() {
+	cfg, log := n.cfg, n.log
 	controlCtx, stopControl := context.WithCancel(context.Background())
-	defer stopControl()
-	controlDone := make(chan error, 1)
-	go func() { controlDone <- cs.ServeListener(controlCtx, controlLn) }()
+	n.stopControl = stopControl
+	n.onClose(func() error { stopControl(); return nil })
+	n.controlDone = make(chan error, 1)
+	go func() { n.controlDone <- n.cs.ServeListener(controlCtx, n.controlLn) }()
 
-	var metricsSrv *http.Server
-	if metricsLn != nil {
+	metricsAddr := "off"
+	if n.metricsLn != nil {
+		metricsAddr = cfg.Metrics.Listen
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metricsHandler(rs, st, pws.collectors, log))
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		mux.Handle("GET /metrics", metricsHandler(n.rs, n.st, n.pws.collectors, log))
+		n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-		ln := metricsLn
-		metricsLn = nil // owned by metricsSrv now
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := metricsSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		n.wg.Go(func() {
+			if err := n.metricsSrv.Serve(n.metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics server stopped", "err", err)
 			}
-		}()
+		})
 	}
 
 	serveCtx, stopServe := context.WithCancel(context.Background())
-	defer stopServe()
-	serveErr := make(chan error, len(pcs))
-	var addrs, acctAddrs []string
-	for i, pc := range pcs {
-		serve := rs.Serve
-		if i < nAuth {
+	n.stopServe = stopServe
+	n.onClose(func() error { stopServe(); return nil })
+	n.serveErr = make(chan error, len(n.authConns)+len(n.acctConns))
+	listen := func(pcs []net.PacketConn, serve func(context.Context, net.PacketConn) error) (addrs []string) {
+		for _, pc := range pcs {
 			addrs = append(addrs, pc.LocalAddr().String())
-		} else {
-			serve = rs.ServeAccounting
-			acctAddrs = append(acctAddrs, pc.LocalAddr().String())
+			n.wg.Go(func() {
+				if err := serve(serveCtx, pc); err != nil && !errors.Is(err, radius.ErrServerClosed) {
+					n.serveErr <- err
+				}
+			})
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := serve(serveCtx, pc); err != nil && !errors.Is(err, radius.ErrServerClosed) {
-				serveErr <- err
-			}
-		}()
+		return addrs
 	}
-	metricsAddr := "off"
-	if metricsSrv != nil {
-		metricsAddr = cfg.Metrics.Listen
-	}
-	log.Info("otpgated started", "version", opt.Version, "config", cfg.Path, "radius", addrs,
+	addrs := listen(n.authConns, n.rs.Serve)
+	acctAddrs := listen(n.acctConns, n.rs.ServeAccounting)
+	log.Info("otpgated started", "version", n.opt.Version, "config", cfg.Path, "radius", addrs,
 		"clients", len(cfg.Clients), "db", cfg.DBPath(), "control", cfg.SocketPath(), "metrics", metricsAddr,
 		"mode", cfg.Auth.Mode, "mfa", cfg.Auth.MFA, "password_source", cfg.Password.Source, "accounting", acctAddrs)
-	if opt.Ready != nil {
-		close(opt.Ready)
+	if n.opt.Ready != nil {
+		close(n.opt.Ready)
 	}
+}
 
-	var runErr error
-loop:
+// run waits until ctx ends or a listener fails, reloading the config on
+// every SIGHUP; it returns the failure, or nil.
+func (n *node) run(ctx context.Context, hup <-chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
-			log.Info("otpgated shutting down", "cause", context.Cause(ctx))
-			break loop
-		case err := <-serveErr:
-			runErr = err
-			log.Error("radius listener failed; shutting down", "err", err)
-			break loop
-		case err := <-controlDone:
-			controlDone <- err // for the shutdown below
-			runErr = fmt.Errorf("control socket: %w", err)
-			log.Error("control socket failed; shutting down", "err", err)
-			break loop
+			n.log.Info("otpgated shutting down", "cause", context.Cause(ctx))
+			return nil
+		case err := <-n.serveErr:
+			n.log.Error("radius listener failed; shutting down", "err", err)
+			return err
+		case err := <-n.controlDone:
+			n.controlDone <- err // for shutdown
+			n.log.Error("control socket failed; shutting down", "err", err)
+			return fmt.Errorf("control socket: %w", err)
 		case <-hup:
-			if next, ok := reload(cfg, opt, log, rs, authn, audit); ok {
-				cfg = next
+			if next, ok := reload(n.cfg, n.opt, n.log, n.rs, n.authn, n.audit); ok {
+				n.cfg = next
 			}
 		}
 	}
+}
 
-	// Shutdown: stop reading, drain, then close the rest.
-	stopServe()
+// shutdown stops reading, drains the requests in flight, then stops the
+// control socket and the metrics endpoint; close does the rest.
+func (n *node) shutdown(runErr error) {
+	n.stopServe()
 	dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-	if err := rs.Shutdown(dctx); err != nil {
-		log.Warn("radius drain incomplete", "err", err)
+	if err := n.rs.Shutdown(dctx); err != nil {
+		n.log.Warn("radius drain incomplete", "err", err)
 	}
 	cancel()
-	for _, pc := range pcs {
+	for _, pc := range append(n.authConns, n.acctConns...) {
 		pc.Close()
 	}
-	pcs = nil
-	stopControl()
-	if err := <-controlDone; err != nil && runErr == nil {
-		log.Warn("control socket shutdown", "err", err)
+	n.authConns, n.acctConns = nil, nil
+	n.stopControl()
+	if err := <-n.controlDone; err != nil && runErr == nil {
+		n.log.Warn("control socket shutdown", "err", err)
 	}
-	if metricsSrv != nil {
+	if n.metricsSrv != nil {
 		mctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_ = metricsSrv.Shutdown(mctx)
+		_ = n.metricsSrv.Shutdown(mctx)
 		cancel()
 	}
-	wg.Wait()
-	log.Info("otpgated stopped")
-	return runErr
+	n.wg.Wait()
+	n.log.Info("otpgated stopped")
 }
 
 // reload loads the config again and applies what can change at run time.
