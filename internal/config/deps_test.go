@@ -29,6 +29,7 @@ var domainInternalDeps = map[string][]string{
 	"radius":          {"internal/password"}, // through auth
 	"store":           nil,
 	"store/loginlog":  nil,
+	"store/postgres":  nil, // the PostgreSQL backend (several nodes)
 	"store/storetest": nil, // the conformance suite every store backend passes
 	"enroll":          nil,
 	"enroll/recovery": nil,
