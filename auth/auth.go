@@ -208,6 +208,12 @@ func (a *Authenticator) internal(msg, user string, err error) Decision {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return dropCanceled
 	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// Nothing was decided: no answer, so the NAS retries and fails
+		// over to a node that can decide; a Reject would end the login.
+		a.log.Warn(msg, "user", user, "err", err)
+		return Decision{Result: Drop, Reason: ReasonUnavailable}
+	}
 	a.log.Error(msg, "user", user, "err", err)
 	return reject(ReasonInternal)
 }

@@ -26,7 +26,6 @@ import (
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/control"
 	"github.com/otpgate/otpgate/radius"
-	"github.com/otpgate/otpgate/store"
 )
 
 // drainTimeout bounds how long shutdown waits for requests in flight.
@@ -174,7 +173,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	defer audit.Close()
 	auditLog := newAuditLogger(audit)
 
-	st, err := store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), Log: log})
+	st, err := openStore(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -190,10 +189,11 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	}
 	defer pws.close()
 	aopt.Passwords = pws.checker
-	authn, err := auth.New(aopt, st, log)
+	authn, err := auth.New(aopt, st.Store, log)
 	if err != nil {
 		return err
 	}
+	ropt.Ready = st.ready
 	rs, err := radius.New(ropt, authn, log.With("component", "radius"), auditLog)
 	if err != nil {
 		return err
@@ -240,7 +240,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 		}
 	}()
 
-	svc := admin.NewLocal(st, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
+	svc := admin.NewLocal(st.Store, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
 	svc.SetPasswordSource(cfg.Password.Source)
 	cs := control.NewServer(svc, control.ServerOptions{Group: cfg.Control.Group, Version: opt.Version}, log)
 	controlLn, err := cs.Listen(cfg.SocketPath())
@@ -264,7 +264,7 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	var metricsSrv *http.Server
 	if metricsLn != nil {
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metricsHandler(rs, st, pws.collectors, log))
+		mux.Handle("GET /metrics", metricsHandler(rs, st.Store, pws.collectors, log))
 		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		ln := metricsLn

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,19 +36,23 @@ type Options struct {
 	KeyFile string
 	// MaxConns bounds the pool (default 32).
 	MaxConns int32
+	// OpTimeout bounds one operation whose context has no deadline
+	// (default 4s).
+	OpTimeout time.Duration
 	// Log receives what no caller waits for. Nil: discarded.
 	Log *slog.Logger
 }
 
 // DB is a store.Store on PostgreSQL.
 type DB struct {
-	pool   *pgxpool.Pool
-	codec  *store.Codec
-	log    *slog.Logger
-	closed atomic.Bool
-	node   string        // this process in the nodes table
-	stop   chan struct{} // closed by Close: ends the heartbeat
-	done   chan struct{}
+	pool      *pgxpool.Pool
+	codec     *store.Codec
+	log       *slog.Logger
+	closed    atomic.Bool
+	opTimeout time.Duration
+	node      string        // this process in the nodes table
+	stop      chan struct{} // closed by Close: ends the heartbeat
+	done      chan struct{}
 }
 
 var (
@@ -88,7 +93,10 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{pool: pool, log: log, stop: make(chan struct{}), done: make(chan struct{})}
+	db := &DB{pool: pool, log: log, opTimeout: 4 * time.Second, stop: make(chan struct{}), done: make(chan struct{})}
+	if opt.OpTimeout > 0 {
+		db.opTimeout = opt.OpTimeout
+	}
 	if err := db.init(ctx, opt.KeyFile); err != nil {
 		pool.Close()
 		return nil, err
@@ -118,6 +126,16 @@ func (db *DB) Ping(ctx context.Context) error {
 	return nil
 }
 
+// opContext bounds one operation whose caller set no deadline: a
+// database that stops answering (a partition) must not hold a login
+// longer than a NAS waits.
+func (db *DB) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, db.opTimeout)
+}
+
 func (db *DB) usable(op string) error {
 	if db.closed.Load() {
 		return fmt.Errorf("store: %s: %w", op, store.ErrClosed)
@@ -126,6 +144,9 @@ func (db *DB) usable(op string) error {
 }
 
 func opErr(op, name string, err error) error {
+	if unavailable(err) {
+		err = fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
 	if name != "" {
 		return fmt.Errorf("store: %s %q: %w", op, name, err)
 	}
@@ -137,6 +158,8 @@ func (db *DB) Get(ctx context.Context, name string) (store.User, error) {
 	if err := db.usable("get"); err != nil {
 		return store.User{}, err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	var rec []byte
 	err := db.pool.QueryRow(ctx, "SELECT record FROM users WHERE name = $1", name).Scan(&rec)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -184,6 +207,30 @@ func (db *DB) encode(u *store.User) ([]byte, error) {
 	return db.codec.Encode(u)
 }
 
+// unavailable reports whether err means the database could not be used
+// (as opposed to an answer from it): no connection, a connection cut, a
+// server shutting down or starting, or a standby that refuses writes.
+func unavailable(err error) bool {
+	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrUserNotFound) ||
+		errors.Is(err, store.ErrUserExists) || errors.Is(err, store.ErrInvalidName) || errors.Is(err, store.ErrClosed) ||
+		errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") ||
+			strings.HasPrefix(pe.Code, "53") || pe.Code == "25006" // read_only_sql_transaction
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) || isNetErr(err)
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "connection reset")
+}
+
 func isUniqueViolation(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
@@ -194,6 +241,8 @@ func (db *DB) Create(ctx context.Context, u store.User) error {
 	if err := db.usable("create"); err != nil {
 		return err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	rec, err := db.encode(&u)
 	if err != nil {
 		return opErr("create", u.Name, err)
@@ -215,6 +264,8 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) er
 	if err := db.usable("update"); err != nil {
 		return err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	var fnErr error
 	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var rec []byte
@@ -265,6 +316,8 @@ func (db *DB) Delete(ctx context.Context, name string) error {
 	if err := db.usable("delete"); err != nil {
 		return err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	tag, err := db.pool.Exec(ctx, "DELETE FROM users WHERE name = $1", name)
 	if err != nil {
 		return opErr("delete", name, err)
