@@ -81,7 +81,7 @@ type Authenticator struct {
 	workers  chan struct{} // HashWorkers tokens: password hashes running
 	hashGate *hashGate     // hands out workers round-robin by client
 	stations *stationTable
-	states   *challengeTable
+	states   challengeStates
 
 	// onWorkerWait, if set (tests), runs when a request finds every
 	// worker busy and starts waiting for one.
@@ -119,7 +119,10 @@ func New(opt Options, st store.Store, log *slog.Logger) (*Authenticator, error) 
 		admit:    make(chan struct{}, opt.HashWorkers+opt.HashQueue),
 		workers:  make(chan struct{}, opt.HashWorkers),
 		stations: newStationTable(opt, maxStations, maxStationsPerUser),
-		states:   newChallengeTable(opt.ChallengeTTL, maxChallengeStates, maxStatesPerClient, maxStatesPerUser),
+		states:   memoryStates{newChallengeTable(opt.ChallengeTTL, maxChallengeStates, maxStatesPerClient, maxStatesPerUser)},
+	}
+	if opt.States != nil {
+		a.states = sharedStates{s: opt.States, ttl: opt.ChallengeTTL}
 	}
 	a.hashGate = newHashGate(a.workers, hashQueuePerClient(opt.HashQueue))
 	p := opt.Policy
@@ -345,7 +348,7 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	}
 	switch f.kind {
 	case factorNone:
-		st, err := a.states.issue(u.Name, r.Client, a.now())
+		st, err := a.states.issue(ctx, u.Name, r.Client, a.now())
 		if err != nil {
 			return a.internal("auth: issue state", u.Name, err)
 		}
@@ -478,7 +481,10 @@ func (a *Authenticator) otpOnly(ctx context.Context, r Request) Decision {
 // answer handles the answer to a Challenge: the State must be one we issued,
 // unused, unexpired, for this user and client. It is consumed either way.
 func (a *Authenticator) answer(ctx context.Context, r Request) Decision {
-	user, client, ok := a.states.take(r.State, a.now())
+	user, client, ok, err := a.states.take(ctx, r.State, a.now())
+	if err != nil {
+		return a.internal("auth: take state", r.User, err)
+	}
 	if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(r.User)) != 1 || client != r.Client {
 		return reject(ReasonBadState)
 	}

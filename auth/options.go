@@ -85,6 +85,10 @@ type Options struct {
 	// an upstream RADIUS server); nil = the argon2id hashes in the store.
 	Passwords PasswordChecker
 
+	// States keeps challenge States shared between nodes; nil = in this
+	// process's memory.
+	States StateStore
+
 	Now func() time.Time // clock; nil = time.Now (not a setting)
 }
 

@@ -189,6 +189,9 @@ func RunWithOptions(ctx context.Context, opt Options) (err error) {
 	}
 	defer pws.close()
 	aopt.Passwords = pws.checker
+	if shared, ok := st.Store.(auth.StateStore); ok {
+		aopt.States = shared // PostgreSQL: a NAS failing over mid-challenge finishes on another node
+	}
 	authn, err := auth.New(aopt, st.Store, log)
 	if err != nil {
 		return err
