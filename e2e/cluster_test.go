@@ -22,10 +22,11 @@ import (
 // cluster is three otpgated nodes on one PostgreSQL the test started,
 // sharing one seed key file, every client otp-only.
 type cluster struct {
-	pg    *testtool.Postgres
-	dsn   string
-	nodes []*Daemon
-	users []loadgen.User // imported through node 1
+	pg      *testtool.Postgres
+	standby *testtool.Postgres // with startCluster's standby: a streaming replica
+	dsn     string
+	nodes   []*Daemon
+	users   []loadgen.User // imported through node 1
 }
 
 func clusterToml(dsn string) string {
@@ -33,10 +34,19 @@ func clusterToml(dsn string) string {
 }
 
 // startCluster starts PostgreSQL and n nodes, and imports nUsers users.
-func startCluster(t *testing.T, n, nUsers int) *cluster {
+func startCluster(t *testing.T, n, nUsers int) *cluster { return startClusterWith(t, n, nUsers, false) }
+
+// startClusterWith is startCluster; with standby, PostgreSQL has a
+// streaming standby and the nodes' DSN names both hosts, writes only.
+func startClusterWith(t *testing.T, n, nUsers int, standby bool) *cluster {
 	t.Helper()
 	c := &cluster{pg: testtool.StartPostgres(t)}
 	c.dsn = c.pg.NewDB() + "&connect_timeout=2"
+	if standby {
+		c.standby = c.pg.Standby()
+		c.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/otpgate_1?sslmode=disable&connect_timeout=2&target_session_attrs=read-write",
+			c.pg.Port, c.standby.Port)
+	}
 	first := startDaemon(t, "", clusterToml(c.dsn))
 	key, err := os.ReadFile(filepath.Join(first.Dir, "data", "seed.key"))
 	if err != nil {
@@ -200,4 +210,36 @@ func TestClusterPostgresRestart(t *testing.T) {
 // decodeB32 reads a base32 secret as the enroll command prints it.
 func decodeB32(s string) ([]byte, error) {
 	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(strings.TrimRight(s, "=")))
+}
+
+// TestClusterPostgresStandbyPromotion loses the primary under three nodes
+// and promotes the streaming standby: logins resume on every node without
+// a restart (multi-host DSN, target_session_attrs=read-write), and a code
+// accepted before the failover is still refused after it.
+func TestClusterPostgresStandbyPromotion(t *testing.T) {
+	c := startClusterWith(t, 3, 10, true)
+	step := totp.Default.Step(time.Now())
+	for i, d := range c.nodes {
+		u := c.users[i]
+		if got := login(t, d, u.Name, totp.Default.Code(u.Key, step), 3*time.Second, 0); got != radius.CodeAccessAccept {
+			t.Fatalf("node %d before the failover: %v", i+1, got)
+		}
+	}
+	testtool.Eventually(t, 10*time.Second, "the standby replayed everything", func() bool {
+		return c.pg.Psql("postgres", "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn = pg_current_wal_lsn()") == "1"
+	})
+	c.pg.Kill()
+	c.standby.Promote()
+	for i, d := range c.nodes {
+		u := c.users[3+i]
+		testtool.Eventually(t, 30*time.Second, fmt.Sprintf("node %d accepts after the promotion", i+1), func() bool {
+			code := totp.Default.Code(u.Key, totp.Default.Step(time.Now()))
+			return login(t, d, u.Name, code, time.Second, 2) == radius.CodeAccessAccept
+		})
+	}
+	// The code node 1 accepted on the old primary, sent to node 2 now.
+	u := c.users[0]
+	if got := login(t, c.nodes[1], u.Name, totp.Default.Code(u.Key, step), 3*time.Second, 1); got != radius.CodeAccessReject {
+		t.Errorf("a code accepted before the failover, after it: %v, want Access-Reject", got)
+	}
 }

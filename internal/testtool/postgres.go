@@ -217,7 +217,7 @@ func (p *Postgres) Standby() *Postgres {
 	if err := os.Remove(s.Dir); err != nil {
 		p.t.Fatal(err)
 	}
-	s.run("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "postgres", "-D", s.Dir, "-R", "-X", "stream", "--no-sync")
+	s.run("pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port), "-U", "postgres", "-D", s.Dir, "-R", "-X", "stream", "-c", "fast", "--no-sync")
 	s.Start()
 	return s
 }
