@@ -84,7 +84,7 @@ type Authenticator struct {
 	workers  chan struct{} // HashWorkers tokens: password hashes running
 	hashGate *hashGate     // hands out workers round-robin by client
 	stations *stationTable
-	states   *challengeTable
+	states   challengeStates
 
 	// onWorkerWait, if set (tests), runs when a request finds every
 	// worker busy and starts waiting for one.
@@ -122,7 +122,10 @@ func New(opt Options, st store.Store, log *slog.Logger) (*Authenticator, error) 
 		admit:    make(chan struct{}, opt.HashWorkers+opt.HashQueue),
 		workers:  make(chan struct{}, opt.HashWorkers),
 		stations: newStationTable(opt, maxStations, maxStationsPerUser),
-		states:   newChallengeTable(opt.ChallengeTTL, maxChallengeStates, maxStatesPerClient, maxStatesPerUser),
+		states:   memoryStates{newChallengeTable(opt.ChallengeTTL, maxChallengeStates, maxStatesPerClient, maxStatesPerUser)},
+	}
+	if opt.States != nil {
+		a.states = sharedStates{s: opt.States, ttl: opt.ChallengeTTL}
 	}
 	a.hashGate = newHashGate(a.workers, hashQueuePerClient(opt.HashQueue))
 	p := opt.Policy
@@ -210,6 +213,12 @@ func (a *Authenticator) lookup(ctx context.Context, name string) (u store.User, 
 func (a *Authenticator) internal(msg, user string, err error) Decision {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return dropCanceled
+	}
+	if errors.Is(err, store.ErrUnavailable) {
+		// Nothing was decided: no answer, so the NAS retries and fails
+		// over to a node that can decide; a Reject would end the login.
+		a.log.Warn(msg, "user", user, "err", err)
+		return Decision{Result: Drop, Reason: ReasonUnavailable}
 	}
 	a.log.Error(msg, "user", user, "err", err)
 	return reject(ReasonInternal)
@@ -346,7 +355,7 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	}
 	switch f.kind {
 	case factorNone:
-		st, err := a.states.issue(u.Name, r.Client, a.now())
+		st, err := a.states.issue(ctx, u.Name, r.Client, stateInfo{}, a.now())
 		if err != nil {
 			return a.internal("auth: issue state", u.Name, err)
 		}
@@ -479,7 +488,10 @@ func (a *Authenticator) otpOnly(ctx context.Context, r Request) Decision {
 // answer handles the answer to a Challenge: the State must be one we issued,
 // unused, unexpired, for this user and client. It is consumed either way.
 func (a *Authenticator) answer(ctx context.Context, r Request) Decision {
-	user, client, info, ok := a.states.takeWith(r.State, a.now())
+	user, client, info, ok, err := a.states.take(ctx, r.State, a.now())
+	if err != nil {
+		return a.internal("auth: take state", r.User, err)
+	}
 	if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(r.User)) != 1 || client != r.Client {
 		return reject(ReasonBadState)
 	}

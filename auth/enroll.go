@@ -95,7 +95,7 @@ func (a *Authenticator) offerEnrollment(ctx context.Context, u *store.User, clie
 				fmt.Sprintf("MFA setup: open %s to add your account to your authenticator app, then enter the 6-digit code: ", url),
 			)
 			if msg != "" {
-				return a.enrollChallenge(u.Name, client, stateInfo{step: stepEnrollCode, link: url}, ReasonEnrollOffered, msg)
+				return a.enrollChallenge(ctx, u.Name, client, stateInfo{step: stepEnrollCode, link: url}, ReasonEnrollOffered, msg)
 			}
 			// Never a cut URL: the key always fits.
 			a.log.Warn("auth: web.public_url is too long for a Reply-Message; offering the key", "user", u.Name)
@@ -105,7 +105,7 @@ func (a *Authenticator) offerEnrollment(ctx context.Context, u *store.User, clie
 	if err != nil {
 		return a.enrollFailed(ctx, u.Name, "auth: begin enrollment", err)
 	}
-	return a.enrollChallenge(u.Name, client, stateInfo{step: stepEnrollCode}, ReasonEnrollOffered,
+	return a.enrollChallenge(ctx, u.Name, client, stateInfo{step: stepEnrollCode}, ReasonEnrollOffered,
 		a.keyOffer(u.Name, enroll.FormatSecret(secret), 6))
 }
 
@@ -132,8 +132,8 @@ func (a *Authenticator) enrollFailed(ctx context.Context, name, msg string, err 
 	return a.internal(msg, name, err)
 }
 
-func (a *Authenticator) enrollChallenge(user, client string, info stateInfo, reason Reason, msg string) Decision {
-	st, err := a.states.issueWith(user, client, info, a.now())
+func (a *Authenticator) enrollChallenge(ctx context.Context, user, client string, info stateInfo, reason Reason, msg string) Decision {
+	st, err := a.states.issue(ctx, user, client, info, a.now())
 	if err != nil {
 		return a.internal("auth: issue state", user, err)
 	}
@@ -169,7 +169,7 @@ func (a *Authenticator) enrollAnswer(ctx context.Context, r Request, info stateI
 	codes, err := a.opt.Enroller.ActivateTOTP(ctx, r.User, code, false)
 	if err == nil {
 		a.log.Info("auth: token enrolled at login", "user", r.User, "client", r.Client)
-		return a.enrollChallenge(r.User, r.Client, stateInfo{step: stepRecoveryShown}, ReasonEnrollConfirmed, recoveryMessage(codes))
+		return a.enrollChallenge(ctx, r.User, r.Client, stateInfo{step: stepRecoveryShown}, ReasonEnrollConfirmed, recoveryMessage(codes))
 	}
 	if ctx.Err() != nil {
 		return dropCanceled
@@ -218,7 +218,7 @@ func (a *Authenticator) enrollRetry(ctx context.Context, r Request, info stateIn
 			fmt.Sprintf("Wrong code. Key:\n%s\nEnter the %d-digit code: ", key, digits),
 		)
 	}
-	return a.enrollChallenge(r.User, r.Client, info, ReasonEnrollBadCode, msg)
+	return a.enrollChallenge(ctx, r.User, r.Client, info, ReasonEnrollBadCode, msg)
 }
 
 // recoveryMessage shows the recovery codes in one Reply-Message.

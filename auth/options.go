@@ -101,6 +101,9 @@ type Options struct {
 	// Issuer is the otpauth issuer the offer names, so the user can tell
 	// the account in the app ("" leaves it out).
 	Issuer string
+	// States keeps challenge States shared between nodes; nil = in this
+	// process's memory.
+	States StateStore
 
 	Now func() time.Time // clock; nil = time.Now (not a setting)
 }

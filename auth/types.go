@@ -66,9 +66,10 @@ const (
 	ReasonMalformed     Reason = "malformed"
 	ReasonOverload      Reason = "overload"
 	ReasonInternal      Reason = "internal_error"
-	ReasonGrace         Reason = "grace_no_mfa"     // accepted on password alone during grace
-	ReasonNoMFARequired Reason = "mfa_not_required" // accepted on password alone by policy
-	ReasonRecoveryCode  Reason = "recovery_code"    // accepted with a recovery code
+	ReasonUnavailable   Reason = "store_unavailable" // Drop: the database cannot be reached
+	ReasonGrace         Reason = "grace_no_mfa"      // accepted on password alone during grace
+	ReasonNoMFARequired Reason = "mfa_not_required"  // accepted on password alone by policy
+	ReasonRecoveryCode  Reason = "recovery_code"     // accepted with a recovery code
 
 	// First-login enrollment (Options.EnrollAtLogin).
 	ReasonEnrollOffered   Reason = "enroll_offered"   // Challenge: add this key (or link), enter a code

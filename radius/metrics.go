@@ -20,6 +20,10 @@ const (
 	dropDuplicate       = "duplicate_in_flight"
 	dropUnsupportedCode = "unsupported_code"
 	dropInternal        = "internal_error"
+	// dropStoreUnavailable: the store could not decide; the NAS fails over.
+	dropStoreUnavailable = "store_unavailable"
+	// dropNotReady: a Status-Server while the store cannot decide.
+	dropNotReady = "not_ready"
 )
 
 // metrics are the server's counters. Each Server has its own, registered

@@ -29,6 +29,12 @@ type Options struct {
 	// half of them. Both are fixed at New.
 	Handlers int
 	QueueLen int
+
+	// Ready reports whether this server can decide a login now (its store
+	// answers); Status-Server is answered only then, so a NAS that probes
+	// health fails over from a node that would only drop. Nil: always.
+	// Fixed at New.
+	Ready func() bool
 }
 
 // Client is one NAS: where its datagrams come from, its shared secret, and

@@ -62,6 +62,7 @@ type Server struct {
 	auth    Authenticator
 	log     *slog.Logger
 	audit   *slog.Logger
+	ready   func() bool // Options.Ready
 	set     atomic.Pointer[settings]
 	cache   *replyCache
 	unknown *unknownLimiter
@@ -119,6 +120,7 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 		audit:   audit,
 		metrics: newMetrics(),
 		now:     time.Now,
+		ready:   opt.Ready,
 		conns:   make(map[net.PacketConn]struct{}),
 	}
 	st, err := s.settingsFrom(opt)
@@ -422,6 +424,10 @@ func (s *Server) enqueue(j *job, local netip.AddrPort) {
 func shareOfQueue(queueLen int) int { return (queueLen + 1) / 2 }
 
 func (s *Server) answerStatus(w packetWriter, addr net.Addr, pkt *rad.Packet, c *client) {
+	if s.ready != nil && !s.ready() {
+		s.metrics.drops.inc(dropNotReady)
+		return
+	}
 	b, err := statusResponse(pkt, c.macs)
 	if err != nil {
 		s.log.Error("radius: status-server reply", "client", c.name, "err", err)
@@ -476,6 +482,12 @@ func (s *Server) process(j *job) {
 		d = auth.Decision{Result: auth.Reject, Reason: auth.ReasonMalformed}
 	}
 	elapsed := s.now().Sub(j.received)
+	if d.Result == auth.Drop && d.Reason == auth.ReasonUnavailable {
+		// The store could not decide (auth logged why): no answer, so the
+		// NAS fails over to another server.
+		s.drop(j, dropStoreUnavailable)
+		return
+	}
 	if d.Result == auth.Drop {
 		// No answer, so no audit line: the NAS retransmits and the retry's
 		// decision is audited. A line per drop would let a flooding client,

@@ -19,6 +19,10 @@ var (
 	ErrInvalidName  = errors.New("store: invalid user name")
 	ErrClosed       = errors.New("store: closed")
 	ErrReadOnly     = errors.New("store: opened read-only")
+	// ErrUnavailable: the database cannot be reached (a networked backend
+	// down, failing over, or read-only); nothing was decided, so the
+	// caller should not answer and let the client try another server.
+	ErrUnavailable = errors.New("store: database unavailable")
 )
 
 // TOTP is a user's active RFC 6238 token. Secret is the raw key (not base32),

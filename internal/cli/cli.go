@@ -21,6 +21,7 @@ import (
 	"github.com/otpgate/otpgate/internal/control"
 	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/store/postgres"
 )
 
 // Exit codes of Run.
@@ -479,6 +480,9 @@ func checkDataDirs(cfg *config.Config, daemon []int) error {
 // openStore opens the database directly, waiting at most storeLockTimeout
 // for its lock, and turns the errors an admin can act on into advice.
 func openStore(cfg *config.Config, daemon []int, readOnly bool) (store.Store, error) {
+	if cfg.Store.Postgres() {
+		return openPostgres(cfg)
+	}
 	if err := checkDataDirs(cfg, daemon); err != nil {
 		return nil, err
 	}
@@ -502,6 +506,23 @@ func openStore(cfg *config.Config, daemon []int, readOnly bool) (store.Store, er
 	default:
 		return nil, fmt.Errorf("open the database %s: %w", cfg.DBPath(), err)
 	}
+}
+
+// openPostgres opens the shared PostgreSQL store directly: every node
+// and this command see the same rows, so nothing needs a lock (a write
+// is one transaction whatever the daemons do meanwhile).
+func openPostgres(cfg *config.Config) (store.Store, error) {
+	dsn, err := cfg.Store.ReadDSN()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := postgres.Open(ctx, dsn, postgres.Options{KeyFile: cfg.KeyPath(), MaxConns: 4})
+	if err != nil {
+		return nil, fmt.Errorf("open the PostgreSQL store ([store] in %s): %w", cfg.Path, err)
+	}
+	return st, nil
 }
 
 func (a *app) close() {

@@ -34,6 +34,7 @@ type Config struct {
 	RadiusUpstream RadiusUpstreamConfig `toml:"radius_upstream"`
 	Metrics        MetricsConfig        `toml:"metrics"`
 	Web            WebConfig            `toml:"web"`
+	Store          StoreConfig          `toml:"store"`
 
 	// Path is the file the config was loaded from (not a TOML key).
 	Path string `toml:"-"`

@@ -182,6 +182,9 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`unknown keys "client[1].foo", "radius.listn", "nope"`}},
 		{"unknown key inline array", "version = 1\nclient = [{name = \"a\"}, {name = \"b\", secrt = \"x\"}]\n", []string{`unknown key "client[1].secrt"`}},
 		{"unknown quoted key", withTop("\"a.b\" = 1\n"), []string{`unknown key "\"a.b\""`}},
+		{"store backend", minimal + "[store]\nbackend = \"mysql\"\n", []string{`store.backend: "mysql" is not one of bbolt, postgres`}},
+		{"postgres without dsn", minimal + "[store]\nbackend = \"postgres\"\n", []string{`needs dsn_file (or dsn)`}},
+		{"postgres dsn_file missing", minimal + "[store]\nbackend = \"postgres\"\ndsn_file = \"/nonexistent/pg.dsn\"\n", []string{`store.dsn_file:`}},
 
 		{"issuer colon", withTop("issuer = \"ACME:VPN\"\n"), []string{`issuer: "ACME:VPN" must not contain ':'`}},
 		{"log level", minimal + "[log]\nlevel = \"loud\"\n", []string{`log.level: "loud" is not one of`}},

@@ -33,6 +33,7 @@ var domainInternalDeps = map[string][]string{
 	"radius":          {"internal/password", "internal/safefile"}, // through auth
 	"store":           {"internal/safefile"},
 	"store/loginlog":  {"internal/safefile"},
+	"store/postgres":  {"internal/safefile"}, // the PostgreSQL backend (several nodes); safefile through store
 	"store/storetest": {"internal/safefile"}, // the conformance suite every store backend passes; safefile through store
 	"enroll":          {"internal/safefile"},
 	"enroll/recovery": nil,

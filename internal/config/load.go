@@ -201,6 +201,7 @@ func parse(name string, data []byte, baseDir string, readSecrets bool) (*Config,
 	if readSecrets {
 		problems = append(problems, c.loadSecrets()...)
 		problems = append(problems, c.loadDirectorySecrets()...)
+		problems = append(problems, c.loadStoreSecrets()...)
 	}
 	problems = append(problems, c.checkSystem()...)
 	p, warnings := c.validate()
@@ -407,6 +408,7 @@ func (c *Config) resolvePaths(baseDir string) {
 	c.LDAP.BindPasswordFile = abs(c.LDAP.BindPasswordFile)
 	c.LDAP.CAFile = abs(c.LDAP.CAFile)
 	c.RadiusUpstream.SecretFile = abs(c.RadiusUpstream.SecretFile)
+	c.Store.DSNFile = abs(c.Store.DSNFile)
 }
 
 // loadSecrets reads every secret_file into Secret. The file must be a

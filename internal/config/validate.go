@@ -53,6 +53,7 @@ func (c *Config) applyDefaults(isSet func(key ...string) bool) {
 	str(&c.Log.Audit, "stderr")
 	str(&c.Auth.Mode, "auto")
 	str(&c.Auth.MFA, "required")
+	str(&c.Store.Backend, BackendBbolt)
 	if !isSet("radius", "listen") {
 		c.Radius.Listen = []string{DefaultListen}
 	}
@@ -162,6 +163,7 @@ func (c *Config) validate() (problems, warnings []string) {
 	c.validateClients(bad, warn)
 	c.validateAuth(bad, warn)
 	c.validateDirectory(bad, warn)
+	c.validateStore(bad, warn)
 
 	pw := c.Password
 	if pw.Argon2Time < 1 || pw.Argon2Time > 20 {

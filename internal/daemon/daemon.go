@@ -26,7 +26,6 @@ import (
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/internal/control"
 	"github.com/otpgate/otpgate/radius"
-	"github.com/otpgate/otpgate/store"
 )
 
 // drainTimeout bounds how long shutdown waits for requests in flight.
@@ -173,7 +172,7 @@ type node struct {
 	cfg *config.Config
 
 	audit  *auditSink
-	st     *store.DB
+	st     *openedStore
 	pws    passwordSource
 	svc    *admin.Local
 	authn  *auth.Authenticator
@@ -239,7 +238,7 @@ func (n *node) build() error {
 		return err
 	}
 	n.onClose(func() error { n.audit.Close(); return nil })
-	if n.st, err = store.Open(cfg.DBPath(), store.Options{KeyFile: cfg.KeyPath(), Log: n.log}); err != nil {
+	if n.st, err = openStore(cfg, n.log); err != nil {
 		return err
 	}
 	n.onClose(func() error {
@@ -255,15 +254,19 @@ func (n *node) build() error {
 	aopt.Passwords = n.pws.checker
 	// The admin operations exist before auth: first-login enrollment runs
 	// through them (and through the link issuer of [web]).
-	n.svc = admin.NewLocal(n.st, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
+	n.svc = admin.NewLocal(n.st.Store, aopt.PasswordHashParams, cfg.Issuer) // the cost auth's dummy hash has
 	n.svc.SetPasswordSource(cfg.Password.Source)
 	if cfg.Auth.EnrollAtLogin {
 		aopt.EnrollAtLogin, aopt.Enroller = true, n.svc
 		aopt.EnrollLink = loginLinks(cfg, n.svc)
 	}
-	if n.authn, err = auth.New(aopt, n.st, n.log); err != nil {
+	if shared, ok := n.st.Store.(auth.StateStore); ok {
+		aopt.States = shared // PostgreSQL: a NAS failing over mid-challenge finishes on another node
+	}
+	if n.authn, err = auth.New(aopt, n.st.Store, n.log); err != nil {
 		return err
 	}
+	ropt.Ready = n.st.ready
 	n.rs, err = radius.New(ropt, n.authn, n.log.With("component", "radius"), newAuditLogger(n.audit))
 	return err
 }
@@ -341,7 +344,7 @@ func (n *node) serve() {
 	if n.metricsLn != nil {
 		metricsAddr = cfg.Metrics.Listen
 		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", metricsHandler(n.rs, n.st, n.pws.collectors, log))
+		mux.Handle("GET /metrics", metricsHandler(n.rs, n.st.Store, n.pws.collectors, log))
 		n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second,
 			ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 		n.wg.Go(func() {

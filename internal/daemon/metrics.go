@@ -16,12 +16,14 @@ import (
 // the global default, so several daemons can run in one test process): the
 // RADIUS server's metrics, the store's write path (store.Stats), and the Go
 // runtime and process collectors.
-func metricsHandler(rs *radius.Server, st *store.DB, extra []prometheus.Collector, log *slog.Logger) http.Handler {
+func metricsHandler(rs *radius.Server, st store.Store, extra []prometheus.Collector, log *slog.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(rs,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(storeMetrics(st)...)
+	if db, ok := st.(*store.DB); ok { // the login log is bbolt's
+		reg.MustRegister(storeMetrics(db)...)
+	}
 	reg.MustRegister(extra...) // the password source's
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),

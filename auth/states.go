@@ -1,0 +1,93 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+)
+
+// StateStore keeps challenge States where every node of a cluster sees
+// them, so a NAS that fails over between the Challenge and the answer
+// completes the login on another node. Nil in Options: the States stay in
+// this process's memory (one node).
+type StateStore interface {
+	// PutState stores state, bound to user and client, with info (auth's
+	// own encoding of what the State asks for; kept as it is) until
+	// expires.
+	PutState(ctx context.Context, state []byte, user, client string, info []byte, expires time.Time) error
+	// TakeState removes state and returns what it was bound to; ok is
+	// false for an unknown, already taken or (at now) expired State. Of
+	// concurrent takes of one State, on any node, at most one gets ok.
+	TakeState(ctx context.Context, state []byte, now time.Time) (user, client string, info []byte, ok bool, err error)
+}
+
+// challengeStates is where the Authenticator keeps its States.
+type challengeStates interface {
+	issue(ctx context.Context, user, client string, info stateInfo, now time.Time) ([]byte, error)
+	take(ctx context.Context, state []byte, now time.Time) (user, client string, info stateInfo, ok bool, err error)
+}
+
+// memoryStates is the in-process challengeTable as challengeStates.
+type memoryStates struct{ t *challengeTable }
+
+func (m memoryStates) issue(_ context.Context, user, client string, info stateInfo, now time.Time) ([]byte, error) {
+	return m.t.issueWith(user, client, info, now)
+}
+
+func (m memoryStates) take(_ context.Context, state []byte, now time.Time) (string, string, stateInfo, bool, error) {
+	user, client, info, ok := m.t.takeWith(state, now)
+	return user, client, info, ok, nil
+}
+
+// sharedStates keeps States in a StateStore; the State is made here, with
+// the same size and randomness as the in-memory table's.
+type sharedStates struct {
+	s   StateStore
+	ttl time.Duration
+}
+
+func (s sharedStates) issue(ctx context.Context, user, client string, info stateInfo, now time.Time) ([]byte, error) {
+	st := make([]byte, stateLen)
+	if _, err := rand.Read(st); err != nil {
+		return nil, fmt.Errorf("auth: state: %w", err)
+	}
+	if err := s.s.PutState(ctx, st, user, client, info.encode(), now.Add(s.ttl)); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (s sharedStates) take(ctx context.Context, state []byte, now time.Time) (string, string, stateInfo, bool, error) {
+	if len(state) != stateLen {
+		return "", "", stateInfo{}, false, nil
+	}
+	user, client, b, ok, err := s.s.TakeState(ctx, state, now)
+	if err != nil || !ok {
+		return "", "", stateInfo{}, false, err
+	}
+	info, ok := decodeStateInfo(b)
+	if !ok {
+		return "", "", stateInfo{}, false, nil // not ours: a bad State
+	}
+	return user, client, info, true, nil
+}
+
+// encode is stateInfo as a StateStore keeps it: the step, the tries, then
+// the link. A login code challenge is empty.
+func (i stateInfo) encode() []byte {
+	if i == (stateInfo{}) {
+		return nil
+	}
+	return append([]byte{byte(i.step), byte(min(i.tries, 255))}, i.link...)
+}
+
+func decodeStateInfo(b []byte) (stateInfo, bool) {
+	switch {
+	case len(b) == 0:
+		return stateInfo{}, true
+	case len(b) < 2:
+		return stateInfo{}, false
+	}
+	return stateInfo{step: enrollStep(b[0]), tries: int(b[1]), link: string(b[2:])}, true
+}

@@ -1,0 +1,245 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/bench/loadgen"
+	"github.com/otpgate/otpgate/internal/testtool"
+	"github.com/otpgate/otpgate/totp"
+	"layeh.com/radius"
+)
+
+// cluster is three otpgated nodes on one PostgreSQL the test started,
+// sharing one seed key file, every client otp-only.
+type cluster struct {
+	pg      *testtool.Postgres
+	standby *testtool.Postgres // with startCluster's standby: a streaming replica
+	dsn     string
+	nodes   []*Daemon
+	users   []loadgen.User // imported through node 1
+}
+
+func clusterToml(dsn string) string {
+	return fmt.Sprintf("[auth]\nmode = \"otp-only\"\nmfa = \"required\"\n\n[store]\nbackend = \"postgres\"\ndsn = %q\n", dsn)
+}
+
+// startCluster starts PostgreSQL and n nodes, and imports nUsers users.
+func startCluster(t *testing.T, n, nUsers int) *cluster { return startClusterWith(t, n, nUsers, false) }
+
+// startClusterWith is startCluster; with standby, PostgreSQL has a
+// streaming standby and the nodes' DSN names both hosts, writes only.
+func startClusterWith(t *testing.T, n, nUsers int, standby bool) *cluster {
+	t.Helper()
+	c := &cluster{pg: testtool.StartPostgres(t)}
+	c.dsn = c.pg.NewDB() + "&connect_timeout=2"
+	if standby {
+		c.standby = c.pg.Standby()
+		c.dsn = fmt.Sprintf("postgres://postgres@127.0.0.1:%d,127.0.0.1:%d/otpgate_1?sslmode=disable&connect_timeout=2&target_session_attrs=read-write",
+			c.pg.Port, c.standby.Port)
+	}
+	first := startDaemon(t, "", clusterToml(c.dsn))
+	key, err := os.ReadFile(filepath.Join(first.Dir, "data", "seed.key"))
+	if err != nil {
+		t.Fatalf("node 1 made no key file: %v", err)
+	}
+	c.nodes = append(c.nodes, first)
+	for range n - 1 {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, "data"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		// The same key on every node: copied, as an admin would.
+		if err := os.WriteFile(filepath.Join(dir, "data", "seed.key"), key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.nodes = append(c.nodes, startDaemon(t, dir, clusterToml(c.dsn)))
+	}
+	if nUsers > 0 {
+		var csv bytes.Buffer
+		if _, err := loadgen.GenerateUsers(&csv, nUsers, false, ""); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), "users.csv")
+		if err := os.WriteFile(path, csv.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c.cli(0).mustOtpgate("", "import", path, "--format", "csv")
+		if c.users, err = loadgen.ReadUsers(bytes.NewReader(csv.Bytes())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c
+}
+
+func (c *cluster) cli(i int) *cliEnv {
+	d := c.nodes[i]
+	return &cliEnv{t: d.t.(*testing.T), dir: d.Dir, config: d.Config}
+}
+
+// login sends one otp-only Access-Request to node i and returns the
+// answer's code, or 0 when none came within timeout (retries more tries).
+func login(t *testing.T, d *Daemon, user, code string, timeout time.Duration, retries int) radius.Code {
+	t.Helper()
+	cl, err := loadgen.NewClient(d.Addr, []byte(d.Secret), timeout, retries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	r, err := cl.Authenticate(context.Background(), user, code, nil)
+	if errors.Is(err, loadgen.ErrTimeout) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.Code
+}
+
+// TestClusterPostgresOneCodeOneAccept sends each code to three nodes at
+// once: exactly one Accept per code, every round.
+func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
+	const rounds = 150
+	c := startCluster(t, 3, rounds)
+	for i := range rounds {
+		u := c.users[i]
+		code := totp.Default.Code(u.Key, totp.Default.Step(time.Now()))
+		answers := make([]radius.Code, len(c.nodes))
+		var wg sync.WaitGroup
+		for n, d := range c.nodes {
+			wg.Go(func() { answers[n] = login(t, d, u.Name, code, 3*time.Second, 0) })
+		}
+		wg.Wait()
+		accepts := 0
+		for _, a := range answers {
+			switch a {
+			case radius.CodeAccessAccept:
+				accepts++
+			case radius.CodeAccessReject:
+			default:
+				t.Errorf("round %d: a node answered %v", i, a)
+			}
+		}
+		if accepts != 1 {
+			t.Fatalf("round %d: one code sent to %d nodes got %d Accepts (%v), want exactly 1", i, len(c.nodes), accepts, answers)
+		}
+	}
+	// Every other answer was a refused reuse, not some other failure.
+	count := func() int {
+		reused := 0
+		for _, d := range c.nodes {
+			reused += strings.Count(d.Output(), "result=reject reason=code_reused")
+		}
+		return reused
+	}
+	testtool.Eventually(t, 5*time.Second, fmt.Sprintf("%d code_reused rejects logged (two per round)", 2*rounds), func() bool {
+		return count() == 2*rounds
+	})
+}
+
+// TestClusterPostgresAdminOnAnyNode: enrolled on node 1, logs in on node 3;
+// disabled on node 2, refused on node 1 at once.
+func TestClusterPostgresAdminOnAnyNode(t *testing.T) {
+	requireTool(t, "oathtool")
+	c := startCluster(t, 3, 0)
+	b32 := enrollViaCLI(t, c.cli(0), "alice", "")
+	if got := login(t, c.nodes[2], "alice", oathtoolCode(t, b32), 3*time.Second, 0); got != radius.CodeAccessAccept {
+		t.Fatalf("enrolled on node 1, code on node 3: %v, want Access-Accept\n%s", got, c.nodes[2].Output())
+	}
+	c.cli(1).mustOtpgate("", "user", "disable", "alice")
+	// A code of the next step: not yet used, so only the disable refuses it.
+	key, err := decodeB32(b32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := totp.Default.Code(key, totp.Default.Step(time.Now())+1)
+	if got := login(t, c.nodes[0], "alice", next, 3*time.Second, 0); got != radius.CodeAccessReject {
+		t.Fatalf("disabled on node 2, login on node 1: %v, want Access-Reject", got)
+	}
+	testtool.Eventually(t, 5*time.Second, "node 1 audits reason=disabled", func() bool {
+		return strings.Contains(c.nodes[0].Output(), "reason=disabled")
+	})
+}
+
+// TestClusterPostgresRestart stops PostgreSQL under three running nodes:
+// no Accept and no Status-Server answer meanwhile (the NAS fails over or
+// retries), then logins resume on every node without restarting them.
+func TestClusterPostgresRestart(t *testing.T) {
+	requireTool(t, "radclient")
+	c := startCluster(t, 3, 10)
+	step := totp.Default.Step(time.Now())
+	for i, d := range c.nodes {
+		u := c.users[i]
+		if got := login(t, d, u.Name, totp.Default.Code(u.Key, step), 3*time.Second, 0); got != radius.CodeAccessAccept {
+			t.Fatalf("node %d before the restart: %v", i+1, got)
+		}
+	}
+	c.pg.Stop()
+	for i, d := range c.nodes {
+		u := c.users[3+i]
+		if got := login(t, d, u.Name, totp.Default.Code(u.Key, step), 2*time.Second, 1); got != 0 {
+			t.Errorf("node %d with PostgreSQL down answered %v; want no answer", i+1, got)
+		}
+	}
+	testtool.Eventually(t, 10*time.Second, "Status-Server unanswered while PostgreSQL is down", func() bool {
+		ok, _ := statusFrom(t, c.nodes[0], "127.0.0.1", c.nodes[0].Secret)
+		return !ok
+	})
+	c.pg.Start()
+	for i, d := range c.nodes {
+		u := c.users[3+i]
+		testtool.Eventually(t, 20*time.Second, fmt.Sprintf("node %d accepts after PostgreSQL restarted", i+1), func() bool {
+			code := totp.Default.Code(u.Key, totp.Default.Step(time.Now()))
+			return login(t, d, u.Name, code, time.Second, 2) == radius.CodeAccessAccept
+		})
+	}
+	if ok, out := statusFrom(t, c.nodes[0], "127.0.0.1", c.nodes[0].Secret); !ok {
+		t.Errorf("Status-Server after the restart: %s", out)
+	}
+}
+
+// decodeB32 reads a base32 secret as the enroll command prints it.
+func decodeB32(s string) ([]byte, error) {
+	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(strings.TrimRight(s, "=")))
+}
+
+// TestClusterPostgresStandbyPromotion loses the primary under three nodes
+// and promotes the streaming standby: logins resume on every node without
+// a restart (multi-host DSN, target_session_attrs=read-write), and a code
+// accepted before the failover is still refused after it.
+func TestClusterPostgresStandbyPromotion(t *testing.T) {
+	c := startClusterWith(t, 3, 10, true)
+	step := totp.Default.Step(time.Now())
+	for i, d := range c.nodes {
+		u := c.users[i]
+		if got := login(t, d, u.Name, totp.Default.Code(u.Key, step), 3*time.Second, 0); got != radius.CodeAccessAccept {
+			t.Fatalf("node %d before the failover: %v", i+1, got)
+		}
+	}
+	testtool.Eventually(t, 10*time.Second, "the standby replayed everything", func() bool {
+		return c.pg.Psql("postgres", "SELECT count(*) FROM pg_stat_replication WHERE replay_lsn = pg_current_wal_lsn()") == "1"
+	})
+	c.pg.Kill()
+	c.standby.Promote()
+	for i, d := range c.nodes {
+		u := c.users[3+i]
+		testtool.Eventually(t, 30*time.Second, fmt.Sprintf("node %d accepts after the promotion", i+1), func() bool {
+			code := totp.Default.Code(u.Key, totp.Default.Step(time.Now()))
+			return login(t, d, u.Name, code, time.Second, 2) == radius.CodeAccessAccept
+		})
+	}
+	// The code node 1 accepted on the old primary, sent to node 2 now.
+	u := c.users[0]
+	if got := login(t, c.nodes[1], u.Name, totp.Default.Code(u.Key, step), 3*time.Second, 1); got != radius.CodeAccessReject {
+		t.Errorf("a code accepted before the failover, after it: %v, want Access-Reject", got)
+	}
+}

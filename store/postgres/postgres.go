@@ -1,0 +1,511 @@
+// Package postgres is the store backend for several otpgated nodes: users,
+// enrollment links, challenge States and password backoff live in one
+// PostgreSQL database that every node reads and writes, so a code
+// accepted on one node is refused on every other. Each write is one
+// transaction (SELECT ... FOR UPDATE, then UPDATE) committed with
+// synchronous_commit on before the call returns. Seeds are sealed with the
+// node's key file through store.Codec, exactly as in bbolt; the key stays
+// outside the database, which holds only a check value that proves a
+// node's key is the right one.
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/otpgate/otpgate/store"
+)
+
+// Options configures Open.
+type Options struct {
+	// KeyFile holds the seed key (store.KeySize bytes, mode 0600); the same
+	// file on every node. Created only when the database is new.
+	KeyFile string
+	// MaxConns bounds the pool (default 32).
+	MaxConns int32
+	// OpTimeout bounds one operation whose context has no deadline
+	// (default 4s).
+	OpTimeout time.Duration
+	// Log receives what no caller waits for. Nil: discarded.
+	Log *slog.Logger
+}
+
+// DB is a store.Store on PostgreSQL.
+type DB struct {
+	pool      *pgxpool.Pool
+	codec     *store.Codec
+	log       *slog.Logger
+	closed    atomic.Bool
+	opTimeout time.Duration
+	node      string        // this process in the nodes table
+	stop      chan struct{} // closed by Close: ends the heartbeat
+	done      chan struct{}
+}
+
+var (
+	_ store.Store       = (*DB)(nil)
+	_ store.EnrollLinks = (*DB)(nil)
+)
+
+// Open connects to dsn, checks the key against the database and migrates
+// the schema (one node at a time). A multi-host dsn with
+// target_session_attrs=read-write follows a promoted standby.
+func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: parse dsn: %w", errors.New(redact(err.Error())))
+	}
+	// An Accept leaves only after its write is durable: whatever the
+	// server's default, this node's transactions wait for the WAL flush
+	// (and for a synchronous standby if the server has one).
+	if _, set := cfg.ConnConfig.RuntimeParams["synchronous_commit"]; !set {
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "otpgated"
+	cfg.MaxConns = 32
+	if opt.MaxConns > 0 {
+		cfg.MaxConns = opt.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 3 * time.Second
+	}
+	// A dead connection is found by the next query that fails; this
+	// finds the ones a restart cut while idle.
+	cfg.HealthCheckPeriod = 5 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	log := opt.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{pool: pool, log: log, opTimeout: 4 * time.Second, stop: make(chan struct{}), done: make(chan struct{})}
+	if opt.OpTimeout > 0 {
+		db.opTimeout = opt.OpTimeout
+	}
+	if err := db.init(ctx, opt.KeyFile); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	go db.heartbeat()
+	return db, nil
+}
+
+// redact drops a password from a connection string in an error message.
+func redact(s string) string {
+	if i := strings.Index(s, "password="); i >= 0 {
+		return s[:i] + "password=xxx"
+	}
+	return s
+}
+
+// Ping reports whether the database can take a write now (a primary
+// answers): the node can decide a login.
+func (db *DB) Ping(ctx context.Context) error {
+	var ro string
+	if err := db.pool.QueryRow(ctx, "SHOW transaction_read_only").Scan(&ro); err != nil {
+		return fmt.Errorf("store: postgres: %w", err)
+	}
+	if ro == "on" {
+		return errors.New("store: postgres: connected to a read-only server (a standby)")
+	}
+	return nil
+}
+
+// opContext bounds one operation whose caller set no deadline: a
+// database that stops answering (a partition) must not hold a login
+// longer than a NAS waits.
+func (db *DB) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, db.opTimeout)
+}
+
+func (db *DB) usable(op string) error {
+	if db.closed.Load() {
+		return fmt.Errorf("store: %s: %w", op, store.ErrClosed)
+	}
+	return nil
+}
+
+func opErr(op, name string, err error) error {
+	if unavailable(err) {
+		err = fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	if name != "" {
+		return fmt.Errorf("store: %s %q: %w", op, name, err)
+	}
+	return fmt.Errorf("store: %s: %w", op, err)
+}
+
+// Get implements store.Store.
+func (db *DB) Get(ctx context.Context, name string) (store.User, error) {
+	if err := db.usable("get"); err != nil {
+		return store.User{}, err
+	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
+	var rec []byte
+	err := db.pool.QueryRow(ctx, "SELECT record FROM users WHERE name = $1", name).Scan(&rec)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.User{}, opErr("get", name, store.ErrUserNotFound)
+	}
+	if err != nil {
+		return store.User{}, opErr("get", name, err)
+	}
+	return db.codec.Decode(name, rec)
+}
+
+// List implements store.Store (sorted by name).
+func (db *DB) List(ctx context.Context) ([]store.User, error) {
+	if err := db.usable("list"); err != nil {
+		return nil, err
+	}
+	rows, err := db.pool.Query(ctx, "SELECT name, record FROM users ORDER BY name COLLATE \"C\"")
+	if err != nil {
+		return nil, opErr("list", "", err)
+	}
+	defer rows.Close()
+	users := []store.User{}
+	for rows.Next() {
+		var name string
+		var rec []byte
+		if err := rows.Scan(&name, &rec); err != nil {
+			return nil, opErr("list", "", err)
+		}
+		u, err := db.codec.Decode(name, rec)
+		if err != nil {
+			return nil, opErr("list", name, err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, opErr("list", "", err)
+	}
+	return users, nil
+}
+
+func (db *DB) encode(u *store.User) ([]byte, error) {
+	if err := store.ValidateName(u.Name); err != nil {
+		return nil, err
+	}
+	return db.codec.Encode(u)
+}
+
+// unavailable reports whether err means the database could not be used
+// (as opposed to an answer from it): no connection, a connection cut, a
+// server shutting down or starting, or a standby that refuses writes.
+func unavailable(err error) bool {
+	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrUserNotFound) ||
+		errors.Is(err, store.ErrUserExists) || errors.Is(err, store.ErrInvalidName) || errors.Is(err, store.ErrClosed) ||
+		errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "08") || strings.HasPrefix(pe.Code, "57P") ||
+			strings.HasPrefix(pe.Code, "53") || pe.Code == "25006" // read_only_sql_transaction
+	}
+	var ce *pgconn.ConnectError
+	return errors.As(err, &ce) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) || isNetErr(err)
+}
+
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "connection reset")
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// Create implements store.Store.
+func (db *DB) Create(ctx context.Context, u store.User) error {
+	if err := db.usable("create"); err != nil {
+		return err
+	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
+	rec, err := db.encode(&u)
+	if err != nil {
+		return opErr("create", u.Name, err)
+	}
+	_, err = db.pool.Exec(ctx, "INSERT INTO users (name, record) VALUES ($1, $2)", u.Name, rec)
+	if isUniqueViolation(err) {
+		return opErr("create", u.Name, store.ErrUserExists)
+	}
+	if err != nil {
+		return opErr("create", u.Name, err)
+	}
+	return nil
+}
+
+// Update implements store.Store: the row is locked (FOR UPDATE) while fn
+// runs, so the writers of one user on all nodes go one at a time, and
+// the transaction is committed before Update returns.
+func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) error) error {
+	if err := db.usable("update"); err != nil {
+		return err
+	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
+	var fnErr error
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var rec []byte
+		err := tx.QueryRow(ctx, "SELECT record FROM users WHERE name = $1 FOR UPDATE", name).Scan(&rec)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return opErr("update", name, store.ErrUserNotFound)
+		}
+		if err != nil {
+			return opErr("update", name, err)
+		}
+		u, err := db.codec.Decode(name, rec)
+		if err != nil {
+			return opErr("update", name, err)
+		}
+		if fnErr = fn(&u); fnErr != nil {
+			return fnErr
+		}
+		if u.Name != name {
+			return opErr("update", name, errors.New("the update renamed the user"))
+		}
+		out, err := db.encode(&u)
+		if err != nil {
+			return opErr("update", name, err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE users SET record = $2 WHERE name = $1", name, out); err != nil {
+			return opErr("update", name, err)
+		}
+		return nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil && !strings.HasPrefix(err.Error(), "store:") {
+		return opErr("update", name, err) // the commit failed
+	}
+	return err
+}
+
+// UpdateLogin implements store.Store. On PostgreSQL it is Update: every
+// write is committed durably before the call returns, which is stronger
+// than the bbolt contract.
+func (db *DB) UpdateLogin(ctx context.Context, name string, fn func(u *store.User) error) error {
+	return db.Update(ctx, name, fn)
+}
+
+// Delete implements store.Store.
+func (db *DB) Delete(ctx context.Context, name string) error {
+	if err := db.usable("delete"); err != nil {
+		return err
+	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
+	tag, err := db.pool.Exec(ctx, "DELETE FROM users WHERE name = $1", name)
+	if err != nil {
+		return opErr("delete", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return opErr("delete", name, store.ErrUserNotFound)
+	}
+	return nil
+}
+
+// Import implements store.Store: one transaction, rows sent with COPY.
+func (db *DB) Import(ctx context.Context, users []store.User) error {
+	if err := db.usable("import"); err != nil {
+		return err
+	}
+	rows := make([][]any, 0, len(users))
+	for i := range users {
+		rec, err := db.encode(&users[i])
+		if err != nil {
+			return opErr("import", users[i].Name, err)
+		}
+		rows = append(rows, []any{users[i].Name, rec})
+	}
+	return db.copyIn(ctx, "import", rows)
+}
+
+func (db *DB) copyIn(ctx context.Context, op string, rows [][]any) error {
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"name", "record"}, pgx.CopyFromRows(rows))
+		return err
+	})
+	if isUniqueViolation(err) {
+		return opErr(op, "", store.ErrUserExists)
+	}
+	if err != nil {
+		return opErr(op, "", err)
+	}
+	return nil
+}
+
+// backupMagic starts a backup: a line per user follows, name TAB record
+// (base64), then the links.
+const backupMagic = "otpgate-postgres-backup 1"
+
+// Backup implements store.Store: a consistent snapshot (one REPEATABLE
+// READ transaction) of users and enrollment links, as text; Restore
+// reads it.
+func (db *DB) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := db.usable("backup"); err != nil {
+		return 0, err
+	}
+	cw := &countWriter{w: bufio.NewWriter(w)}
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		fmt.Fprintf(cw, "%s\nkey_check %s\n", backupMagic, hex.EncodeToString(db.codec.KeyCheck()))
+		rows, err := tx.Query(ctx, "SELECT name, record FROM users ORDER BY name")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var name string
+			var rec []byte
+			if err := rows.Scan(&name, &rec); err != nil {
+				return err
+			}
+			fmt.Fprintf(cw, "user %s %s\n", name, base64.StdEncoding.EncodeToString(rec))
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, "SELECT hash, data FROM enroll_links")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var hash, data []byte
+			if err := rows.Scan(&hash, &data); err != nil {
+				return err
+			}
+			fmt.Fprintf(cw, "link %s %s\n", hex.EncodeToString(hash), base64.StdEncoding.EncodeToString(data))
+		}
+		return rows.Err()
+	})
+	if err == nil {
+		err = cw.w.(*bufio.Writer).Flush()
+	}
+	if err == nil {
+		err = cw.err
+	}
+	if err != nil {
+		return cw.n, opErr("backup", "", err)
+	}
+	return cw.n, nil
+}
+
+type countWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
+}
+
+// Restore loads what Backup wrote into this database, which must hold no
+// users, in one transaction. The backup's key check must match this
+// node's key.
+func (db *DB) Restore(ctx context.Context, r io.Reader) error {
+	if err := db.usable("restore"); err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	if !sc.Scan() || sc.Text() != backupMagic {
+		return errors.New("store: restore: not an otpgate PostgreSQL backup")
+	}
+	var users [][]any
+	var links [][]any
+	for sc.Scan() {
+		kind, rest, _ := strings.Cut(sc.Text(), " ")
+		a, b, _ := strings.Cut(rest, " ")
+		switch kind {
+		case "key_check":
+			check, err := hex.DecodeString(a)
+			if err != nil || !db.codec.Matches(check) {
+				return fmt.Errorf("store: restore: %w: the backup was sealed with another key", store.ErrWrongKey)
+			}
+		case "user":
+			rec, err := base64.StdEncoding.DecodeString(b)
+			if err != nil {
+				return fmt.Errorf("store: restore: user %q: %w", a, err)
+			}
+			if _, err := db.codec.Decode(a, rec); err != nil {
+				return fmt.Errorf("store: restore: %w", err)
+			}
+			users = append(users, []any{a, rec})
+		case "link":
+			hash, err1 := hex.DecodeString(a)
+			data, err2 := base64.StdEncoding.DecodeString(b)
+			if err := errors.Join(err1, err2); err != nil {
+				return fmt.Errorf("store: restore: link: %w", err)
+			}
+			links = append(links, []any{hash, data})
+		default:
+			return fmt.Errorf("store: restore: unknown line %q", kind)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("store: restore: %w", err)
+	}
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"name", "record"}, pgx.CopyFromRows(users)); err != nil {
+			return err
+		}
+		for _, l := range links {
+			if err := putLinkTx(ctx, tx, l[0].([]byte), l[1].([]byte)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if isUniqueViolation(err) {
+		return opErr("restore", "", store.ErrUserExists)
+	}
+	if err != nil {
+		return opErr("restore", "", err)
+	}
+	return nil
+}
+
+// HashRecoveryCode implements store.Store.
+func (db *DB) HashRecoveryCode(name, code string) string {
+	return db.codec.HashRecoveryCode(name, code)
+}
+
+// Close implements store.Store; a second Close does nothing.
+func (db *DB) Close() error {
+	if db.closed.Swap(true) {
+		return nil
+	}
+	close(db.stop)
+	<-db.done
+	db.pool.Close()
+	return nil
+}
