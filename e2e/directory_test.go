@@ -127,7 +127,7 @@ func runRadclientSteps(t *testing.T, srv *pamServer, steps []radclientStep) {
 // mode. The directory's password and otpgate's code let alice in; a wrong
 // one of either, an unknown user or a filter injection do not. bob, only in
 // the directory, is created on his first right password, enrolls and logs
-// in; carol with a wrong password is not created.
+// in (typing BOB); carol with a wrong password is not created.
 func TestLDAPWithRadclient(t *testing.T) {
 	requireTool(t, "radclient")
 	requireTool(t, "oathtool")
@@ -160,9 +160,13 @@ func TestLDAPWithRadclient(t *testing.T) {
 
 	bobKey := srv.enroll("bob")
 	waitStepStart()
+	// uid ignores case, as AD's sAMAccountName does: BOB is bob's record.
 	runRadclientSteps(t, srv, []radclientStep{
-		{"created directory user, enrolled", "bob", bobPW + totpAt(t, bobKey, time.Now().Add(30*time.Second)), "Access-Accept", "ok"},
+		{"created directory user, enrolled, name in capitals", "BOB", bobPW + totpAt(t, bobKey, time.Now().Add(30*time.Second)), "Access-Accept", ""},
 	})
+	if list := srv.otpgate("", "user", "list"); strings.Contains(list, "BOB") {
+		t.Errorf("a login as BOB made a second record:\n%s", list)
+	}
 }
 
 // TestHostPAMRadiusLDAP runs Debian's pam_radius_auth
