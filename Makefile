@@ -7,7 +7,7 @@ GO      ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
 # Real peers the end-to-end tests talk to (nobody here wrote them).
-DEB_TEST_DEPS := postgresql freeradius-utils libpam-radius-auth pamtester openssh-server openssh-client \
+DEB_TEST_DEPS := postgresql freeradius-utils freeradius-ldap libpam-radius-auth pamtester openssh-server openssh-client \
                  sshpass expect tmux oathtool zbar-tools libpam-google-authenticator man-db \
                  openvpn openvpn-auth-radius iproute2 iputils-ping openssl chromium curl \
                  slapd ldap-utils freeradius
@@ -43,7 +43,7 @@ deps:
 	    $$SUDO chmod 755 /usr/sbin/policy-rc.d; \
 	  fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing || exit 1; \
-	  for pu in openvpn:openvpn openssh-server:ssh slapd:slapd freeradius:freeradius; do \
+	  for pu in openvpn:openvpn openssh-server:ssh slapd:slapd freeradius:freeradius postgresql:postgresql; do \
 	    case " $$missing " in *" $${pu%%:*} "*) $$SUDO systemctl disable --quiet $${pu#*:}.service 2>/dev/null || true;; esac; \
 	  done; \
 	fi

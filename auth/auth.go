@@ -277,6 +277,16 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	if err != nil {
 		return a.internal("auth: read user", r.User, err)
 	}
+	if !found && a.opt.Passwords != nil {
+		// A directory that ignores case: "Alice" is alice's record, and a
+		// first login creates it under the directory's spelling.
+		if canon := a.canonicalName(ctx, r.User); canon != r.User {
+			r.User = canon
+			if u, found, err = a.lookup(ctx, r.User); err != nil {
+				return a.internal("auth: read user", r.User, err)
+			}
+		}
+	}
 
 	pw, f := r.Password, factor{kind: factorNone}
 	scPassword, scResponse, static := decodeStaticChallenge(r.Password)

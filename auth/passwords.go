@@ -24,6 +24,31 @@ type PasswordChecker interface {
 	Check(ctx context.Context, user, password string) (PasswordResult, error)
 }
 
+// NameResolver is implemented by a PasswordChecker whose directory matches
+// names without regard to case (Active Directory's sAMAccountName, LDAP's
+// uid): CanonicalName returns the directory's own spelling of user, so
+// "Alice" and "alice" log in as one store record. It is asked only for a
+// name the store does not hold, and returns user unchanged when the
+// directory has no single entry for it.
+type NameResolver interface {
+	CanonicalName(ctx context.Context, user string) (string, error)
+}
+
+// canonicalName is the directory's spelling of name when the store does not
+// hold name itself. A directory that cannot answer leaves name as typed:
+// the password check that follows fails closed on its own.
+func (a *Authenticator) canonicalName(ctx context.Context, name string) string {
+	res, ok := a.opt.Passwords.(NameResolver)
+	if !ok {
+		return name
+	}
+	canon, err := res.CanonicalName(ctx, name)
+	if err != nil || canon == "" {
+		return name
+	}
+	return canon
+}
+
 // PasswordResult is a PasswordChecker's answer.
 type PasswordResult struct {
 	OK bool

@@ -122,6 +122,8 @@ type Daemon struct {
 	out    *lockedBuffer
 	exited chan struct{}
 	err    error // cmd.Wait result, valid after exited is closed
+
+	passwordKeys string // more keys of [password] (startDaemonWith)
 }
 
 // lockedBuffer is an io.Writer safe for a process's output (written by exec) and the test (reading).
@@ -129,8 +131,15 @@ type lockedBuffer = testtool.Buffer
 
 // daemonConfig is the config startDaemon writes: cheap argon2 for speed,
 // debug logs, the audit log on stderr, one loopback client, then extraToml
-// (more [[client]] tables, [auth], ...; not [log], [radius] or [metrics]).
+// (more [[client]] tables, [auth], ...; not [log], [radius], [password] or
+// [metrics]).
 func daemonConfig(port, metricsPort int, extraToml string) string {
+	return daemonConfigWith(port, metricsPort, "", extraToml)
+}
+
+// daemonConfigWith is daemonConfig with passwordKeys (source = "ldap", ...)
+// added to its [password] table.
+func daemonConfigWith(port, metricsPort int, passwordKeys, extraToml string) string {
 	return fmt.Sprintf(`version = 1
 data_dir = "data"
 issuer = "otpgate-e2e"
@@ -149,6 +158,7 @@ reject_delay = "0s"
 [password]
 argon2_time = 1
 argon2_memory_kib = 1024
+%s
 
 [metrics]
 listen = "127.0.0.1:%d"
@@ -159,7 +169,7 @@ address = "127.0.0.1/32"
 secret = %q
 
 %s
-`, port, metricsPort, daemonSecret, extraToml)
+`, port, passwordKeys, metricsPort, daemonSecret, extraToml)
 }
 
 // startDaemon writes a config into dir (t.TempDir() when empty), starts
@@ -167,6 +177,13 @@ secret = %q
 // created after every listener is bound, answers. t.Cleanup stops it with
 // SIGTERM and checks exit status 0 and that the socket is gone.
 func startDaemon(t testing.TB, dir string, extraToml string) *Daemon {
+	t.Helper()
+	return startDaemonWith(t, dir, "", extraToml)
+}
+
+// startDaemonWith is startDaemon with passwordKeys added to the [password]
+// table, such as `source = "ldap"`.
+func startDaemonWith(t testing.TB, dir, passwordKeys, extraToml string) *Daemon {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -181,6 +198,8 @@ func startDaemon(t testing.TB, dir string, extraToml string) *Daemon {
 		Secret:  daemonSecret,
 		out:     &lockedBuffer{},
 		exited:  make(chan struct{}),
+
+		passwordKeys: passwordKeys,
 	}
 	d.WriteConfig(extraToml)
 	d.start(bin("otpgated"), "-config", d.Config)
@@ -237,7 +256,7 @@ func (d *Daemon) WriteConfig(extraToml string) {
 	_, mp, _ := net.SplitHostPort(d.Metrics)
 	port, _ := strconv.Atoi(p)
 	mport, _ := strconv.Atoi(mp)
-	if err := os.WriteFile(d.Config, []byte(daemonConfig(port, mport, extraToml)), 0o600); err != nil {
+	if err := os.WriteFile(d.Config, []byte(daemonConfigWith(port, mport, d.passwordKeys, extraToml)), 0o600); err != nil {
 		d.t.Fatal(err)
 	}
 }

@@ -74,9 +74,7 @@ var (
 )
 
 // addUser creates an otpgate user with a password (empty: --no-password) and
-// enrolls a token the way an admin does, `otpgate enroll NAME`, reading the
-// secret off its output and answering its prompt with oathtool's code. It
-// returns the base32 secret.
+// enrolls a token (enroll). It returns the base32 secret.
 func (s *pamServer) addUser(name, password string) string {
 	s.t.Helper()
 	if password == "" {
@@ -84,6 +82,14 @@ func (s *pamServer) addUser(name, password string) string {
 	} else {
 		s.otpgate(password+"\n", "user", "add", name, "--password-stdin")
 	}
+	return s.enroll(name)
+}
+
+// enroll enrolls a token for an existing user the way an admin does,
+// `otpgate enroll NAME`, reading the secret off its output and answering its
+// prompt with oathtool's code. It returns the base32 secret.
+func (s *pamServer) enroll(name string) string {
+	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin("otpgate"), "-config", s.Config, "enroll", name)

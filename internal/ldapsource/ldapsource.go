@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -66,7 +67,41 @@ type Source struct {
 	checks, unavailable, serverFails atomic.Uint64
 }
 
-var _ auth.PasswordChecker = (*Source)(nil)
+var (
+	_ auth.PasswordChecker = (*Source)(nil)
+	_ auth.NameResolver    = (*Source)(nil)
+)
+
+// nameAttributeRe finds the attribute user_filter compares with the name:
+// uid in (&(objectClass=person)(uid={user})), sAMAccountName for AD.
+var nameAttributeRe = regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{user\}\)`)
+
+// CanonicalName implements auth.NameResolver: the value of the filter's
+// name attribute in the one entry that matches user, when it equals user
+// but for case (uid and sAMAccountName match without regard to case).
+// Otherwise, or when the filter has no (attr={user}) term, user as it is.
+func (s *Source) CanonicalName(ctx context.Context, user string) (string, error) {
+	m := nameAttributeRe.FindStringSubmatch(s.opt.UserFilter)
+	if m == nil {
+		return user, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opt.Timeout)
+	defer cancel()
+	filter := strings.ReplaceAll(s.opt.UserFilter, "{user}", ldap.EscapeFilter(user))
+	req := ldap.NewSearchRequest(s.opt.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		2, 0, false, filter, []string{m[1]}, nil)
+	var sr *ldap.SearchResult
+	err := s.search.do(ctx, func(c *ldap.Conn) (err error) { sr, err = c.Search(req); return err })
+	if err != nil || len(sr.Entries) != 1 {
+		return user, nil // none, ambiguous or no answer: Check decides
+	}
+	for _, v := range sr.Entries[0].GetEqualFoldAttributeValues(m[1]) {
+		if strings.EqualFold(v, user) {
+			return v, nil
+		}
+	}
+	return user, nil
+}
 
 // New checks opt and returns a Source. It does not connect: the first
 // Check does, so the daemon starts while the directory is down.

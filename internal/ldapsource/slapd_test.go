@@ -233,7 +233,7 @@ func TestSlapdLogins(t *testing.T) {
 		{"injection in a filter", ")(uid=*", func() string { return "alicepw" }, auth.Reject, auth.ReasonUnknownUser},
 		{"disabled in the directory", "dis", func() string { return "dispw" }, auth.Reject, auth.ReasonUnknownUser},
 		{"directory group staff needs MFA", "carol", func() string { return "carolpw" }, auth.Reject, auth.ReasonNotEnrolled},
-		{"no MFA group: password alone", "newbie", func() string { return "newbiepw" }, auth.Accept, auth.ReasonNoMFARequired},
+		{"no MFA group: password alone, the name in another case", "NewBie", func() string { return "newbiepw" }, auth.Accept, auth.ReasonNoMFARequired},
 	} {
 		if d := login(tt.user, tt.field()); d.Result != tt.want || d.Reason != tt.reason {
 			t.Errorf("%s: %s/%s, want %s/%s", tt.name, d.Result, d.Reason, tt.want, tt.reason)
@@ -251,7 +251,42 @@ func TestSlapdLogins(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("carol was not created on her first login: %v", err)
 	}
-	if d := login("carol", "carolpw"+code(carolSeed)); d.Result != auth.Accept {
-		t.Errorf("carol enrolled: %s/%s, want accept", d.Result, d.Reason)
+	// uid matches without regard to case, as AD's sAMAccountName does:
+	// "CAROL" is carol's record, and NewBie was created as newbie.
+	if d := login("CAROL", "carolpw"+code(carolSeed)); d.Result != auth.Accept {
+		t.Errorf("carol enrolled, typed CAROL: %s/%s, want accept", d.Result, d.Reason)
+	}
+	if _, err := st.Get(ctx, "newbie"); err != nil {
+		t.Errorf("NewBie's first login did not create newbie: %v", err)
+	}
+	for _, name := range []string{"NewBie", "CAROL"} {
+		if _, err := st.Get(ctx, name); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("a second record %q: %v, want ErrUserNotFound", name, err)
+		}
+	}
+}
+
+func TestSlapdCanonicalName(t *testing.T) {
+	ca := testtool.NewTestCA(t, t.TempDir())
+	srv := testtool.StartSlapd(t, ca, testTree)
+	s := newSource(t, testOptions(ca, srv.URL))
+	for _, tt := range []struct{ user, want string }{
+		{"alice", "alice"},
+		{"ALICE", "alice"},
+		{"aLiCe", "alice"},
+		{"nobody", "nobody"},
+		{"DUP", "DUP"}, // ambiguous: left as typed, Check refuses it
+		{"*", "*"},
+		{"O(X)*", "o(x)*"},
+	} {
+		got, err := s.CanonicalName(context.Background(), tt.user)
+		if err != nil || got != tt.want {
+			t.Errorf("CanonicalName(%q) = %q, %v; want %q", tt.user, got, err, tt.want)
+		}
+	}
+	opt := testOptions(ca, srv.URL)
+	opt.UserFilter = "(|(uid={user})(mail={user}))" // the first (attr={user}) term names it
+	if got, _ := newSource(t, opt).CanonicalName(context.Background(), "ALICE"); got != "alice" {
+		t.Errorf("with an OR filter: %q, want alice", got)
 	}
 }
