@@ -36,8 +36,9 @@
 #
 # Notes printed with the results:
 # - Debian 12's FreeRADIUS 3.2.1 rlm_totp has no replay protection (added in
-#   3.2.4) and writes nothing per login; otpgated stores the used time step
-#   durably (fsync, group commit) before every Accept.
+#   3.2.4) and writes nothing per login; otpgated records the used time step
+#   before every Accept: in its login log (page cache; synced every second)
+#   under a durable time fence (docs/durability.md).
 # - FreeRADIUS 3.2.1 sends no Message-Authenticator in responses; both get
 #   requests with one, and require it.
 set -euo pipefail
@@ -59,8 +60,8 @@ OTPG_PORT=${OTPG_PORT:-18812}
 FR_PORT=${FR_PORT:-18813}
 SLAPD_PORT=${SLAPD_PORT:-18389}
 # otpgated's [radius] workers (password hashes at once) for the otp-only
-# phases; empty = the default (the number of cores). Request handlers are
-# workers + queue, so codes checks share group commits either way.
+# phases; empty = the default (the number of cores). Code checks hash
+# nothing, so they are bounded by the request handlers (workers + queue).
 OTP_WORKERS=${OTP_WORKERS:-}
 PHASES=${PHASES:-"otp bcrypt ldap argon2 big overload"}
 # Runs per figure for the short phases (otp_c*, big10k, big1M_10k), which
@@ -703,7 +704,7 @@ after=$(kv cap_after otpgated active_rate)
 [ -n "$a" ] && echo "  overload: goodput over the whole run $a accepts/s = $(ratio "$a" "$capacity") of capacity ($capacity/s); sent $(kv overload otpgated requests) requests, timeouts $(kv overload otpgated timeout), not sent (generator limit) $(kv overload otpgated errors)"
 echo
 for n in "${NOTES[@]}"; do echo "note: $n"; done
-echo "note: FreeRADIUS $FR_VERSION rlm_totp keeps no used-code state (replay protection came in 3.2.4) and writes nothing per login; otpgated writes the used time step to stable storage (group commit) before each Accept."
+echo "note: FreeRADIUS $FR_VERSION rlm_totp keeps no used-code state (replay protection came in 3.2.4) and writes nothing per login; otpgated records the used time step before each Accept (login log in the page cache, synced every second, under a durable time fence: docs/durability.md)."
 echo "note: FreeRADIUS $FR_VERSION sends no Message-Authenticator in replies (counted as no_ma); both servers require it in requests."
 echo "raw results: one line per run above ($RESULTS)"
 cat "$RESULTS"

@@ -183,20 +183,20 @@ func TestQueueShareLeavesRoomForOtherClients(t *testing.T) {
 	s := startServer(t, cfg, fa)
 	defer close(gate) // before the cleanup's Shutdown
 	flood := newClientFrom(t, "127.0.0.1", s.addr)
-	for id := range 5 { // one at a time: a burst may overflow the socket
+	for id := range 6 { // one at a time: a burst may overflow the socket
 		flood.send(makeRequest(t, reqOpts{id: byte(id), user: "u", password: "p"}))
 		waitFor(t, "the request taken, queued or shed", func() bool {
 			return fa.calls.Load()+int64(len(s.queue))+int64(valueOf(s.metrics.drops, dropOverload)) == int64(id+1)
 		})
 	}
-	if q, d := len(s.queue), valueOf(s.metrics.drops, dropOverload); q != 2 || d != 2 {
-		t.Fatalf("flood: %d queued, %d shed; want 2 queued (half the queue of 4) and 2 shed", q, d)
+	if q, d := len(s.queue), valueOf(s.metrics.drops, dropOverload); q != 4 || d != 1 {
+		t.Fatalf("flood: %d queued, %d shed; want 4 queued (its share, QueueLen) and 1 shed", q, d)
 	}
 	office := newClientFrom(t, "127.0.0.2", s.addr)
 	req := makeRequest(t, reqOpts{id: 1, user: "o", password: "p"})
 	office.send(req)
-	waitFor(t, "the office request queued", func() bool { return len(s.queue) == 3 })
-	for range 3 { // the flood's requests end one by one; then the office's is handled
+	waitFor(t, "the office request queued", func() bool { return len(s.queue) == 5 })
+	for range 5 { // the flood's requests end one by one; then the office's is handled
 		gate <- struct{}{}
 	}
 	resp := office.recv(2 * time.Second)

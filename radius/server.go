@@ -136,8 +136,12 @@ func New(opt Options, a Authenticator, log, audit *slog.Logger) (*Server, error)
 	s.unsupported = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: rejected requests using CHAP, MS-CHAP or EAP, too many sources to log one by one"))
 	s.overload = newUnknownLimiter(s.now).withSummary(s.dropSummary("radius: dropped requests under overload, too many sources to log one by one"))
 	s.workers = opt.Handlers
-	s.queue = make(chan *job, opt.QueueLen)
-	s.queueShare = int64(shareOfQueue(opt.QueueLen))
+	// One client may have QueueLen requests waiting for a handler: a NAS's
+	// burst (up to 256 outstanding Identifiers per socket) fits. The queue
+	// holds twice that, so a client at its share still leaves as much room
+	// for all the others.
+	s.queue = make(chan *job, 2*opt.QueueLen)
+	s.queueShare = int64(opt.QueueLen)
 	s.baseCtx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -417,11 +421,6 @@ func (s *Server) enqueue(j *job, local netip.AddrPort) {
 	j.client.queued.Add(-1)
 	s.drop(j, dropOverload)
 }
-
-// shareOfQueue is how many queued requests one client may have: half the
-// queue (at least one), so a flooding client cannot take every slot and
-// shed everyone else's requests.
-func shareOfQueue(queueLen int) int { return (queueLen + 1) / 2 }
 
 func (s *Server) answerStatus(w packetWriter, addr net.Addr, pkt *rad.Packet, c *client) {
 	if s.ready != nil && !s.ready() {

@@ -708,7 +708,8 @@ func TestMisconfiguredNASWarns(t *testing.T) {
 	}
 }
 
-// TestShedBeforeParsing: with every handler busy and the queue full, an
+// TestShedBeforeParsing: with every handler busy and the client's share of
+// the queue full, an
 // Access-Request is dropped before its parse and Message-Authenticator
 // check (a request signed with the wrong secret counts as overload, not as
 // a bad Message-Authenticator), while Status-Server is still answered.
@@ -729,8 +730,8 @@ func TestShedBeforeParsing(t *testing.T) {
 			return fa.calls.Load()+int64(len(s.queue)) == int64(id+1)
 		})
 	}
-	if len(s.queue) != cap(s.queue) || valueOf(s.metrics.drops, dropOverload) != 0 {
-		t.Fatalf("queue %d/%d, %d dropped; want it full and none dropped", len(s.queue), cap(s.queue), valueOf(s.metrics.drops, dropOverload))
+	if int64(len(s.queue)) != s.queueShare || valueOf(s.metrics.drops, dropOverload) != 0 {
+		t.Fatalf("queue %d (share %d), %d dropped; want the client's share full and none dropped", len(s.queue), s.queueShare, valueOf(s.metrics.drops, dropOverload))
 	}
 	c.send(makeRequest(t, reqOpts{id: 10, user: "u", password: "p", signSecret: "not-the-secret"}))
 	waitFor(t, "the fourth request shed", func() bool { return valueOf(s.metrics.drops, dropOverload) == 1 })
