@@ -17,7 +17,9 @@ import (
 )
 
 // migrateUsers is every kind of state migrate must carry.
-func migrateUsers(db interface{ HashRecoveryCode(name, code string) string }) []store.User {
+func migrateUsers(db interface {
+	HashRecoveryCode(name, code string) string
+}) []store.User {
 	now := time.Unix(1_800_000_000, 0).UTC()
 	secret := []byte("12345678901234567890")
 	return []store.User{
