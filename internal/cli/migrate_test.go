@@ -185,6 +185,29 @@ func TestMigrateAllOrNothing(t *testing.T) {
 	if n := pg.Psql(name, "SELECT count(*) FROM users"); strings.TrimSpace(n) != "0" {
 		t.Errorf("a failed copy left %s users on PostgreSQL", n)
 	}
+
+	// Back to bbolt, with a record on PostgreSQL that cannot be read (a
+	// seed sealed for another name): the bbolt file stays as it was.
+	pg.Psql(name, "DROP TRIGGER no_carol ON users")
+	e.must("", "migrate", "--to", "postgres", "--dsn", dsn)
+	pg.Psql(name, "INSERT INTO users SELECT 'zed', record FROM users WHERE name = 'alice'")
+	dbPath := filepath.Join(e.dir, "data", "otpgate.db")
+	db = e.open()
+	before, _ := contents(t, db)
+	db.Close()
+	r = e.run("", "migrate", "--to", "bbolt", "--dsn", dsn, "--replace")
+	if r.code != ExitFailure || !strings.Contains(r.stderr, "nothing was copied") || !strings.Contains(r.stderr, "zed") {
+		t.Errorf("failing copy to bbolt: exit %d, stderr %q", r.code, r.stderr)
+	}
+	db = e.open()
+	after, _ := contents(t, db)
+	db.Close()
+	if !reflect.DeepEqual(after, before) {
+		t.Errorf("a failed copy to bbolt changed the database: %+v, was %+v", after, before)
+	}
+	if _, err := os.Stat(dbPath + ".migrating"); !os.IsNotExist(err) {
+		t.Errorf("a failed copy left its temporary file: %v", err)
+	}
 }
 
 // TestMigrateTiming copies OTPGATE_MIGRATE_USERS users (default 20000)
