@@ -501,6 +501,7 @@ node_start() {
 		audit = "off"
 		[radius]
 		listen = ["127.0.0.1:$((NODE_PORT + i))"]
+		acct_listen = ["127.0.0.1:0"]
 		[store]
 		backend = "postgres"
 		dsn_file = "pg.dsn"
@@ -520,7 +521,8 @@ node_start() {
 	fi
 	"$WORK/bin/otpgated" -config "$d/radiusd.toml" 2>"$d/daemon.log" &
 	NODE_PIDS[i]=$!
-	wait_ready "$(date +%s%N)" "127.0.0.1:$((NODE_PORT + i))" "${NODE_PIDS[i]}" "otpgated node $i" >/dev/null
+	wait_ready "$(date +%s%N)" "127.0.0.1:$((NODE_PORT + i))" "${NODE_PIDS[i]}" "otpgated node $i" >/dev/null ||
+		{ cat "$d/daemon.log" >&2; exit 1; }
 }
 
 nodes_stop() {
