@@ -71,7 +71,9 @@ func failoverLogin(servers []*Daemon, user, code string, timeout time.Duration) 
 	return 0, -1, loadgen.ErrTimeout
 }
 
-var auditAccept = regexp.MustCompile(`(?m)^.*\buser=(\S+) .*\bresult=accept\b.*$`)
+// auditAccept matches an Accept in the audit log (JSON, [log] audit =
+// "stderr"): one line per decision, the user but never the code.
+var auditAccept = regexp.MustCompile(`(?m)^\{.*"msg":"radius access","user":"([^"]+)".*"result":"accept".*$`)
 
 // TestClusterPostgresNodeKilledFailover: three nodes on PostgreSQL under
 // load from clients that list the nodes in order (a RADIUS client with
@@ -178,7 +180,7 @@ func TestClusterPostgresNodeKilledFailover(t *testing.T) {
 			}
 		case o.start.Before(kill) && o.finish.After(kill):
 			inFlightLost++
-			if !strings.Contains(c.nodes[o.server].Output(), "user="+load[i].Name+" ") {
+			if !strings.Contains(c.nodes[o.server].Output(), `"user":"`+load[i].Name+`"`) {
 				t.Errorf("login %d in flight at the kill: %v from node %d, which did not log it", i, o.code, o.server+1)
 			}
 		default:
