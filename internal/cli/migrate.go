@@ -58,7 +58,7 @@ goes to stderr every --progress users.`,
 			fs.StringVar(&dsnFile, "dsn-file", "", "read the PostgreSQL connection string from `FILE` (default [store] dsn_file)")
 			fs.StringVar(&dsn, "dsn", "", "the PostgreSQL connection string `DSN` (visible to other users in ps: prefer --dsn-file)")
 			fs.BoolVar(&replace, "replace", false, "delete what the target holds instead of refusing a target that is not empty")
-			fs.IntVar(&every, "progress", defaultProgressEvery, "print a progress line every `N` users (0: none)")
+			fs.IntVar(&every, "progress", defaultProgressEvery, "print a progress line to stderr every `N` users (default 100000; 0: none)")
 		},
 		maxArgs: 0,
 		run: func(a *app, _ *flag.FlagSet, _ []string) error {
