@@ -27,9 +27,17 @@
 #            $OVERLOAD_DUR (default 30s) against the big database, open loop:
 #            survives?, RSS bounded?, goodput against the capacity measured
 #            before and again after it
+#   cluster  otp-only, $CLUSTER_USERS users (default 60000), $CLUSTER_C
+#            requests in flight in total (default 192): one otpgated on
+#            bbolt, one on PostgreSQL (Debian's, started here), three on that
+#            one PostgreSQL (one generator per node, each with a third of the
+#            users), taking turns $REPEAT times; CPU per login split into
+#            otpgated and PostgreSQL, and the statements PostgreSQL spent
+#            its time on (pg_stat_statements)
 #
 # Settings (environment): USERS C_LIST C_PW DUR BCRYPT_COST BIG OVERLOAD_X OVERLOAD_DUR
 #   PW_USERS LDAP_USERS OTPG_PORT FR_PORT SLAPD_PORT OTP_WORKERS KEEP=1 (keep the work dir)
+#   CLUSTER_USERS CLUSTER_C PG_PORT NODE_PORT (nodes on NODE_PORT+1..3)
 #   GEN_CPU=1 (generator on CPU 1 only) OVERLOAD_PIN=0 (overload unpinned)
 #   REPEAT (runs per short figure, median shown; default 3)
 #   BIN_DIR (use otpgated and otpgate from there; default: build)
@@ -63,7 +71,12 @@ SLAPD_PORT=${SLAPD_PORT:-18389}
 # phases; empty = the default (the number of cores). Code checks hash
 # nothing, so they are bounded by the request handlers (workers + queue).
 OTP_WORKERS=${OTP_WORKERS:-}
-PHASES=${PHASES:-"otp bcrypt ldap argon2 big overload"}
+# The cluster phase: users, requests in flight in total, ports.
+CLUSTER_USERS=${CLUSTER_USERS:-60000}
+CLUSTER_C=${CLUSTER_C:-192}
+PG_PORT=${PG_PORT:-18432}
+NODE_PORT=${NODE_PORT:-18820}
+PHASES=${PHASES:-"otp bcrypt ldap argon2 big overload cluster"}
 # Runs per figure for the short phases (otp_c*, big10k, big1M_10k), which
 # last 1-2 s each; the table shows the median.
 REPEAT=${REPEAT:-3}
@@ -75,6 +88,9 @@ RESULTS=$WORK/results.txt
 OTPG_PID=
 FR_PID=
 SLAPD_PID=
+PG_PID=
+PG_RUNUSER=
+declare -a NODE_PIDS=()
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -82,6 +98,8 @@ cleanup() {
 	[ -n "$OTPG_PID" ] && kill "$OTPG_PID" 2>/dev/null && wait "$OTPG_PID" 2>/dev/null || true
 	[ -n "$FR_PID" ] && kill "$FR_PID" 2>/dev/null && wait "$FR_PID" 2>/dev/null || true
 	[ -n "$SLAPD_PID" ] && kill "$SLAPD_PID" 2>/dev/null && wait "$SLAPD_PID" 2>/dev/null || true
+	for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	[ -n "$PG_PID" ] && kill -INT "$PG_PID" 2>/dev/null && wait "$PG_RUNUSER" 2>/dev/null || true
 	if [ "${KEEP:-0}" = 1 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -421,6 +439,152 @@ otpg_stop() {
 	if [ -n "$OTPG_PID" ]; then kill "$OTPG_PID" 2>/dev/null || true; wait "$OTPG_PID" 2>/dev/null || true; OTPG_PID=; fi
 }
 
+# --- PostgreSQL and several otpgated nodes (the cluster phase) --------------
+
+# pg_start: a PostgreSQL of Debian's package in $WORK/pg on 127.0.0.1:$PG_PORT,
+# run as the postgres user, fsync and synchronous_commit on (as the nodes
+# want them), pg_stat_statements loaded; database "otpgate".
+pg_start() {
+	PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	if [ -z "$PG_BIN" ]; then
+		apt_install postgresql
+		PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+	fi
+	local d=$WORK/pg
+	mkdir -p "$d/data" "$d/sock"
+	chmod 711 "$WORK"
+	chown -R postgres: "$d"
+	runuser -u postgres -- "$PG_BIN/initdb" -D "$d/data" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+	runuser -u postgres -- "$PG_BIN/postgres" -D "$d/data" -p "$PG_PORT" -c listen_addresses=127.0.0.1 \
+		-c unix_socket_directories="$d/sock" -c max_connections=300 -c shared_buffers=256MB \
+		-c fsync=on -c synchronous_commit=on -c shared_preload_libraries=pg_stat_statements 2>"$d/log" &
+	PG_RUNUSER=$!
+	local i
+	for i in $(seq 1 600); do
+		"$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" && break
+		sleep 0.05
+	done
+	PG_PID=$(head -1 "$d/data/postmaster.pid")
+	pg_sql postgres "CREATE DATABASE otpgate"
+	pg_sql otpgate "CREATE EXTENSION pg_stat_statements"
+	PG_DSN="postgres://postgres@127.0.0.1:$PG_PORT/otpgate?sslmode=disable"
+	PG_VERSION=$("$PG_BIN/postgres" -V | awk '{ print $3 }')
+}
+
+pg_sql() { "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PG_PORT" -U postgres -d "$1" -c "$2"; }
+
+pg_stop() {
+	if [ -n "$PG_PID" ]; then kill -INT "$PG_PID" 2>/dev/null || true; wait "$PG_RUNUSER" 2>/dev/null || true; PG_PID=; fi
+}
+
+# pg_ticks: CPU clock ticks of the postmaster and its live children (the
+# nodes' pooled connections live through a run).
+pg_ticks() {
+	local p t=0
+	for p in "$PG_PID" $(pgrep -P "$PG_PID"); do t=$((t + $(cpu_ticks "$p"))); done
+	echo "$t"
+}
+
+# node_start I: otpgated node I (1-3) on PostgreSQL, 127.0.0.1:$((NODE_PORT + I)),
+# otp-only; node 1 imports $WORK/cluster.csv and makes the key the others copy.
+node_start() {
+	local i=$1 d=$WORK/node$1
+	rm -rf "$d"
+	mkdir -p "$d/data"
+	cp "$WORK/secret" "$d/secret"
+	printf '%s\n' "$PG_DSN" >"$d/pg.dsn"
+	chmod 600 "$d/pg.dsn"
+	cat >"$d/radiusd.toml" <<-EOF
+		version = 1
+		data_dir = "data"
+		[log]
+		level = "warn"
+		audit = "off"
+		[radius]
+		listen = ["127.0.0.1:$((NODE_PORT + i))"]
+		acct_listen = ["127.0.0.1:0"]
+		[store]
+		backend = "postgres"
+		dsn_file = "pg.dsn"
+		[[client]]
+		name = "bench"
+		address = "127.0.0.1/32"
+		secret_file = "secret"
+		mode = "otp-only"
+		[auth]
+		mode = "otp-only"
+		mfa = "required"
+	EOF
+	if [ "$i" = 1 ]; then
+		"$WORK/bin/otpgate" -config "$d/radiusd.toml" import --format csv "$WORK/cluster.csv" >&2
+	else
+		cp "$WORK/node1/data/seed.key" "$d/data/seed.key"
+	fi
+	"$WORK/bin/otpgated" -config "$d/radiusd.toml" 2>"$d/daemon.log" &
+	NODE_PIDS[i]=$!
+	wait_ready "$(date +%s%N)" "127.0.0.1:$((NODE_PORT + i))" "${NODE_PIDS[i]}" "otpgated node $i" >/dev/null ||
+		{ cat "$d/daemon.log" >&2; exit 1; }
+}
+
+nodes_stop() {
+	local p
+	for p in "${NODE_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	NODE_PIDS=()
+}
+
+# cluster_run NAME PIDS ADDR...: one generator per address, run at once
+# from the start of a time step, each with its own share of the users
+# (so no code is sent to two nodes) and CLUSTER_C / (number of addresses)
+# requests in flight: the same load in total whatever the node count. The
+# result line sums rates and counts and takes the worst generator's
+# latencies; CPU per login is split into otpgated (PIDS) and PostgreSQL.
+cluster_run() {
+	local name=$1 pids=$2
+	shift 2
+	local n=$# i=0 a c srv0 pg0 idle0 t0 t1 srv1 pg1 p gens=()
+	c=$((CLUSTER_C / n))
+	log "cluster: $name: $n x $BENCH -server ADDR -mode otp-only -c $c -n $((CLUSTER_USERS / n)) -duration 28s"
+	next_step
+	srv0=0
+	for p in $pids; do srv0=$((srv0 + $(cpu_ticks "$p"))); done
+	pg0=0
+	[ -n "$PG_PID" ] && pg0=$(pg_ticks)
+	idle0=$(idle_ticks)
+	t0=$(date +%s%N)
+	for a in "$@"; do
+		$GEN_PIN $BENCH -server "$a" -secret-file "$WORK/secret" -users "$WORK/cluster.$n.$i.csv" -mode otp-only \
+			-format kv -c "$c" -n "$((CLUSTER_USERS / n))" -duration 28s >"$WORK/cluster.out.$i" &
+		gens+=($!)
+		i=$((i + 1))
+	done
+	wait "${gens[@]}" || true
+	t1=$(date +%s%N)
+	srv1=0
+	for p in $pids; do srv1=$((srv1 + $(cpu_ticks "$p"))); done
+	pg1=0
+	[ -n "$PG_PID" ] && pg1=$(pg_ticks)
+	line=$(cat "$WORK"/cluster.out.* | awk -v s="$((srv1 - srv0))" -v g="$((pg1 - pg0))" -v i="$(($(idle_ticks) - idle0))" \
+		-v hz="$(getconf CLK_TCK)" -v np="$NPROC" -v wall="$((t1 - t0))" '{
+		for (k = 1; k <= NF; k++) { split($k, f, "="); v[f[1]] = f[2]
+			if (f[1] ~ /^(active_rate|goodput|accept|reject|timeout|requests)$/) sum[f[1]] += f[2]
+			if (f[1] ~ /_ms$/ && f[2] + 0 > worst[f[1]]) worst[f[1]] = f[2] + 0 }
+	} END {
+		for (k in sum) printf "%s=%.1f ", k, sum[k]
+		for (k in worst) printf "%s=%.2f ", k, worst[k]
+		if (sum["requests"] > 0) printf "srv_cpu_us=%.1f pg_cpu_us=%.1f idle_pct=%.0f", s / hz * 1e6 / sum["requests"], g / hz * 1e6 / sum["requests"], 100 * i / hz / (wall / 1e9 * np)
+	}')
+	rm -f "$WORK"/cluster.out.*
+	echo "phase=cluster server=$name $line" | tee -a "$RESULTS" >&2
+}
+
+# cluster_split N: $WORK/cluster.csv in N parts, header kept, round robin.
+cluster_split() {
+	local n=$1 i
+	for i in $(seq 0 $((n - 1))); do
+		awk -v n="$n" -v i="$i" 'NR == 1 || (NR - 2) % n == i' "$WORK/cluster.csv" >"$WORK/cluster.$n.$i.csv"
+	done
+}
+
 rss_kib() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 # rss PID: total, anonymous (heap, stacks) and file-backed (the mmapped
 # database) resident memory.
@@ -653,6 +817,31 @@ for phase in $PHASES; do
 		NOTES+=("overload: $pin_note; offered $offered logins/s (${OVERLOAD_X}x the measured $cap/s) for $OVERLOAD_DUR, open loop; alive and answering afterwards: $alive; RSS before ${rss0}, max during $(cat "$WORK/rss.max" 2>/dev/null || echo '?'), after $(rss "$OTPG_PID" 2>/dev/null || echo '?'); otpgated used $(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN { printf "%.1f", b - a }') CPU s of the run")
 		otpg_stop
 		;;
+	cluster)
+		gen "$CLUSTER_USERS" "$WORK/cluster.csv" none
+		cluster_split 1
+		cluster_split 3
+		pg_start
+		node_start 1
+		node_start 2
+		node_start 3
+		otpg_start otp-only "$WORK/cluster.csv" "$OTP_WORKERS"
+		for a in "127.0.0.1:$OTPG_PORT" "127.0.0.1:$((NODE_PORT + 1))" "127.0.0.1:$((NODE_PORT + 2))" "127.0.0.1:$((NODE_PORT + 3))"; do warm "$a"; done
+		# All four servers are up and take turns (an idle node costs
+		# nothing but its heartbeat), so drift hits all alike.
+		for rep in $(seq "$REPEAT"); do
+			cluster_run bbolt1 "$OTPG_PID" "127.0.0.1:$OTPG_PORT"
+			cluster_run pg1 "${NODE_PIDS[1]}" "127.0.0.1:$((NODE_PORT + 1))"
+			[ "$rep" = "$REPEAT" ] && pg_sql otpgate "SELECT pg_stat_statements_reset()" >/dev/null
+			cluster_run pg3 "${NODE_PIDS[*]}" "127.0.0.1:$((NODE_PORT + 1))" "127.0.0.1:$((NODE_PORT + 2))" "127.0.0.1:$((NODE_PORT + 3))"
+		done
+		top=$(pg_sql otpgate "SELECT round(total_exec_time::numeric / 1000, 2) || ' s in ' || calls || ' calls (' || round(mean_exec_time::numeric, 3) || ' ms each): ' || regexp_replace(left(query, 70), '\s+', ' ', 'g') FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 4" | paste -sd ';' -)
+		NOTES+=("cluster: PostgreSQL $PG_VERSION on this machine (fsync on, synchronous_commit on, shared_buffers 256MB), $CLUSTER_USERS users, $CLUSTER_C requests in flight in total (pg3: $((CLUSTER_C / 3)) per node, one generator each, latencies the worst of the three); srv_cpu_us = otpgated CPU per login (all nodes), pg_cpu_us = PostgreSQL's; each figure the median of $REPEAT runs, the three set-ups taking turns")
+		NOTES+=("cluster: PostgreSQL statement time in the last pg3 run (pg_stat_statements; COMMIT includes the WAL flush): $top")
+		otpg_stop
+		nodes_stop
+		pg_stop
+		;;
 	*)
 		log "unknown phase $phase"
 		exit 2
@@ -666,8 +855,8 @@ echo
 echo "otpgate vs FreeRADIUS $FR_VERSION ($( [ "$FR_TOTP" = 1 ] && echo rlm_totp || echo 'PLAIN PAP baseline: rlm_totp missing' )), $NPROC cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "otp_cN: otp-only with N requests in flight; bcrypt/argon2: append, c=$C_PW; big*: otp-only c=$C (big10k, big1M_10k: 10000 logins; big1M: $DUR); rate = logins/s while not waiting for a new time step; goodput = Accepts/s; latency per login"
 printf '%-9s %-10s %9s %9s %8s %8s %8s %8s %7s %7s %7s %6s %5s\n' phase server rate goodput p50_ms p95_ms p99_ms max_ms accept reject timeout cpu_us idle%
-for p in $(for c in $C_LIST; do echo "otp_c$c"; done) bcrypt ldap argon2 big10k big1M_10k big1M cap_pinned overload cap_after; do
-	for s in otpgated freeradius bound allcores; do
+for p in $(for c in $C_LIST; do echo "otp_c$c"; done) bcrypt ldap argon2 big10k big1M_10k big1M cap_pinned overload cap_after cluster; do
+	for s in otpgated freeradius bound allcores bbolt1 pg1 pg3; do
 		r=$(kv "$p" "$s" active_rate)
 		[ -n "$r" ] || continue
 		printf '%-9s %-10s %9s %9s %8s %8s %8s %8s %7s %7s %7s %6s %5s\n' "$p" "$s" "$r" "$(kv "$p" "$s" goodput)" "$(kv "$p" "$s" p50_ms)" "$(kv "$p" "$s" p95_ms)" \
@@ -691,6 +880,8 @@ a=$(kv argon2 otpgated goodput) b=$(kv argon2 bound active_rate)
 [ -n "$a" ] && echo "  argon2: goodput / hash bound $(ratio "$a" "$b"); / all cores hashing at once $(ratio "$a" "$(kv argon2 allcores active_rate)")"
 a=$(kv big1M_10k otpgated active_rate) b=$(kv big10k otpgated active_rate)
 [ -n "$a" ] && [ -n "$b" ] && echo "  big: 10000 logins on a 1M-user database / on a 10k-user database $(ratio "$a" "$b") (c=$C; big1M is a 10 s run over 1M users)"
+a=$(kv cluster pg3 active_rate) b=$(kv cluster pg1 active_rate)
+[ -n "$a" ] && [ -n "$b" ] && echo "  cluster: three nodes / one node on PostgreSQL: throughput $(ratio "$a" "$b"), p99 $(ratio "$(kv cluster pg3 p99_ms)" "$(kv cluster pg1 p99_ms)"); one node on PostgreSQL / on bbolt: throughput $(ratio "$b" "$(kv cluster bbolt1 active_rate)"), p99 $(ratio "$(kv cluster pg1 p99_ms)" "$(kv cluster bbolt1 p99_ms)"); PostgreSQL CPU per login (pg3) $(kv cluster pg3 pg_cpu_us) us, otpgated $(kv cluster pg3 srv_cpu_us) us"
 a=$(kv overload otpgated goodput)
 capacity=$(kv cap_pinned otpgated active_rate)
 [ -n "$capacity" ] || capacity=$(kv big1M otpgated active_rate)

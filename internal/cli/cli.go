@@ -106,7 +106,7 @@ func newCommands() commandList {
 	var cs commandList
 	cs = append(cs, userCommands()...)
 	cs = append(cs, mfaCommands()...)
-	cs = append(cs, importCommand(), backupCommand(), benchCommand(), versionCommand())
+	cs = append(cs, importCommand(), backupCommand(), migrateCommand(), benchCommand(), versionCommand())
 	return cs
 }
 
