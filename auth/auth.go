@@ -448,13 +448,11 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User, verified boo
 	var out Decision
 	err := a.st.UpdateLogin(ctx, u.Name, func(v *store.User) error {
 		now := a.now()
+		if d, ok := barred(v, now); ok {
+			out = d
+			return errNoWrite
+		}
 		switch {
-		case v.Disabled:
-			out = reject(ReasonDisabled)
-			return errNoWrite
-		case now.Before(v.LockedUntil):
-			out = reject(ReasonLocked)
-			return errNoWrite
 		case hasToken(v):
 			out = reject(ReasonBadCode) // enrolled meanwhile: the code is required
 			return errNoWrite
@@ -514,6 +512,18 @@ func (a *Authenticator) answer(ctx context.Context, r Request) Decision {
 	return d
 }
 
+// barred is the Reject for a user who may not log in now, whatever they
+// typed: disabled, or locked after too many wrong codes.
+func barred(u *store.User, now time.Time) (Decision, bool) {
+	switch {
+	case u.Disabled:
+		return reject(ReasonDisabled), true
+	case now.Before(u.LockedUntil):
+		return reject(ReasonLocked), true
+	}
+	return Decision{}, false
+}
+
 // fieldFactor reads a field that holds a second factor alone, with the
 // digits of the token on the fresh record.
 func fieldFactor(field string) func(*store.User) factor {
@@ -534,13 +544,11 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, parse func
 	err := a.st.UpdateLogin(ctx, name, func(u *store.User) error {
 		noTok = nil // fn may run again
 		now := a.now()
+		if b, ok := barred(u, now); ok {
+			d = b // the code is not evaluated
+			return errNoWrite
+		}
 		switch {
-		case u.Disabled:
-			d = reject(ReasonDisabled)
-			return errNoWrite
-		case now.Before(u.LockedUntil):
-			d = reject(ReasonLocked) // the code is not evaluated
-			return errNoWrite
 		case u.TOTP == nil:
 			c := *u
 			noTok = &c

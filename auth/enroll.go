@@ -237,13 +237,11 @@ func (a *Authenticator) enrollDone(ctx context.Context, name string) Decision {
 	var out Decision
 	err := a.st.UpdateLogin(ctx, name, func(v *store.User) error {
 		now := a.now()
+		if d, ok := barred(v, now); ok {
+			out = d
+			return errNoWrite
+		}
 		switch {
-		case v.Disabled:
-			out = reject(ReasonDisabled)
-			return errNoWrite
-		case now.Before(v.LockedUntil):
-			out = reject(ReasonLocked)
-			return errNoWrite
 		case !hasToken(v):
 			out = reject(ReasonNotEnrolled)
 			return errNoWrite
