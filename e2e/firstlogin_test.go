@@ -7,7 +7,6 @@ package e2e
 // sshd with pam_radius_auth.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -164,64 +163,8 @@ func TestFirstLoginEnrollRadclient(t *testing.T) {
 // gets the whole output so far and returns the next line to type.
 func pamtesterFunc(t *testing.T, service, user string, answer func(output string) string) (bool, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, requireTool(t, "pamtester"), "-v", service, user, "authenticate")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout := &lockedBuffer{}
-	cmd.Stdout = stdout
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	errOut := &lockedBuffer{}
-	chunks := make(chan struct{}, 64)
-	go func() {
-		r := bufio.NewReader(stderr)
-		buf := make([]byte, 4096)
-		for {
-			n, err := r.Read(buf)
-			if n > 0 {
-				errOut.Write(buf[:n])
-				chunks <- struct{}{}
-			}
-			if err != nil {
-				close(chunks)
-				return
-			}
-		}
-	}()
-	seen := 0
-	for open := true; open; {
-		select {
-		case _, ok := <-chunks:
-			if !ok {
-				open = false
-				break
-			}
-			time.Sleep(50 * time.Millisecond) // let a prompt arrive whole
-			s := errOut.String()
-			if len(s) > seen && !strings.HasSuffix(s, "\n") {
-				seen = len(s)
-				io.WriteString(stdin, answer(s)+"\n")
-			}
-		case <-ctx.Done():
-			open = false
-		}
-	}
-	stdin.Close()
-	err = cmd.Wait()
-	out := stderrAndStdout(errOut.String(), stdout.String())
-	if ctx.Err() != nil {
-		t.Fatalf("pamtester timed out:\n%s", out)
-	}
-	return err == nil && strings.Contains(stdout.String(), "successfully authenticated"), out
+	ok, _, out := pamConverse(t, service, user, func(output string, _ int) (string, bool) { return answer(output), true })
+	return ok, out
 }
 
 // firstLoginAnswers answers pam_radius_auth's prompts for a first-login

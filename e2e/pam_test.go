@@ -250,7 +250,22 @@ func installPAMService(t *testing.T, authStack string) string {
 // prompts seen and pamtester's output.
 func pamtester(t *testing.T, service, user string, answers ...string) (bool, int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return pamConverse(t, service, user, func(_ string, prompt int) (string, bool) {
+		if prompt < len(answers) {
+			return answers[prompt], true
+		}
+		return "", false // EOF: the conversation fails
+	})
+}
+
+// pamConverse runs `pamtester SERVICE USER authenticate`: at each prompt
+// (output on stderr that does not end in a newline: misc_conv prints it and
+// waits for a line) it types what answer returns for the output so far and
+// the prompt's number, or closes stdin when answer says no. It returns
+// whether authentication succeeded, the number of prompts and the output.
+func pamConverse(t *testing.T, service, user string, answer func(output string, prompt int) (string, bool)) (bool, int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, requireTool(t, "pamtester"), "-v", service, user, "authenticate")
 	stdin, err := cmd.StdinPipe()
@@ -285,8 +300,6 @@ func pamtester(t *testing.T, service, user string, answers ...string) (bool, int
 	}()
 	prompts := 0
 	seen := 0 // bytes of stderr already matched as prompts
-	// A prompt is output that does not end in a newline: misc_conv prints it
-	// and waits for a line.
 	for open := true; open; {
 		select {
 		case _, ok := <-chunks:
@@ -294,14 +307,14 @@ func pamtester(t *testing.T, service, user string, answers ...string) (bool, int
 				open = false
 				break
 			}
-			time.Sleep(30 * time.Millisecond) // let a prompt arrive whole
+			time.Sleep(50 * time.Millisecond) // let a prompt arrive whole
 			s := errOut.String()
-			if len(s) > seen && !strings.HasSuffix(s, "\n") && !strings.HasSuffix(s, "\n\n") {
+			if len(s) > seen && !strings.HasSuffix(s, "\n") {
 				seen = len(s)
-				if prompts < len(answers) {
-					io.WriteString(stdin, answers[prompts]+"\n")
+				if line, ok := answer(s, prompts); ok {
+					io.WriteString(stdin, line+"\n")
 				} else {
-					stdin.Close() // EOF: the conversation fails
+					stdin.Close()
 				}
 				prompts++
 			}
