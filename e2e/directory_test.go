@@ -178,12 +178,7 @@ func TestHostPAMRadiusLDAP(t *testing.T) {
 	requireHostTests(t)
 	requireTool(t, "pamtester")
 	requireTool(t, "oathtool")
-	if !fileExists("/lib/x86_64-linux-gnu/security/pam_radius_auth.so") && !fileExists("/usr/lib/x86_64-linux-gnu/security/pam_radius_auth.so") {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("pam_radius_auth.so is missing: apt-get install libpam-radius-auth")
-		}
-		t.Skip("pam_radius_auth.so is missing (libpam-radius-auth)")
-	}
+	requirePAMRadius(t)
 	srv := ldapServer(t, pamRadiusClient)
 	aliceKey := srv.addUser("alice", "")
 	service := installPAMService(t, pamRadiusStack(t, srv.Addr))

@@ -85,9 +85,7 @@ var auditAccept = regexp.MustCompile(`(?m)^\{.*"msg":"radius access","user":"([^
 func TestClusterPostgresNodeKilledFailover(t *testing.T) {
 	requireHostTests(t)
 	requireTool(t, "pamtester")
-	if !fileExists("/lib/x86_64-linux-gnu/security/pam_radius_auth.so") && !fileExists("/usr/lib/x86_64-linux-gnu/security/pam_radius_auth.so") {
-		t.Fatal("pam_radius_auth.so is missing: apt-get install libpam-radius-auth")
-	}
+	requirePAMRadius(t)
 	const (
 		loadUsers   = 600
 		pamUsers    = 6

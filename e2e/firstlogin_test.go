@@ -210,9 +210,7 @@ func TestHostPAMRadiusFirstLogin(t *testing.T) {
 	requireHostTests(t)
 	requireTool(t, "pamtester")
 	requireTool(t, "oathtool")
-	if !fileExists("/lib/x86_64-linux-gnu/security/pam_radius_auth.so") && !fileExists("/usr/lib/x86_64-linux-gnu/security/pam_radius_auth.so") {
-		t.Skip("pam_radius_auth.so is missing (libpam-radius-auth)")
-	}
+	requirePAMRadius(t)
 	srv := newPamServer(t, firstLoginToml+"\n"+pamRadiusClient)
 	const pw = "Tr0ub4dor&3"
 	user := randomName("flpam")

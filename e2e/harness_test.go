@@ -314,3 +314,28 @@ func (d *Daemon) Stop() {
 		d.t.Errorf("control socket %s still exists after shutdown (%v)", d.Socket, err)
 	}
 }
+
+// requirePAMRadius finds Debian's pam_radius_auth module: missing, it
+// fails under CI=true and skips otherwise.
+func requirePAMRadius(t *testing.T) {
+	t.Helper()
+	for _, dir := range []string{"/lib/x86_64-linux-gnu/security", "/usr/lib/x86_64-linux-gnu/security"} {
+		if fileExists(filepath.Join(dir, "pam_radius_auth.so")) {
+			return
+		}
+	}
+	requireFile(t, "/usr/lib/x86_64-linux-gnu/security/pam_radius_auth.so", "libpam-radius-auth")
+}
+
+// requireFile fails in CI and skips elsewhere when a file a package ships
+// is missing, like requireTool.
+func requireFile(t *testing.T, path, pkg string) {
+	t.Helper()
+	if fileExists(path) {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is missing: install %s (`make deps`; CI must have it)", path, pkg)
+	}
+	t.Skipf("%s is missing; `make deps` installs %s", path, pkg)
+}

@@ -67,19 +67,6 @@ mode = "append"
 require_message_authenticator = false
 `, vpnServerIP+"/32", vpnRadiusSecret)
 
-// requireFile fails in CI and skips elsewhere when a file a package ships
-// is missing, like requireTool.
-func requireFile(t *testing.T, path, pkg string) {
-	t.Helper()
-	if fileExists(path) {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is missing: install %s (`make deps`; CI must have it)", path, pkg)
-	}
-	t.Skipf("%s is missing; `make deps` installs %s", path, pkg)
-}
-
 func TestHostOpenVPN(t *testing.T) {
 	requireHostTests(t)
 	for _, tool := range []string{"openvpn", "ip", "openssl", "oathtool", "ping"} {
@@ -203,7 +190,7 @@ func TestHostOpenVPN(t *testing.T) {
 	// with the response (OTP), packaging/pam.d/otpgate-radius as the
 	// service and otpgated's challenge mode.
 	t.Run("static-challenge auth-pam pam_radius_auth", func(t *testing.T) {
-		requireFile(t, "/lib/x86_64-linux-gnu/security/pam_radius_auth.so", "libpam-radius-auth")
+		requirePAMRadius(t)
 		user, pw := randomName("ovpn-c-"), "two prompts pw"
 		b32 := srv.addUser(user, pw)
 		service := randomName("otpgate-ovpn-")

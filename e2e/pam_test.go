@@ -460,12 +460,7 @@ func TestHostPAMRadius(t *testing.T) {
 	requireHostTests(t)
 	requireTool(t, "pamtester")
 	requireTool(t, "oathtool")
-	if !fileExists("/lib/x86_64-linux-gnu/security/pam_radius_auth.so") && !fileExists("/usr/lib/x86_64-linux-gnu/security/pam_radius_auth.so") {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("pam_radius_auth.so is missing: apt-get install libpam-radius-auth")
-		}
-		t.Skip("pam_radius_auth.so is missing (libpam-radius-auth)")
-	}
+	requirePAMRadius(t)
 
 	srv := newPamServer(t, pamRadiusClient)
 	const pw = "Tr0ub4dor&3"

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 func writeFile(t *testing.T, dir, name, body string, mode os.FileMode) string {
@@ -156,9 +157,7 @@ func TestSecretFileTrimMatchesDaemon(t *testing.T) {
 }
 
 func TestLoadConfigOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to chown the file to another user")
-	}
+	testtool.RequireRoot(t, "to chown the file to another user")
 	dir := t.TempDir()
 	p := writeFile(t, dir, "pam.toml", "servers = [\"127.0.0.1:1812\"]\nsecret = \"x\"\n", 0o600)
 	if err := os.Chown(p, 65534, 65534); err != nil {

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // TestOpenRefusesPlantedFiles: a symlink planted where the database, its
@@ -38,11 +40,8 @@ func TestOpenRefusesPlantedFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.root && os.Geteuid() != 0 {
-				if os.Getenv("CI") == "true" {
-					t.Fatal("needs root to plant a file owned by another user; CI must run the tests as root")
-				}
-				t.Skip("needs root to plant a file owned by another user (chown)")
+			if tt.root {
+				testtool.RequireRoot(t, "to plant a file owned by another user (chown)")
 			}
 			dir := t.TempDir()
 			data := filepath.Join(dir, "data")

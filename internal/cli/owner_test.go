@@ -7,14 +7,13 @@ import (
 	"testing"
 
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // TestOpenStoreGivesFilesToDataDirOwner: root running the CLI with the
 // daemon stopped must not leave the database and key owned by root.
 func TestOpenStoreGivesFilesToDataDirOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create files owned by another user")
-	}
+	testtool.RequireRoot(t, "to create files owned by another user")
 	const uid, gid = 65534, 65534 // nobody:nogroup
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // TestListenLeavesOthersFilesAlone: Listen removes a stale socket only when
@@ -48,12 +50,7 @@ func TestListenLeavesOthersFilesAlone(t *testing.T) {
 		}
 	})
 	t.Run("stale socket of another user", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("needs root to plant a socket owned by another user; CI must run the tests as root")
-			}
-			t.Skip("needs root to plant a socket owned by another user (chown)")
-		}
+		testtool.RequireRoot(t, "to plant a socket owned by another user (chown)")
 		dir := t.TempDir()
 		stale := makeStaleSocket(t, dir)
 		if err := os.Lchown(stale, 65534, 65534); err != nil {

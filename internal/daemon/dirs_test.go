@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // TestRunRefusesUnsafeDirectories: otpgated does not start on a data_dir,
@@ -47,11 +49,8 @@ func TestRunRefusesUnsafeDirectories(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.root && os.Geteuid() != 0 {
-				if os.Getenv("CI") == "true" {
-					t.Fatal("needs root to give a directory to another user; CI must run the tests as root")
-				}
-				t.Skip("needs root to give a directory to another user (chown)")
+			if tt.root {
+				testtool.RequireRoot(t, "to give a directory to another user (chown)")
 			}
 			dir := t.TempDir()
 			tt.setup(t, dir)

@@ -9,23 +9,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // nobody is the uid and gid the tests give planted files; the owner tests
 // need root to chown.
 const nobody = 65534
 
-// requireRoot skips a subtest that needs root to chown, saying why; under
-// CI=true, which must run every test, it fails instead.
+// requireRoot: chowning a planted file to another user needs root.
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("needs root to plant a file owned by another user; CI must run the tests as root")
-	}
-	t.Skip("needs root to plant a file owned by another user (chown)")
+	testtool.RequireRoot(t, "to plant a file owned by another user (chown)")
 }
 
 func readFile(t *testing.T, p string) string {

@@ -120,3 +120,17 @@ func SampleConfig(t testing.TB, src string, mode os.FileMode) string {
 	}
 	return p
 }
+
+// RequireRoot skips a test that needs root (to chown a planted file to
+// another user, say), naming why; under CI=true, which must run every
+// test, it fails instead.
+func RequireRoot(t testing.TB, why string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("needs root %s; CI must run the tests as root", why)
+	}
+	t.Skipf("needs root %s", why)
+}
