@@ -227,29 +227,8 @@ func (s *SelfServer) ListenSelf(path string) (net.Listener, error) {
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	bindPath := filepath.Join(dir, fmt.Sprintf(".otpgated-self-%d.sock", os.Getpid()))
-	_ = os.Remove(bindPath)
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: bindPath, Net: "unix"})
-	if err != nil {
-		return nil, fmt.Errorf("control: listen on %s: %w", path, err)
-	}
-	ln.SetUnlinkOnClose(false)
-	fail := func(err error) (net.Listener, error) {
-		ln.Close()
-		os.Remove(bindPath)
-		return nil, fmt.Errorf("control: self-enrollment socket: %w", err)
-	}
-	if err := os.Chmod(bindPath, 0o666); err != nil {
-		return fail(err)
-	}
-	if err := os.Rename(bindPath, path); err != nil {
-		return fail(err)
-	}
-	sfi, err := os.Lstat(path)
-	if err != nil {
-		return fail(err)
-	}
-	return &socketListener{UnixListener: ln, path: path, fi: sfi}, nil
+	// Everyone may connect: the peer's uid decides what it may do.
+	return bindSocket(path, 0o666, -1)
 }
 
 // ServeListener serves on ln until ctx is done. Every peer with

@@ -162,6 +162,15 @@ func (s *Server) Listen(path string) (net.Listener, error) {
 		}
 		mode = 0o660
 	}
+	return bindSocket(path, mode, gid)
+}
+
+// bindSocket binds a Unix socket at path with mode (and group gid, unless
+// -1). The socket is made in a private temporary directory beside path,
+// given its mode there and renamed into place, so it never exists at path
+// with looser permissions and nobody can plant a name to be followed.
+func bindSocket(path string, mode os.FileMode, gid int) (net.Listener, error) {
+	dir := filepath.Dir(path)
 	priv, err := os.MkdirTemp(dir, ".otpgated-")
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
@@ -182,7 +191,7 @@ func (s *Server) Listen(path string) (net.Listener, error) {
 	fail := func(err error) (net.Listener, error) {
 		ln.Close()
 		os.Remove(bindPath)
-		return nil, fmt.Errorf("control: %w", err)
+		return nil, fmt.Errorf("control: %s: %w", path, err)
 	}
 	if gid >= 0 {
 		if err := os.Lchown(bindPath, -1, gid); err != nil {
