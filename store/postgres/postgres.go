@@ -1,5 +1,5 @@
 // Package postgres is the store backend for several otpgated nodes: users,
-// enrollment links, challenge States and password backoff live in one
+// enrollment links and challenge States live in one
 // PostgreSQL database that every node reads and writes, so a code
 // accepted on one node is refused on every other. Each write is one
 // transaction (SELECT ... FOR UPDATE, then UPDATE) committed with

@@ -19,8 +19,7 @@ import (
 // nothing and one node at a time.
 var migrations = []string{
 	// 0 -> 1: users, enrollment links, the nodes that run on the database,
-	// and what auth shares between nodes (challenge States, password
-	// backoff per user and station).
+	// and the challenge States auth shares between nodes.
 	`CREATE TABLE users (
 		name   text PRIMARY KEY,
 		record bytea NOT NULL -- store.Codec's record, seeds sealed with the key file
@@ -44,15 +43,7 @@ var migrations = []string{
 		info      bytea NOT NULL DEFAULT '',
 		expires   timestamptz NOT NULL
 	);
-	CREATE INDEX challenge_states_expires ON challenge_states (expires);
-	CREATE TABLE password_backoff (
-		user_name    text NOT NULL,
-		station      text NOT NULL,
-		failures     integer NOT NULL,
-		locked_until timestamptz NOT NULL,
-		last_failure timestamptz NOT NULL,
-		PRIMARY KEY (user_name, station)
-	);`,
+	CREATE INDEX challenge_states_expires ON challenge_states (expires);`,
 }
 
 // currentSchema is the schema version this program reads and writes.
