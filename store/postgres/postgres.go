@@ -1,9 +1,10 @@
 // Package postgres is the store backend for several otpgated nodes: users,
 // enrollment links and challenge States live in one
 // PostgreSQL database that every node reads and writes, so a code
-// accepted on one node is refused on every other. Each write is one
-// transaction (SELECT ... FOR UPDATE, then UPDATE) committed with
-// synchronous_commit on before the call returns. Seeds are sealed with the
+// accepted on one node is refused on every other. A change to a user is
+// a read and a conditional write (a compare-and-swap on the row's
+// revision), committed with synchronous_commit on before the call
+// returns. Seeds are sealed with the
 // node's key file through store.Codec, exactly as in bbolt; the key stays
 // outside the database, which holds only a check value that proves a
 // node's key is the right one.
@@ -51,6 +52,7 @@ type DB struct {
 	closed    atomic.Bool
 	opTimeout time.Duration
 	node      string        // this process in the nodes table
+	schema    int           // the schema version this node reads and writes
 	stop      chan struct{} // closed by Close: ends the heartbeat
 	done      chan struct{}
 }
@@ -257,51 +259,87 @@ func (db *DB) Create(ctx context.Context, u store.User) error {
 	return nil
 }
 
-// Update implements store.Store: the row is locked (FOR UPDATE) while fn
-// runs, so the writers of one user on all nodes go one at a time, and
-// the transaction is committed before Update returns.
+// optimisticTries is how often Update tries its compare-and-swap before it
+// takes the row lock: a row that keeps changing under it (writers piling
+// onto one user) is then written in turn instead of raced for.
+const optimisticTries = 3
+
+// querier is what one update attempt needs: the pool, or a transaction.
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+// Update implements store.Store as a compare-and-swap: read the record and
+// its revision, run fn, and write only if the revision is still the one
+// read (UPDATE ... WHERE revision = $read); if another writer, on any node,
+// got there first, read again and run fn again on the new record. So fn
+// always decides on the record its write replaces, no row lock is held
+// across the round trips, and each statement is its own transaction,
+// committed (synchronous_commit on) before Update returns. fn that
+// returns an error writes nothing. After optimisticTries lost races the
+// row is read FOR UPDATE in a transaction, which always makes progress.
 func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) error) error {
 	if err := db.usable("update"); err != nil {
 		return err
 	}
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
-	var fnErr error
-	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		var rec []byte
-		err := tx.QueryRow(ctx, "SELECT record FROM users WHERE name = $1 FOR UPDATE", name).Scan(&rec)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return opErr("update", name, store.ErrUserNotFound)
+	for range optimisticTries {
+		if written, err := db.updateOnce(ctx, db.pool, name, fn, ""); err != nil || written {
+			return err
 		}
-		if err != nil {
-			return opErr("update", name, err)
-		}
-		u, err := db.codec.Decode(name, rec)
-		if err != nil {
-			return opErr("update", name, err)
-		}
-		if fnErr = fn(&u); fnErr != nil {
-			return fnErr
-		}
-		if u.Name != name {
-			return opErr("update", name, errors.New("the update renamed the user"))
-		}
-		out, err := db.encode(&u)
-		if err != nil {
-			return opErr("update", name, err)
-		}
-		if _, err := tx.Exec(ctx, "UPDATE users SET record = $2 WHERE name = $1", name, out); err != nil {
-			return opErr("update", name, err)
-		}
-		return nil
-	})
-	if fnErr != nil {
-		return fnErr
 	}
-	if err != nil && !strings.HasPrefix(err.Error(), "store:") {
+	var onceErr error
+	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+		var written bool
+		written, onceErr = db.updateOnce(ctx, tx, name, fn, " FOR UPDATE")
+		if onceErr == nil && !written {
+			onceErr = opErr("update", name, errors.New("the locked row changed")) // cannot happen
+		}
+		return onceErr
+	})
+	if onceErr != nil {
+		return onceErr
+	}
+	if err != nil {
 		return opErr("update", name, err) // the commit failed
 	}
-	return err
+	return nil
+}
+
+// updateOnce reads name (with lock appended to the SELECT), runs fn and
+// writes the result if the row's revision is unchanged. written is false
+// when another writer changed the row first.
+func (db *DB) updateOnce(ctx context.Context, q querier, name string, fn func(u *store.User) error, lock string) (written bool, err error) {
+	var rec []byte
+	var rev int64
+	err = q.QueryRow(ctx, "SELECT record, revision FROM users WHERE name = $1"+lock, name).Scan(&rec, &rev)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, opErr("update", name, store.ErrUserNotFound)
+	}
+	if err != nil {
+		return false, opErr("update", name, err)
+	}
+	u, err := db.codec.Decode(name, rec)
+	if err != nil {
+		return false, opErr("update", name, err)
+	}
+	if err := fn(&u); err != nil {
+		return false, err
+	}
+	if u.Name != name {
+		return false, opErr("update", name, errors.New("the update renamed the user"))
+	}
+	out, err := db.encode(&u)
+	if err != nil {
+		return false, opErr("update", name, err)
+	}
+	tag, err := q.Exec(ctx, "UPDATE users SET record = $2, revision = revision + 1 WHERE name = $1 AND revision = $3", name, out, rev)
+	if err != nil {
+		return false, opErr("update", name, err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
 // UpdateLogin implements store.Store. On PostgreSQL it is Update: every

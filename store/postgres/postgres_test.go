@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -113,5 +115,105 @@ func TestKeyAndSchemaChecks(t *testing.T) {
 	pg.Psql(name, "UPDATE schema_version SET version = version + 1")
 	if _, err := postgres.Open(ctx, dsn, postgres.Options{KeyFile: filepath.Join(dir, "seed.key")}); !errors.Is(err, store.ErrNewerSchema) {
 		t.Errorf("a newer schema: %v, want ErrNewerSchema", err)
+	}
+}
+
+// TestMigrationWaitsForOlderNodes: a node of the new version does not
+// migrate the schema while a node of the old version is running on the
+// database; once that node has stopped it migrates, keeping the users,
+// and then an old node refuses to start on the new schema.
+func TestMigrationWaitsForOlderNodes(t *testing.T) {
+	pg := testtool.StartPostgres(t)
+	dsn, key := pg.NewDB(), filepath.Join(t.TempDir(), "seed.key")
+	dbName := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
+	ctx := context.Background()
+	current := postgres.CurrentSchema()
+	if current < 2 {
+		t.Fatalf("schema %d: this test needs a migration to run", current)
+	}
+
+	t.Run("old node running", func(t *testing.T) {
+		postgres.SetSchemaForTest(t, current-1)
+		old, err := postgres.Open(ctx, dsn, postgres.Options{KeyFile: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer old.Close()
+		if err := old.Create(ctx, store.User{Name: "alice", Groups: []string{"vpn"}, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		postgres.SetSchemaForTest(t, current)
+		_, err = postgres.Open(ctx, dsn, postgres.Options{KeyFile: key})
+		if !errors.Is(err, postgres.ErrOtherVersionRunning) {
+			t.Fatalf("new node under a running old one: %v, want ErrOtherVersionRunning", err)
+		}
+		if got, want := pg.Psql(dbName, "SELECT version FROM schema_version"), fmt.Sprint(current-1); got != want {
+			t.Fatalf("schema after the refused migration: %s, want %s", got, want)
+		}
+	})
+
+	// The old node has stopped (Close removed it from the nodes table).
+	db, err := postgres.Open(ctx, dsn, postgres.Options{KeyFile: key})
+	if err != nil {
+		t.Fatalf("new node once the old one stopped: %v", err)
+	}
+	defer db.Close()
+	if got, want := pg.Psql(dbName, "SELECT version FROM schema_version"), fmt.Sprint(current); got != want {
+		t.Fatalf("schema after the migration: %s, want %s", got, want)
+	}
+	if err := db.Update(ctx, "alice", func(u *store.User) error { u.Disabled = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := db.Get(ctx, "alice"); err != nil || !u.Disabled || len(u.Groups) != 1 {
+		t.Fatalf("alice after the migration and an update: %+v %v", u, err)
+	}
+
+	postgres.SetSchemaForTest(t, current-1)
+	if _, err := postgres.Open(ctx, dsn, postgres.Options{KeyFile: key}); !errors.Is(err, store.ErrNewerSchema) {
+		t.Fatalf("old node on the new schema: %v, want ErrNewerSchema", err)
+	}
+}
+
+// TestConcurrentUpdates: writers on two nodes changing one user at once
+// lose no change (the compare-and-swap decides again on a changed row).
+func TestConcurrentUpdates(t *testing.T) {
+	pg := testtool.StartPostgres(t)
+	dsn, key := pg.NewDB(), filepath.Join(t.TempDir(), "seed.key")
+	ctx := context.Background()
+	var nodes [2]*postgres.DB
+	for i := range nodes {
+		db, err := postgres.Open(ctx, dsn, postgres.Options{KeyFile: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		nodes[i] = db
+	}
+	if err := nodes[0].Create(ctx, store.User{Name: "alice", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for range each {
+				errs <- nodes[w%2].Update(ctx, "alice", func(u *store.User) error {
+					u.CodeFailures++
+					return nil
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, err := nodes[1].Get(ctx, "alice")
+	if err != nil || u.CodeFailures != writers*each {
+		t.Fatalf("after %d increments on two nodes: %d (%v)", writers*each, u.CodeFailures, err)
 	}
 }

@@ -44,6 +44,9 @@ var migrations = []string{
 		expires   timestamptz NOT NULL
 	);
 	CREATE INDEX challenge_states_expires ON challenge_states (expires);`,
+	// 1 -> 2: a revision per user row, so Update can write without holding
+	// a row lock across the round trips of a login (a compare-and-swap).
+	`ALTER TABLE users ADD COLUMN revision bigint NOT NULL DEFAULT 0;`,
 }
 
 // currentSchema is the schema version this program reads and writes.
@@ -71,6 +74,7 @@ func (db *DB) init(ctx context.Context, keyFile string) error {
 	var rnd [4]byte
 	rand.Read(rnd[:])
 	db.node = fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(rnd[:]))
+	db.schema = currentSchema
 	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrationLock)); err != nil {
 			return fmt.Errorf("store: postgres: migration lock: %w", err)
@@ -90,9 +94,9 @@ func (db *DB) init(ctx context.Context, keyFile string) error {
 		if err != nil && !fresh {
 			return fmt.Errorf("store: postgres: read schema_version: %w", err)
 		}
-		if version > currentSchema {
+		if version > db.schema {
 			return fmt.Errorf("store: postgres: %w: the database has schema version %d but this otpgate supports up to %d; upgrade this node",
-				store.ErrNewerSchema, version, currentSchema)
+				store.ErrNewerSchema, version, db.schema)
 		}
 		codec, err := store.OpenCodec(keyFile, fresh)
 		if errors.Is(err, store.ErrMissingKey) {
@@ -110,26 +114,26 @@ func (db *DB) init(ctx context.Context, keyFile string) error {
 				return fmt.Errorf("store: postgres: init schema_version: %w", err)
 			}
 		}
-		if version < currentSchema && version > 0 {
+		if version < db.schema && version > 0 {
 			// Nodes running now read the old schema: migrating under
 			// them would break them mid-login.
 			var running string
 			err := tx.QueryRow(ctx, "SELECT node FROM nodes WHERE seen > now() - $1::interval LIMIT 1", nodeAlive.String()).Scan(&running)
 			if err == nil {
 				return fmt.Errorf("store: postgres: migrate from schema %d to %d: %w: %s; stop the other nodes, start one upgraded node, then upgrade the others",
-					version, currentSchema, ErrOtherVersionRunning, running)
+					version, db.schema, ErrOtherVersionRunning, running)
 			}
 			if !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("store: postgres: migrate: %w", err)
 			}
 		}
-		for v := version; v < currentSchema; v++ {
+		for v := version; v < db.schema; v++ {
 			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
 				return fmt.Errorf("store: postgres: migrate schema %d to %d: %w", v, v+1, err)
 			}
 		}
-		if version != currentSchema {
-			if _, err := tx.Exec(ctx, "UPDATE schema_version SET version = $1, migrated = now() WHERE id = 1", currentSchema); err != nil {
+		if version != db.schema {
+			if _, err := tx.Exec(ctx, "UPDATE schema_version SET version = $1, migrated = now() WHERE id = 1", db.schema); err != nil {
 				return fmt.Errorf("store: postgres: bump schema_version: %w", err)
 			}
 		}
@@ -139,7 +143,7 @@ func (db *DB) init(ctx context.Context, keyFile string) error {
 
 func (db *DB) beatTx(ctx context.Context, tx pgx.Tx) error {
 	_, err := tx.Exec(ctx, `INSERT INTO nodes (node, schema, seen) VALUES ($1, $2, now())
-		ON CONFLICT (node) DO UPDATE SET schema = $2, seen = now()`, db.node, currentSchema)
+		ON CONFLICT (node) DO UPDATE SET schema = $2, seen = now()`, db.node, db.schema)
 	if err != nil {
 		return fmt.Errorf("store: postgres: register node: %w", err)
 	}
@@ -162,7 +166,7 @@ func (db *DB) heartbeat() {
 			return
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), heartbeatEvery)
-			_, err := db.pool.Exec(ctx, "UPDATE nodes SET seen = now(), schema = $2 WHERE node = $1", db.node, currentSchema)
+			_, err := db.pool.Exec(ctx, "UPDATE nodes SET seen = now(), schema = $2 WHERE node = $1", db.node, db.schema)
 			cancel()
 			if err != nil {
 				db.log.Warn("store: postgres: heartbeat", "err", err)

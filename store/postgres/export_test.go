@@ -1,0 +1,14 @@
+package postgres
+
+import "testing"
+
+// SetSchemaForTest makes the nodes opened until the test ends read and
+// write schema version v, as an older otpgate would.
+func SetSchemaForTest(t testing.TB, v int) {
+	old := currentSchema
+	currentSchema = v
+	t.Cleanup(func() { currentSchema = old })
+}
+
+// CurrentSchema is the schema version this program writes.
+func CurrentSchema() int { return currentSchema }
