@@ -38,6 +38,7 @@
 # Settings (environment): USERS C_LIST C_PW DUR BCRYPT_COST BIG OVERLOAD_X OVERLOAD_DUR
 #   PW_USERS LDAP_USERS OTPG_PORT FR_PORT SLAPD_PORT OTP_WORKERS KEEP=1 (keep the work dir)
 #   CLUSTER_USERS CLUSTER_C PG_PORT NODE_PORT (nodes on NODE_PORT+1..3)
+#   CLUSTER_SETUPS (default "bbolt1 pg1 pg3") PG_POOL (the nodes' pool_max_conns)
 #   GEN_CPU=1 (generator on CPU 1 only) OVERLOAD_PIN=0 (overload unpinned)
 #   REPEAT (runs per short figure, median shown; default 3)
 #   BIN_DIR (use otpgated and otpgate from there; default: build)
@@ -76,6 +77,10 @@ CLUSTER_USERS=${CLUSTER_USERS:-60000}
 CLUSTER_C=${CLUSTER_C:-192}
 PG_PORT=${PG_PORT:-18432}
 NODE_PORT=${NODE_PORT:-18820}
+# The cluster set-ups to run (default all three), and the nodes' pool size
+# (pool_max_conns in their DSN; empty = otpgated's default).
+CLUSTER_SETUPS=${CLUSTER_SETUPS:-"bbolt1 pg1 pg3"}
+PG_POOL=${PG_POOL:-}
 PHASES=${PHASES:-"otp bcrypt ldap argon2 big overload cluster"}
 # Runs per figure for the short phases (otp_c*, big10k, big1M_10k), which
 # last 1-2 s each; the table shows the median.
@@ -467,7 +472,7 @@ pg_start() {
 	PG_PID=$(head -1 "$d/data/postmaster.pid")
 	pg_sql postgres "CREATE DATABASE otpgate"
 	pg_sql otpgate "CREATE EXTENSION pg_stat_statements"
-	PG_DSN="postgres://postgres@127.0.0.1:$PG_PORT/otpgate?sslmode=disable"
+	PG_DSN="postgres://postgres@127.0.0.1:$PG_PORT/otpgate?sslmode=disable${PG_POOL:+&pool_max_conns=$PG_POOL}"
 	PG_VERSION=$("$PG_BIN/postgres" -V | awk '{ print $3 }')
 }
 
@@ -576,6 +581,9 @@ cluster_run() {
 	rm -f "$WORK"/cluster.out.*
 	echo "phase=cluster server=$name $line" | tee -a "$RESULTS" >&2
 }
+
+# want_setup NAME: NAME is one of $CLUSTER_SETUPS.
+want_setup() { [[ " $CLUSTER_SETUPS " == *" $1 "* ]]; }
 
 # cluster_split N: $WORK/cluster.csv in N parts, header kept, round robin.
 cluster_split() {
@@ -830,13 +838,15 @@ for phase in $PHASES; do
 		# All four servers are up and take turns (an idle node costs
 		# nothing but its heartbeat), so drift hits all alike.
 		for rep in $(seq "$REPEAT"); do
-			cluster_run bbolt1 "$OTPG_PID" "127.0.0.1:$OTPG_PORT"
-			cluster_run pg1 "${NODE_PIDS[1]}" "127.0.0.1:$((NODE_PORT + 1))"
+			want_setup bbolt1 && cluster_run bbolt1 "$OTPG_PID" "127.0.0.1:$OTPG_PORT"
+			want_setup pg1 && cluster_run pg1 "${NODE_PIDS[1]}" "127.0.0.1:$((NODE_PORT + 1))"
 			[ "$rep" = "$REPEAT" ] && pg_sql otpgate "SELECT pg_stat_statements_reset()" >/dev/null
-			cluster_run pg3 "${NODE_PIDS[*]}" "127.0.0.1:$((NODE_PORT + 1))" "127.0.0.1:$((NODE_PORT + 2))" "127.0.0.1:$((NODE_PORT + 3))"
+			want_setup pg3 && cluster_run pg3 "${NODE_PIDS[*]}" "127.0.0.1:$((NODE_PORT + 1))" "127.0.0.1:$((NODE_PORT + 2))" "127.0.0.1:$((NODE_PORT + 3))"
 		done
 		top=$(pg_sql otpgate "SELECT round(total_exec_time::numeric / 1000, 2) || ' s in ' || calls || ' calls (' || round(mean_exec_time::numeric, 3) || ' ms each): ' || regexp_replace(left(query, 70), '\s+', ' ', 'g') FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time DESC LIMIT 4" | paste -sd ';' -)
 		NOTES+=("cluster: PostgreSQL $PG_VERSION on this machine (fsync on, synchronous_commit on, shared_buffers 256MB), $CLUSTER_USERS users, $CLUSTER_C requests in flight in total (pg3: $((CLUSTER_C / 3)) per node, one generator each, latencies the worst of the three); srv_cpu_us = otpgated CPU per login (all nodes), pg_cpu_us = PostgreSQL's; each figure the median of $REPEAT runs, the three set-ups taking turns")
+		hot=$(pg_sql otpgate "SELECT n_tup_upd || ' row updates, ' || n_tup_hot_upd || ' of them HOT (no index write)' FROM pg_stat_user_tables WHERE relname = 'users'")
+		NOTES+=("cluster: users table over all runs: $hot")
 		NOTES+=("cluster: PostgreSQL statement time in the last pg3 run (pg_stat_statements; COMMIT includes the WAL flush): $top")
 		otpg_stop
 		nodes_stop

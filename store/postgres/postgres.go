@@ -35,14 +35,19 @@ type Options struct {
 	// KeyFile holds the seed key (store.KeySize bytes, mode 0600); the same
 	// file on every node. Created only when the database is new.
 	KeyFile string
-	// MaxConns bounds the pool (default 32).
-	MaxConns int32
 	// OpTimeout bounds one operation whose context has no deadline
 	// (default 4s).
 	OpTimeout time.Duration
 	// Log receives what no caller waits for. Nil: discarded.
 	Log *slog.Logger
+	// MaxConns bounds the pool; 0: the DSN's pool_max_conns, else
+	// defaultPoolSize.
+	MaxConns int32
 }
+
+// defaultPoolSize is how many connections a node opens at most, unless
+// the DSN says pool_max_conns.
+var defaultPoolSize int32 = 32
 
 // DB is a store.Store on PostgreSQL.
 type DB struct {
@@ -77,9 +82,11 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "otpgated"
-	cfg.MaxConns = 32
-	if opt.MaxConns > 0 {
+	switch {
+	case opt.MaxConns > 0:
 		cfg.MaxConns = opt.MaxConns
+	case !strings.Contains(dsn, "pool_max_conns"):
+		cfg.MaxConns = defaultPoolSize
 	}
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = 3 * time.Second
