@@ -1,9 +1,10 @@
 // Package postgres is the store backend for several otpgated nodes: users,
-// enrollment links and challenge States live in one
+// enrollment links, challenge States and the password backoff live in one
 // PostgreSQL database that every node reads and writes, so a code
 // accepted on one node is refused on every other. Each write is one
 // transaction (SELECT ... FOR UPDATE, then UPDATE) committed with
-// synchronous_commit on before the call returns. Seeds are sealed with the
+// synchronous_commit on before the call returns; the password backoff is
+// written with a compare-and-swap instead (backoff.go). Seeds are sealed with the
 // node's key file through store.Codec, exactly as in bbolt; the key stays
 // outside the database, which holds only a check value that proves a
 // node's key is the right one.
