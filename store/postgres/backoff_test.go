@@ -168,9 +168,9 @@ func TestSharedPasswordBackoff(t *testing.T) {
 	}
 }
 
-// TestPasswordBackoffMigration: a database of schema 1 made by an early
-// build, with a password_backoff table of another shape that nothing
-// used, is migrated to the new table.
+// TestPasswordBackoffMigration: a database made by an early build, with a
+// password_backoff table of another shape that nothing used, is migrated
+// to the new table.
 func TestPasswordBackoffMigration(t *testing.T) {
 	pg := testtool.StartPostgres(t)
 	dsn := pg.NewDB()
@@ -180,7 +180,7 @@ func TestPasswordBackoffMigration(t *testing.T) {
 	pg.Psql(name, `DROP TABLE password_backoff; DROP SEQUENCE password_backoff_version;
 		CREATE TABLE password_backoff (user_name text NOT NULL, station text NOT NULL, failures integer NOT NULL,
 			locked_until timestamptz NOT NULL, last_failure timestamptz NOT NULL, PRIMARY KEY (user_name, station));
-		UPDATE schema_version SET version = 1`)
+		UPDATE schema_version SET version = version - 1`) // the password_backoff migration is the last
 	db, err := postgres.Open(context.Background(), dsn, postgres.Options{KeyFile: key})
 	if err != nil {
 		t.Fatalf("migrating schema 1 with the early table: %v", err)
