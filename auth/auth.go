@@ -83,7 +83,7 @@ type Authenticator struct {
 	admit    chan struct{} // HashWorkers+HashQueue tokens: requests in flight
 	workers  chan struct{} // HashWorkers tokens: password hashes running
 	hashGate *hashGate     // hands out workers round-robin by client
-	stations *stationTable
+	stations passwordBackoff
 	states   challengeStates
 
 	// onWorkerWait, if set (tests), runs when a request finds every
@@ -121,11 +121,14 @@ func New(opt Options, st store.Store, log *slog.Logger) (*Authenticator, error) 
 		dummy:    dummy,
 		admit:    make(chan struct{}, opt.HashWorkers+opt.HashQueue),
 		workers:  make(chan struct{}, opt.HashWorkers),
-		stations: newStationTable(opt, maxStations, maxStationsPerUser),
+		stations: memoryBackoff{newStationTable(opt, maxStations, maxStationsPerUser)},
 		states:   memoryStates{newChallengeTable(opt.ChallengeTTL, maxChallengeStates, maxStatesPerClient, maxStatesPerUser)},
 	}
 	if opt.States != nil {
 		a.states = sharedStates{s: opt.States, ttl: opt.ChallengeTTL}
+	}
+	if opt.PasswordBackoff != nil {
+		a.stations = sharedBackoff{s: opt.PasswordBackoff, rules: backoffRulesOf(opt, maxStationsPerUser)}
 	}
 	a.hashGate = newHashGate(a.workers, hashQueuePerClient(opt.HashQueue))
 	p := opt.Policy
@@ -339,7 +342,13 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	case ok:
 		outcome = pwPassed
 	}
-	if a.stations.settle(r.User, stationOf(r), outcome, a.now()) {
+	stationLocked, err := a.stations.settle(ctx, r.User, stationOf(r), outcome, a.now())
+	if err != nil {
+		// Nothing decided: a Reject, or a Drop when the store is
+		// unreachable; never an Accept.
+		return a.internal("auth: password backoff", r.User, err)
+	}
+	if stationLocked {
 		// The same for known and unknown users, right or wrong password.
 		return reject(ReasonLocked)
 	}

@@ -52,12 +52,15 @@ import (
 // whoever saw one login lock the user out by replaying it.
 //
 // Password failures must not let a stranger lock the real user out, so they
-// are kept in memory per (user, station) with the same backoff
-// (stationTable): the station is the normalised Calling-Station-Id (no
-// source port), each user has at most maxStationsPerUser stations of their
-// own and the rest share one bucket, a station in backoff refuses even the
-// right password (after the same hash as any request), and a correct
-// password forgets its own station's failures (not the shared bucket's).
+// are kept per (user, station) with the same backoff (userBackoff): the
+// station is the normalised Calling-Station-Id (no source port), each user
+// has at most maxStationsPerUser stations of their own and the rest share
+// one bucket, a station in backoff refuses even the right password (after
+// the same hash as any request), and a correct password forgets its own
+// station's failures (not the shared bucket's). One node keeps them in
+// memory (stationTable); nodes sharing a database keep them there
+// (Options.PasswordBackoff), so spreading guesses over the nodes gains
+// nothing.
 
 // decayedFailures is the failure count after one failure is forgiven for
 // every full `every` since the last failure.
@@ -89,37 +92,6 @@ func backoff(failures, threshold int, base, max time.Duration) time.Duration {
 	return min(d, max)
 }
 
-// stationTable tracks password failures per (user, station) in memory,
-// bounded: the least recently touched entry is evicted when full. One user
-// has at most perUser stations of their own; failures from any further
-// station of that user count in one shared overflow bucket, so a guesser
-// who invents a new Calling-Station-Id for every guess gains at most
-// perUser buckets' worth of guesses before backing off like one station.
-type stationTable struct {
-	mu        sync.Mutex
-	max       int // entries in all
-	perUser   int // own-station entries per user (the overflow bucket is extra)
-	threshold int
-	base, cap time.Duration
-	forget    time.Duration
-	users     map[string]*userStations
-	lru       list.List // front = most recently touched; values *stationEntry
-}
-
-// userStations are one user's entries.
-type userStations struct {
-	own      map[string]*list.Element // by normalised station
-	overflow *list.Element            // shared by stations past perUser; nil until used
-}
-
-type stationEntry struct {
-	user, station string
-	overflow      bool
-	failures      int
-	last          time.Time
-	lockedUntil   time.Time
-}
-
 // pwOutcome is what a password check means for the station backoff.
 type pwOutcome int
 
@@ -129,135 +101,233 @@ const (
 	pwNeutral                  // neither (a correct password of a disabled user)
 )
 
-// newStationTable keeps at most maxEntries (user, station) pairs and
-// perUser own stations per user, locking them out as o's lockout options
-// say.
-func newStationTable(o Options, maxEntries, perUser int) *stationTable {
-	return &stationTable{
-		max: maxEntries, perUser: perUser, threshold: o.LockoutThreshold,
-		base: o.LockoutInitial, cap: o.LockoutMax, forget: stationForgetAfter,
-		users: make(map[string]*userStations),
-	}
+// backoffRules are the password backoff's settings: the lockout options
+// and the bounds in options.go.
+type backoffRules struct {
+	perUser   int // own-station buckets per user (the overflow bucket is extra)
+	threshold int
+	base, cap time.Duration
+	forget    time.Duration
 }
 
-// settle records the outcome of one password check of user from station
-// (normalised) at now, in one step under the lock so a burst of concurrent
-// guesses cannot all slip past the threshold. locked is true when the
-// station was in backoff: the request is then refused whatever the
-// password was, and nothing is recorded (a correct password does not end
-// the backoff, so probing after a guess tells nothing).
-func (t *stationTable) settle(user, station string, o pwOutcome, now time.Time) (locked bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	el := t.lookupLocked(user, station, now)
-	if el != nil && now.Before(el.Value.(*stationEntry).lockedUntil) {
+func backoffRulesOf(o Options, perUser int) backoffRules {
+	return backoffRules{perUser: perUser, threshold: o.LockoutThreshold,
+		base: o.LockoutInitial, cap: o.LockoutMax, forget: stationForgetAfter}
+}
+
+// stationCount is one bucket of password failures: a station's own or a
+// user's overflow bucket.
+type stationCount struct {
+	failures    int
+	last        time.Time // the last failure, or the success that cleared the count
+	lockedUntil time.Time
+}
+
+// quiet: the bucket has had no failure for r.forget and is out of
+// backoff, so it is as good as absent.
+func (c *stationCount) quiet(r backoffRules, now time.Time) bool {
+	return now.Sub(c.last) >= r.forget && !now.Before(c.lockedUntil)
+}
+
+// userBackoff is one user's password backoff, the one implementation of
+// its rules: the in-memory stationTable holds one per user, and a shared
+// PasswordBackoffStore keeps one per user encoded (sharedBackoff). A user
+// has at most perUser stations of their own; failures from any further
+// station count in one overflow bucket, so a guesser who invents a new
+// Calling-Station-Id for every guess gains at most perUser buckets' worth
+// of guesses before backing off like one station. The zero value has no
+// failures.
+type userBackoff struct {
+	own      map[string]*stationCount // by normalised station
+	overflow *stationCount            // shared by stations past perUser; nil until used
+}
+
+// settle records the outcome of one password check from station
+// (normalised) at now. locked is true when the station was in backoff:
+// the request is then refused whatever the password was, and nothing is
+// recorded (a correct password does not end the backoff, so probing after
+// a guess tells nothing). Its callers run it in one step with the read and
+// the write of b, so a burst of concurrent guesses cannot all slip past
+// the threshold.
+func (b *userBackoff) settle(r backoffRules, station string, o pwOutcome, now time.Time) (locked bool) {
+	c := b.lookup(r, station, now)
+	if c != nil && now.Before(c.lockedUntil) {
 		return true
 	}
 	switch o {
 	case pwFailed:
-		if el == nil {
-			el = t.addLocked(user, station)
+		if c == nil {
+			c = b.add(r, station)
 		}
-		t.lru.MoveToFront(el)
-		e := el.Value.(*stationEntry)
-		e.failures++
-		e.last = now
-		if d := backoff(e.failures, t.threshold, t.base, t.cap); d > 0 {
-			e.lockedUntil = now.Add(d)
+		c.failures++
+		c.last = now
+		if d := backoff(c.failures, r.threshold, r.base, r.cap); d > 0 {
+			c.lockedUntil = now.Add(d)
 		}
 	case pwPassed:
-		// The station's failures are forgotten, but it keeps its entry
-		// (and so its own bucket, whatever a guesser does with the user's
-		// other slots). The overflow bucket is shared with whoever rotates
-		// stations: the real user's success must not hand them a fresh
-		// series.
-		if el != nil && !el.Value.(*stationEntry).overflow {
-			t.lru.MoveToFront(el)
-			e := el.Value.(*stationEntry)
-			e.failures, e.last, e.lockedUntil = 0, now, time.Time{}
+		// The station's failures are forgotten, but it keeps its bucket
+		// (whatever a guesser does with the user's other slots). The
+		// overflow bucket is shared with whoever rotates stations: the
+		// real user's success must not hand them a fresh series.
+		if c != nil && c != b.overflow {
+			c.failures, c.last, c.lockedUntil = 0, now, time.Time{}
 		}
 	}
 	return false
 }
 
-// lookupLocked returns the entry that station's failures count in, or nil
-// when it has none yet. Entries quiet for t.forget (and out of backoff) are
-// dropped on the way, freeing their user's slots.
-func (t *stationTable) lookupLocked(user, station string, now time.Time) *list.Element {
-	us := t.users[user]
-	if us == nil {
-		return nil
-	}
-	if el, ok := us.own[station]; ok {
-		if !t.quiet(el, now) {
-			return el
+// lookup returns the bucket station's failures count in, or nil when it
+// has none yet. Buckets quiet for r.forget (and out of backoff) are
+// dropped on the way, freeing their slots.
+func (b *userBackoff) lookup(r backoffRules, station string, now time.Time) *stationCount {
+	if c, ok := b.own[station]; ok {
+		if !c.quiet(r, now) {
+			return c
 		}
-		t.removeLocked(el)
+		delete(b.own, station)
 	}
-	if len(us.own) < t.perUser {
-		return nil // a first failure gets the station its own entry
+	if len(b.own) < r.perUser {
+		return nil // a first failure gets the station its own bucket
 	}
-	for _, el := range us.own {
-		if t.quiet(el, now) {
-			t.removeLocked(el)
+	for s, c := range b.own {
+		if c.quiet(r, now) {
+			delete(b.own, s)
 		}
 	}
-	if us.overflow != nil && t.quiet(us.overflow, now) {
-		t.removeLocked(us.overflow)
+	if b.overflow != nil && b.overflow.quiet(r, now) {
+		b.overflow = nil
 	}
-	if us = t.users[user]; us == nil || len(us.own) < t.perUser {
+	if len(b.own) < r.perUser {
 		return nil
 	}
-	return us.overflow
+	return b.overflow
 }
 
-func (t *stationTable) quiet(el *list.Element, now time.Time) bool {
-	e := el.Value.(*stationEntry)
-	return now.Sub(e.last) >= t.forget && !now.Before(e.lockedUntil)
-}
-
-// addLocked creates the entry for a station that has none: its own while
-// the user has fewer than perUser, else the user's overflow bucket.
-func (t *stationTable) addLocked(user, station string) *list.Element {
-	for t.lru.Len() >= t.max && t.lru.Len() > 0 {
-		t.removeLocked(t.lru.Back())
-	}
-	us := t.users[user]
-	if us == nil {
-		us = &userStations{own: make(map[string]*list.Element)}
-		t.users[user] = us
-	}
-	e := &stationEntry{user: user, station: station}
-	if len(us.own) >= t.perUser {
-		e.station, e.overflow = "", true
-	}
-	el := t.lru.PushFront(e)
-	if e.overflow {
-		us.overflow = el
+// add creates the bucket of a station that has none: its own while the
+// user has fewer than perUser, else the overflow bucket (lookup returned
+// nil, so there is none yet).
+func (b *userBackoff) add(r backoffRules, station string) *stationCount {
+	c := &stationCount{}
+	if len(b.own) < r.perUser {
+		if b.own == nil {
+			b.own = make(map[string]*stationCount)
+		}
+		b.own[station] = c
 	} else {
-		us.own[station] = el
+		b.overflow = c
 	}
-	return el
+	return c
 }
 
-func (t *stationTable) removeLocked(el *list.Element) {
-	e := el.Value.(*stationEntry)
-	t.lru.Remove(el)
-	us := t.users[e.user]
-	if e.overflow {
-		us.overflow = nil
-	} else {
-		delete(us.own, e.station)
+// len is the number of buckets b holds.
+func (b *userBackoff) len() int {
+	n := len(b.own)
+	if b.overflow != nil {
+		n++
 	}
-	if len(us.own) == 0 && us.overflow == nil {
-		delete(t.users, e.user)
-	}
+	return n
 }
 
+// forgetAt is when every bucket of b is quiet: from then on b is as good
+// as empty, and a store may drop it.
+func (b *userBackoff) forgetAt(r backoffRules) time.Time {
+	var at time.Time
+	for _, c := range b.all() {
+		at = latest(at, c.last.Add(r.forget), c.lockedUntil)
+	}
+	return at
+}
+
+func (b *userBackoff) all() []*stationCount {
+	all := make([]*stationCount, 0, b.len())
+	for _, c := range b.own {
+		all = append(all, c)
+	}
+	if b.overflow != nil {
+		all = append(all, b.overflow)
+	}
+	return all
+}
+
+func latest(ts ...time.Time) time.Time {
+	var l time.Time
+	for _, t := range ts {
+		if t.After(l) {
+			l = t
+		}
+	}
+	return l
+}
+
+// stationTable keeps the password backoff of every user in this
+// process's memory, bounded: when the table holds more than max buckets
+// in all, the least recently touched users are evicted whole.
+type stationTable struct {
+	mu    sync.Mutex
+	max   int // buckets in all
+	rules backoffRules
+	users map[string]*tableUser
+	lru   list.List // front = most recently touched; values *tableUser
+	n     int       // buckets of all users
+}
+
+// tableUser is one user's backoff in the table.
+type tableUser struct {
+	userBackoff
+	name string
+	el   *list.Element // in lru
+}
+
+// newStationTable keeps at most maxEntries buckets and perUser own
+// stations per user, locking them out as o's lockout options say.
+func newStationTable(o Options, maxEntries, perUser int) *stationTable {
+	return &stationTable{max: maxEntries, rules: backoffRulesOf(o, perUser), users: make(map[string]*tableUser)}
+}
+
+// settle is userBackoff.settle for user, under the table's lock.
+func (t *stationTable) settle(user, station string, o pwOutcome, now time.Time) (locked bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tu := t.users[user]
+	if tu == nil {
+		if o != pwFailed {
+			return false // nothing to refuse, nothing to record
+		}
+		tu = &tableUser{name: user}
+		tu.el = t.lru.PushFront(tu)
+		t.users[user] = tu
+	}
+	before := tu.len()
+	locked = tu.settle(t.rules, station, o, now)
+	t.n += tu.len() - before
+	switch {
+	case tu.len() == 0:
+		t.removeLocked(tu)
+		return locked
+	case !locked && o != pwNeutral:
+		t.lru.MoveToFront(tu.el)
+	}
+	for t.n > t.max {
+		back := t.lru.Back().Value.(*tableUser)
+		if back == tu {
+			break // one user's buckets are bounded by perUser
+		}
+		t.removeLocked(back)
+	}
+	return locked
+}
+
+func (t *stationTable) removeLocked(tu *tableUser) {
+	t.lru.Remove(tu.el)
+	delete(t.users, tu.name)
+	t.n -= tu.len()
+}
+
+// len is the number of buckets in the table.
 func (t *stationTable) len() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.lru.Len()
+	return t.n
 }
 
 // stationOf is the station a request's password failures count against:

@@ -18,7 +18,7 @@ const (
 	// knows) no more than a person has logins under way.
 	maxStatesPerClient = maxChallengeStates / 2
 	maxStatesPerUser   = 16
-	maxStations        = 100000 // (user, station) password-failure entries
+	maxStations        = 100000 // (user, station) password-failure buckets in memory
 	// maxStationsPerUser is how many stations of one user get a backoff
 	// bucket of their own; the rest share one.
 	maxStationsPerUser = 8
@@ -104,6 +104,9 @@ type Options struct {
 	// States keeps challenge States shared between nodes; nil = in this
 	// process's memory.
 	States StateStore
+	// PasswordBackoff keeps the password backoff per (user, station)
+	// shared between nodes; nil = in this process's memory.
+	PasswordBackoff PasswordBackoffStore
 
 	Now func() time.Time // clock; nil = time.Now (not a setting)
 }

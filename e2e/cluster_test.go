@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -251,5 +253,83 @@ func TestClusterPostgresStandbyPromotion(t *testing.T) {
 	u := c.users[0]
 	if got := login(t, c.nodes[1], u.Name, totp.Default.Code(u.Key, step), 3*time.Second, 1); got != radius.CodeAccessReject {
 		t.Errorf("a code accepted before the failover, after it: %v, want Access-Reject", got)
+	}
+}
+
+// appendClientSecret is the secret of clusterAppendClient.
+const appendClientSecret = "e2e-cluster-append-0123456789ab"
+
+// clusterAppendClient is a VPN gateway at 127.0.0.2 whose users type
+// password and code together.
+var clusterAppendClient = fmt.Sprintf(`
+[[client]]
+name = "vpn-append"
+address = "127.0.0.2/32"
+secret = %q
+mode = "append"
+`, appendClientSecret)
+
+// appendLogin sends one Access-Request from clusterAppendClient to d with
+// FreeRADIUS's radclient and returns the reply ("Access-Accept", ...; ""
+// for none).
+func appendLogin(t *testing.T, d *Daemon, station, user, password string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, requireTool(t, "radclient"), "-x", "-r", "1", "-t", "3", d.Addr, "auth", appendClientSecret)
+	cmd.Stdin = strings.NewReader(fmt.Sprintf("User-Name=%q,User-Password=%q,Calling-Station-Id=%q,Message-Authenticator=0x00,Packet-Src-IP-Address=127.0.0.2\n",
+		user, password, station))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
+		t.Fatalf("radclient: %v", err)
+	}
+	m := regexp.MustCompile(`Received (Access-\w+) Id`).FindStringSubmatch(out.String())
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// TestClusterPostgresPasswordBackoffShared: five wrong passwords from one
+// station, spread over two nodes (three on one, two on the other, so
+// neither alone reached the threshold), put that station in backoff on
+// both: the right password and code are refused on either node, while
+// the same user logs in from another station. The backoff is a row in
+// PostgreSQL, not in either node's memory.
+func TestClusterPostgresPasswordBackoffShared(t *testing.T) {
+	requireTool(t, "oathtool")
+	c := startClusterExtra(t, 2, 0, false, clusterAppendClient)
+	const pw = "correct horse battery"
+	b32 := enrollViaCLI(t, c.cli(0), "alice", pw)
+
+	// strongSwan's Calling-Station-Id: a new source port per connection,
+	// one station.
+	guesser := func(i int) string { return fmt.Sprintf("10.99.0.7[%d]", 50000+i) }
+	for i := range 5 {
+		if got := appendLogin(t, c.nodes[i%2], guesser(i), "alice", "wrong guess"+oathCode(t, b32, 0)); got != "Access-Reject" {
+			t.Fatalf("wrong password %d on node %d: %q, want Access-Reject", i+1, i%2+1, got)
+		}
+	}
+	// Within the 30 s backoff: node 2 saw two guesses, node 1 three.
+	for _, n := range []int{1, 0} {
+		if got := appendLogin(t, c.nodes[n], guesser(10+n), "alice", pw+oathCode(t, b32, 0)); got != "Access-Reject" {
+			t.Fatalf("the right password from the guessing station on node %d: %q, want Access-Reject", n+1, got)
+		}
+	}
+	if got := appendLogin(t, c.nodes[1], "10.99.0.8[50000]", "alice", pw+oathCode(t, b32, 0)); got != "Access-Accept" {
+		t.Fatalf("the right password from another station on node 2: %q, want Access-Accept", got)
+	}
+	// Each node audited its share: the guesses it evaluated, then the
+	// refusal for the backoff.
+	for n, want := range []struct{ bad, locked int }{{3, 1}, {2, 1}} {
+		testtool.Eventually(t, 5*time.Second, fmt.Sprintf("node %d audits %d bad_password and %d locked", n+1, want.bad, want.locked), func() bool {
+			out := c.nodes[n].Output()
+			return strings.Count(out, `"reason":"bad_password"`) == want.bad && strings.Count(out, `"reason":"locked"`) == want.locked
+		})
+	}
+	db := c.dsn[strings.LastIndex(c.dsn, "/")+1 : strings.Index(c.dsn, "?")]
+	if rows := c.pg.Psql(db, "SELECT count(*) FROM password_backoff WHERE user_name = 'alice'::bytea"); rows != "1" {
+		t.Fatalf("alice's backoff rows in PostgreSQL: %s, want 1", rows)
 	}
 }

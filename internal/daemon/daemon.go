@@ -263,6 +263,9 @@ func (n *node) build() error {
 	if shared, ok := n.st.Store.(auth.StateStore); ok {
 		aopt.States = shared // PostgreSQL: a NAS failing over mid-challenge finishes on another node
 	}
+	if shared, ok := n.st.Store.(auth.PasswordBackoffStore); ok {
+		aopt.PasswordBackoff = shared // PostgreSQL: guesses spread over the nodes add up
+	}
 	if n.authn, err = auth.New(aopt, n.st.Store, n.log); err != nil {
 		return err
 	}

@@ -1,6 +1,9 @@
 package postgres
 
-import "testing"
+import (
+	"context"
+	"testing"
+)
 
 // SetSchemaForTest makes the nodes opened until the test ends read and
 // write schema version v, as an older otpgate would.
@@ -12,3 +15,8 @@ func SetSchemaForTest(t testing.TB, v int) {
 
 // CurrentSchema is the schema version this program writes.
 func CurrentSchema() int { return currentSchema }
+
+// SweepPasswordBackoff runs the heartbeat's sweep now.
+func (db *DB) SweepPasswordBackoff(ctx context.Context) (int64, error) {
+	return db.sweepPasswordBackoff(ctx)
+}

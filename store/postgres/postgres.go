@@ -1,10 +1,11 @@
 // Package postgres is the store backend for several otpgated nodes: users,
-// enrollment links and challenge States live in one
+// enrollment links, challenge States and the password backoff live in one
 // PostgreSQL database that every node reads and writes, so a code
 // accepted on one node is refused on every other. A change to a user is
 // a read and a conditional write (a compare-and-swap on the row's
 // revision), committed with synchronous_commit on before the call
-// returns. Seeds are sealed with the
+// returns; the password backoff is written the same way (backoff.go).
+// Seeds are sealed with the
 // node's key file through store.Codec, exactly as in bbolt; the key stays
 // outside the database, which holds only a check value that proves a
 // node's key is the right one.
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -266,85 +268,127 @@ func (db *DB) Create(ctx context.Context, u store.User) error {
 	return nil
 }
 
-// optimisticTries is how often Update tries its compare-and-swap before it
-// takes the row lock: a row that keeps changing under it (writers piling
-// onto one user) is then written in turn instead of raced for.
-const optimisticTries = 3
+// Rounds of a compare-and-swap write (casWrite). A round is lost only to
+// another writer of the same row, on any node, between its read and its
+// write, so one or two rounds are the rule. Under a pile of writers on
+// one row (a flood of guesses at one user from every node) a writer
+// could lose round after round, and a real login with it: after casTries
+// it takes the row lock, which the others' compare-and-swap waits for.
+const (
+	casTries    = 4
+	lockedTries = 4 // a locked round is lost only when the row appears or goes meanwhile
+)
 
-// querier is what one update attempt needs: the pool, or a transaction.
+// errContended: every round of a casWrite was lost.
+var errContended = fmt.Errorf("the row changed under every one of %d tries", casTries+lockedTries)
+
+// querier is what one round needs: the pool, or a transaction.
 type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-// Update implements store.Store as a compare-and-swap: read the record and
-// its revision, run fn, and write only if the revision is still the one
-// read (UPDATE ... WHERE revision = $read); if another writer, on any node,
-// got there first, read again and run fn again on the new record. So fn
-// always decides on the record its write replaces, no row lock is held
-// across the round trips, and each statement is its own transaction,
-// committed (synchronous_commit on) before Update returns. fn that
-// returns an error writes nothing. After optimisticTries lost races the
-// row is read FOR UPDATE in a transaction, which always makes progress.
+// casWrite runs round (read a row, decide, write it only if it is still
+// as read) until a round reports done: casTries rounds on the pool, each
+// its own statements, apart by a random wait so that the writers of one
+// row do not collide again; then rounds in a transaction that reads
+// with lock = " FOR UPDATE". An error from round ends it and is returned
+// as it is.
+func (db *DB) casWrite(ctx context.Context, round func(q querier, lock string) (done bool, err error)) error {
+	for try := range casTries {
+		if try > 0 {
+			t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << try)))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+		if done, err := round(db.pool, ""); err != nil || done {
+			return err
+		}
+	}
+	for range lockedTries {
+		var done bool
+		var roundErr error
+		err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
+			done, roundErr = round(tx, " FOR UPDATE")
+			return roundErr
+		})
+		if roundErr != nil {
+			return roundErr
+		}
+		if err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		if done {
+			return nil
+		}
+	}
+	return errContended
+}
+
+// Update implements store.Store as a compare-and-swap (casWrite): read
+// the record and its revision, run fn, and write only if the revision is
+// still the one read (UPDATE ... WHERE revision = $read); if another
+// writer, on any node, got there first, read again and run fn again on
+// the new record. So fn always decides on the record its write replaces,
+// no row lock is held across the round trips, and each statement is its
+// own transaction, committed (synchronous_commit on) before Update
+// returns. fn that returns an error writes nothing.
 func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) error) error {
 	if err := db.usable("update"); err != nil {
 		return err
 	}
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
-	for range optimisticTries {
-		if written, err := db.updateOnce(ctx, db.pool, name, fn, ""); err != nil || written {
-			return err
-		}
-	}
-	var onceErr error
-	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		var written bool
-		written, onceErr = db.updateOnce(ctx, tx, name, fn, " FOR UPDATE")
-		if onceErr == nil && !written {
-			onceErr = opErr("update", name, errors.New("the locked row changed")) // cannot happen
-		}
-		return onceErr
+	var fnErr error
+	err := db.casWrite(ctx, func(q querier, lock string) (bool, error) {
+		return db.updateOnce(ctx, q, name, func(u *store.User) error {
+			fnErr = fn(u)
+			return fnErr
+		}, lock)
 	})
-	if onceErr != nil {
-		return onceErr
-	}
-	if err != nil {
-		return opErr("update", name, err) // the commit failed
+	switch {
+	case fnErr != nil:
+		return fnErr // as fn returned it
+	case err != nil:
+		return opErr("update", name, err)
 	}
 	return nil
 }
 
-// updateOnce reads name (with lock appended to the SELECT), runs fn and
-// writes the result if the row's revision is unchanged. written is false
-// when another writer changed the row first.
+// updateOnce is one round of Update: it reads name (lock appended to the
+// SELECT), runs fn and writes the result if the row's revision is
+// unchanged. written is false when another writer changed the row first.
 func (db *DB) updateOnce(ctx context.Context, q querier, name string, fn func(u *store.User) error, lock string) (written bool, err error) {
 	var rec []byte
 	var rev int64
 	err = q.QueryRow(ctx, "SELECT record, revision FROM users WHERE name = $1"+lock, name).Scan(&rec, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, opErr("update", name, store.ErrUserNotFound)
+		return false, store.ErrUserNotFound
 	}
 	if err != nil {
-		return false, opErr("update", name, err)
+		return false, err
 	}
 	u, err := db.codec.Decode(name, rec)
 	if err != nil {
-		return false, opErr("update", name, err)
+		return false, err
 	}
 	if err := fn(&u); err != nil {
 		return false, err
 	}
 	if u.Name != name {
-		return false, opErr("update", name, errors.New("the update renamed the user"))
+		return false, errors.New("the update renamed the user")
 	}
 	out, err := db.encode(&u)
 	if err != nil {
-		return false, opErr("update", name, err)
+		return false, err
 	}
-	tag, err := q.Exec(ctx, "UPDATE users SET record = $2, revision = revision + 1 WHERE name = $1 AND revision = $3", name, out, rev)
+	tag, err := q.Exec(ctx, "UPDATE users SET record = $2, revision = nextval('users_revision') WHERE name = $1 AND revision = $3", name, out, rev)
 	if err != nil {
-		return false, opErr("update", name, err)
+		return false, err
 	}
 	return tag.RowsAffected() == 1, nil
 }

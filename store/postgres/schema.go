@@ -46,8 +46,28 @@ var migrations = []string{
 	CREATE INDEX challenge_states_expires ON challenge_states (expires);`,
 	// 1 -> 2: a revision per user row, so Update can write without holding
 	// a row lock across the round trips of a login (a compare-and-swap).
-	`ALTER TABLE users ADD COLUMN revision bigint NOT NULL DEFAULT 0;
+	// From a sequence: a user deleted and created again between a read
+	// and its write does not get the revision the read saw. Pages keep
+	// room so a login's update stays on its page (HOT, no index write).
+	`CREATE SEQUENCE users_revision;
+	ALTER TABLE users ADD COLUMN revision bigint NOT NULL DEFAULT nextval('users_revision');
 	ALTER TABLE users SET (fillfactor = 70);`,
+	// 2 -> 3: the password backoff per user and station, shared by the
+	// nodes (auth.PasswordBackoffStore): one row per user name as typed
+	// (any bytes, known user or not), auth's encoding of its stations,
+	// when the row stops mattering (swept after), and a version from a
+	// sequence that never repeats, for the compare-and-swap. An early
+	// 0 -> 1 created a password_backoff table of another shape that
+	// nothing used; it goes.
+	`DROP TABLE IF EXISTS password_backoff;
+	CREATE SEQUENCE password_backoff_version;
+	CREATE TABLE password_backoff (
+		user_name bytea PRIMARY KEY,
+		backoff   bytea NOT NULL,
+		forget_at timestamptz NOT NULL,
+		version   bigint NOT NULL DEFAULT nextval('password_backoff_version')
+	);
+	CREATE INDEX password_backoff_forget_at ON password_backoff (forget_at);`,
 }
 
 // currentSchema is the schema version this program reads and writes.
@@ -153,7 +173,8 @@ func (db *DB) beatTx(ctx context.Context, tx pgx.Tx) error {
 }
 
 // heartbeat keeps this node's row in nodes fresh, so that a node of
-// another version does not migrate the schema under it.
+// another version does not migrate the schema under it, and sweeps the
+// password backoff rows that no longer matter.
 func (db *DB) heartbeat() {
 	defer close(db.done)
 	t := time.NewTicker(heartbeatEvery)
@@ -168,10 +189,12 @@ func (db *DB) heartbeat() {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), heartbeatEvery)
 			_, err := db.pool.Exec(ctx, "UPDATE nodes SET seen = now(), schema = $2 WHERE node = $1", db.node, db.schema)
-			cancel()
 			if err != nil {
 				db.log.Warn("store: postgres: heartbeat", "err", err)
+			} else if _, err := db.sweepPasswordBackoff(ctx); err != nil {
+				db.log.Warn("store: postgres: sweep", "err", err)
 			}
+			cancel()
 		}
 	}
 }
