@@ -60,6 +60,7 @@ type DB struct {
 	opTimeout time.Duration
 	node      string        // this process in the nodes table
 	schema    int           // the schema version this node reads and writes
+	gathered  *gathered     // Update's first round, with the others under way
 	stop      chan struct{} // closed by Close: ends the heartbeat
 	done      chan struct{}
 }
@@ -112,6 +113,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	db.gathered = newGathered(db)
 	go db.heartbeat()
 	return db, nil
 }
@@ -334,9 +336,10 @@ func (db *DB) casWrite(ctx context.Context, round func(q querier, lock string) (
 // still the one read (UPDATE ... WHERE revision = $read); if another
 // writer, on any node, got there first, read again and run fn again on
 // the new record. So fn always decides on the record its write replaces,
-// no row lock is held across the round trips, and each statement is its
-// own transaction, committed (synchronous_commit on) before Update
-// returns. fn that returns an error writes nothing.
+// no row lock is held across the round trips, and the write is committed
+// (synchronous_commit on) before Update returns. The first round's read
+// and write go out gathered with the other logins under way on this node
+// (batch.go); fn that returns an error writes nothing.
 func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) error) error {
 	if err := db.usable("update"); err != nil {
 		return err
@@ -344,11 +347,18 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) er
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
 	var fnErr error
+	first := true
 	err := db.casWrite(ctx, func(q querier, lock string) (bool, error) {
-		return db.updateOnce(ctx, q, name, func(u *store.User) error {
+		var rows userRows = direct{q, lock}
+		if first {
+			// The common case, one round, goes out with the other
+			// logins under way on this node.
+			rows, first = db.gathered, false
+		}
+		return db.updateOnce(ctx, rows, name, func(u *store.User) error {
 			fnErr = fn(u)
 			return fnErr
-		}, lock)
+		})
 	})
 	switch {
 	case fnErr != nil:
@@ -359,16 +369,11 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) er
 	return nil
 }
 
-// updateOnce is one round of Update: it reads name (lock appended to the
-// SELECT), runs fn and writes the result if the row's revision is
-// unchanged. written is false when another writer changed the row first.
-func (db *DB) updateOnce(ctx context.Context, q querier, name string, fn func(u *store.User) error, lock string) (written bool, err error) {
-	var rec []byte
-	var rev int64
-	err = q.QueryRow(ctx, "SELECT record, revision FROM users WHERE name = $1"+lock, name).Scan(&rec, &rev)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, store.ErrUserNotFound
-	}
+// updateOnce is one round of Update: it reads name, runs fn and writes
+// the result if the row's revision is unchanged. written is false when
+// another writer changed the row first.
+func (db *DB) updateOnce(ctx context.Context, rows userRows, name string, fn func(u *store.User) error) (written bool, err error) {
+	rec, rev, err := rows.read(ctx, name)
 	if err != nil {
 		return false, err
 	}
@@ -386,11 +391,7 @@ func (db *DB) updateOnce(ctx context.Context, q querier, name string, fn func(u 
 	if err != nil {
 		return false, err
 	}
-	tag, err := q.Exec(ctx, "UPDATE users SET record = $2, revision = nextval('users_revision') WHERE name = $1 AND revision = $3", name, out, rev)
-	if err != nil {
-		return false, err
-	}
-	return tag.RowsAffected() == 1, nil
+	return rows.write(ctx, name, out, rev)
 }
 
 // UpdateLogin implements store.Store. On PostgreSQL it is Update: every

@@ -1,0 +1,79 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/internal/testtool"
+	"github.com/otpgate/otpgate/store"
+)
+
+// TestGatheredStatements serves gathered reads and writes by hand, with
+// what concurrent logins can put in one statement: a name twice, a name
+// that is not there, a revision that is no longer current.
+func TestGatheredStatements(t *testing.T) {
+	pg := testtool.StartPostgres(t)
+	ctx := context.Background()
+	db, err := Open(ctx, pg.NewDB(), Options{KeyFile: filepath.Join(t.TempDir(), "seed.key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, name := range []string{"alice", "bob"} {
+		if err := db.Create(ctx, store.User{Name: name, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	req := func(name string) *rowReq { return &rowReq{name: name, done: make(chan struct{})} }
+
+	reads := []*rowReq{req("alice"), req("ghost"), req("alice"), req("bob")}
+	db.readRows(reads)
+	for _, r := range reads {
+		<-r.done
+	}
+	if !errors.Is(reads[1].err, store.ErrUserNotFound) {
+		t.Fatalf("ghost: %v, want ErrUserNotFound", reads[1].err)
+	}
+	for _, i := range []int{0, 2, 3} {
+		if reads[i].err != nil || len(reads[i].rec) == 0 {
+			t.Fatalf("read %d (%s): %v, %d bytes", i, reads[i].name, reads[i].err, len(reads[i].rec))
+		}
+	}
+	if reads[0].rev != reads[2].rev || string(reads[0].rec) != string(reads[2].rec) {
+		t.Fatal("two reads of alice in one statement differ")
+	}
+
+	encode := func(name string, failures int) []byte {
+		rec, err := db.codec.Encode(&store.User{Name: name, CodeFailures: failures})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	w1, w2, stale, w3 := req("alice"), req("alice"), req("bob"), req("bob")
+	w1.rec, w1.rev = encode("alice", 1), reads[0].rev
+	w2.rec, w2.rev = encode("alice", 2), reads[0].rev
+	stale.rec, stale.rev = encode("bob", 9), reads[3].rev-1
+	w3.rec, w3.rev = encode("bob", 3), reads[3].rev
+	db.writeRows([]*rowReq{w1, w2, stale, w3})
+	for i, r := range []*rowReq{w1, w2, stale, w3} {
+		<-r.done
+		if r.err != nil {
+			t.Fatalf("write %d: %v", i, r.err)
+		}
+	}
+	// Only the first write of a name goes out: the second alice and the
+	// second bob decide again on a fresh read (their callers' next round).
+	if !w1.written || w2.written || stale.written || w3.written {
+		t.Fatalf("written: first alice %v, second alice %v, stale bob %v, second bob %v; want true false false false",
+			w1.written, w2.written, stale.written, w3.written)
+	}
+	for name, want := range map[string]int{"alice": 1, "bob": 0} {
+		if u, err := db.Get(ctx, name); err != nil || u.CodeFailures != want {
+			t.Fatalf("%s after the gathered write: %d failures (%v), want %d", name, u.CodeFailures, err, want)
+		}
+	}
+}
