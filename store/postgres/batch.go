@@ -3,8 +3,11 @@ package postgres
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -132,19 +135,26 @@ func (db *DB) readRows(batch []*rowReq) {
 
 // writeRows serves a gathered write. Of two writes of one name only the
 // first goes out: they read the same revision, so at most one of them
-// could land, and the other decides again on what the first wrote.
+// could land, and the other decides again on what the first wrote. The
+// rows go out sorted by name, so that the gathered writes of several
+// nodes lock shared rows in one order; should PostgreSQL still pick the
+// statement as a deadlock victim, it wrote nothing and every write in it
+// decides again, like a lost race.
 func (db *DB) writeRows(batch []*rowReq) {
 	ctx, cancel := context.WithTimeout(context.Background(), db.opTimeout)
 	defer cancel()
-	var names []string
-	var recs [][]byte
-	var revs []int64
-	first := make(map[string]bool, len(batch))
+	firsts := make([]*rowReq, 0, len(batch))
+	seen := make(map[string]bool, len(batch))
 	for _, r := range batch {
-		if !first[r.name] {
-			first[r.name] = true
-			names, recs, revs = append(names, r.name), append(recs, r.rec), append(revs, r.rev)
+		if !seen[r.name] {
+			seen[r.name] = true
+			firsts = append(firsts, r)
 		}
+	}
+	slices.SortFunc(firsts, func(a, b *rowReq) int { return strings.Compare(a.name, b.name) })
+	names, recs, revs := make([]string, len(firsts)), make([][]byte, len(firsts)), make([]int64, len(firsts))
+	for i, r := range firsts {
+		names[i], recs[i], revs[i] = r.name, r.rec, r.rev
 	}
 	landed := make(map[string]bool, len(names))
 	rows, err := db.pool.Query(ctx, `UPDATE users AS u SET record = w.record, revision = nextval('users_revision')
@@ -157,14 +167,24 @@ func (db *DB) writeRows(batch []*rowReq) {
 			return nil
 		})
 	}
+	if lostRace(err) {
+		err = nil // nothing landed: every write decides again
+	}
+	for _, r := range firsts {
+		r.written = err == nil && landed[r.name] // a later write of its name stays unwritten
+	}
 	for _, r := range batch {
-		if err != nil {
-			r.err = err
-		} else if first[r.name] {
-			r.written, first[r.name] = landed[r.name], false // the first of its name only
-		}
+		r.err = err
 		close(r.done)
 	}
+}
+
+// lostRace reports whether err is PostgreSQL giving up a statement to let
+// another go first (a deadlock or serialization failure): it was rolled
+// back whole.
+func lostRace(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001")
 }
 
 // queue hands requests to workers that serve whatever has gathered.
