@@ -122,10 +122,10 @@ func New(opt Options, st store.Store, log *slog.Logger) (*Authenticator, error) 
 		admit:    make(chan struct{}, opt.HashWorkers+opt.HashQueue),
 		workers:  make(chan struct{}, opt.HashWorkers),
 		stations: memoryBackoff{newStationTable(opt, maxStations, maxStationsPerUser)},
-		states:   memoryStates{newChallengeTable(opt.ChallengeTTL, maxChallengeStates, maxStatesPerClient, maxStatesPerUser)},
+		states:   memoryStates{newChallengeTable(opt.ChallengeTTL, stateLimits)},
 	}
 	if opt.States != nil {
-		a.states = sharedStates{s: opt.States, ttl: opt.ChallengeTTL}
+		a.states = sharedStates{s: opt.States, ttl: opt.ChallengeTTL, limits: stateLimits}
 	}
 	if opt.PasswordBackoff != nil {
 		a.stations = sharedBackoff{s: opt.PasswordBackoff, rules: backoffRulesOf(opt, maxStationsPerUser)}

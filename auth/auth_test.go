@@ -665,7 +665,7 @@ func TestStationTableBounded(t *testing.T) {
 }
 
 func TestChallengeTableBounded(t *testing.T) {
-	c := newChallengeTable(time.Minute, 2, 2, 2)
+	c := newChallengeTable(time.Minute, store.StateLimits{Total: 2, PerClient: 2, PerUser: 2})
 	s1, _ := c.issue("u", "c", t0)
 	s2, _ := c.issue("u", "c", t0.Add(time.Second))
 	s3, _ := c.issue("u", "c", t0.Add(2*time.Second))

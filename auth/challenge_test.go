@@ -1,9 +1,13 @@
 package auth
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/store"
 )
 
 // TestChallengeFloodKeepsOthersStates: 11,000 challenges for one user from
@@ -29,7 +33,7 @@ func TestChallengeFloodKeepsOthersStates(t *testing.T) {
 // client, and when the table is full the client holding the most loses its
 // oldest, so a flood from one client (or one user) evicts only its own.
 func TestChallengeStatesCapped(t *testing.T) {
-	c := newChallengeTable(time.Minute, maxChallengeStates, maxStatesPerClient, maxStatesPerUser)
+	c := newChallengeTable(time.Minute, stateLimits)
 	victimB, _ := c.issue("victim", "B", t0)
 	victimA, _ := c.issue("victim", "A", t0)
 	// 11,000 challenges from client A for many users, and from one user.
@@ -58,7 +62,7 @@ func TestChallengeStatesCapped(t *testing.T) {
 		t.Fatal("client A kept more than its cap")
 	}
 	// A full table evicts from the client holding the most.
-	small := newChallengeTable(time.Minute, 4, 3, 3)
+	small := newChallengeTable(time.Minute, store.StateLimits{Total: 4, PerClient: 3, PerUser: 3})
 	b, _ := small.issue("x", "B", t0)
 	for i := range 3 {
 		_, _ = small.issue(fmt.Sprintf("y%d", i), "A", t0)
@@ -66,5 +70,48 @@ func TestChallengeStatesCapped(t *testing.T) {
 	_, _ = small.issue("z", "C", t0)
 	if _, _, ok := small.take(b, t0); !ok {
 		t.Fatal("a full table evicted from a client that holds one State")
+	}
+}
+
+// recordingStates is a StateStore in a map that keeps the limits it is
+// given.
+type recordingStates struct {
+	mu     sync.Mutex
+	m      map[string][3]string
+	limits []store.StateLimits
+}
+
+func (r *recordingStates) PutState(_ context.Context, state []byte, user, client string, info []byte, _ time.Time, limits store.StateLimits) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.m[string(state)] = [3]string{user, client, string(info)}
+	r.limits = append(r.limits, limits)
+	return nil
+}
+
+func (r *recordingStates) TakeState(_ context.Context, state []byte, _ time.Time) (string, string, []byte, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.m[string(state)]
+	delete(r.m, string(state))
+	return v[0], v[1], []byte(v[2]), ok, nil
+}
+
+// TestSharedStatesBoundedAsInMemory: a StateStore is handed the bounds of
+// the in-memory table with every State, so a cluster bounds States as one
+// node does.
+func TestSharedStatesBoundedAsInMemory(t *testing.T) {
+	shared := &recordingStates{m: map[string][3]string{}}
+	e := newEnv(t, func(o *Options) { o.States = shared })
+	d := e.auth(Request{User: "digit", Mode: ModeChallenge, Client: "B", Password: "summer123456"})
+	if d.Result != Challenge {
+		t.Fatalf("challenge: %s/%s", d.Result, d.Reason)
+	}
+	want := store.StateLimits{PerUser: maxStatesPerUser, PerClient: maxStatesPerClient, Total: maxChallengeStates}
+	if len(shared.limits) != 1 || shared.limits[0] != want {
+		t.Fatalf("the store was given %+v, want %+v", shared.limits, want)
+	}
+	if d := e.auth(Request{User: "digit", Mode: ModeChallenge, Client: "B", State: d.State, Password: e.code("digit", 0)}); d.Result != Accept {
+		t.Fatalf("answer through the store: %s/%s, want accept", d.Result, d.Reason)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/otpgate/otpgate/store"
 )
 
 // Lockout (RFC 4226 §7.3).
@@ -401,11 +403,11 @@ const stateLen = 16
 
 // challengeTable holds outstanding challenge States. Entries are kept in
 // issue order (= expiry order, the TTL is fixed), so expired ones are swept
-// from the front. It is bounded three ways, so that nobody can push out
-// someone else's pending State: a user with perUser pending States loses
-// their own oldest to a new one, a client with perClient loses its own
-// oldest, and when the whole table is full the client holding the most
-// States loses its oldest.
+// from the front. It is bounded three ways (store.StateLimits, the same
+// rules a StateStore keeps), so that nobody can push out someone else's
+// pending State: a user with perUser pending States loses their own oldest
+// to a new one, a client with perClient loses its own oldest, and when the
+// whole table is full the client holding the most States loses its oldest.
 type challengeTable struct {
 	mu        sync.Mutex
 	ttl       time.Duration
@@ -428,9 +430,9 @@ type pendingState struct {
 	ofUser       *list.Element // in byUser[user]
 }
 
-func newChallengeTable(ttl time.Duration, maxStates, perClient, perUser int) *challengeTable {
+func newChallengeTable(ttl time.Duration, limits store.StateLimits) *challengeTable {
 	return &challengeTable{
-		ttl: ttl, max: maxStates, perClient: perClient, perUser: perUser,
+		ttl: ttl, max: limits.Total, perClient: limits.PerClient, perUser: limits.PerUser,
 		m:        make(map[string]*pendingState),
 		byClient: make(map[string]*list.List),
 		byUser:   make(map[string]*list.List),

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/password"
+	"github.com/otpgate/otpgate/store"
 	"github.com/otpgate/otpgate/totp"
 )
 
@@ -26,6 +27,10 @@ const (
 	// entry survives without a new failure once its backoff has expired.
 	stationForgetAfter = 24 * time.Hour
 )
+
+// stateLimits are the bounds of the pending challenge States, in this
+// process's table and in a StateStore alike (see challengeTable).
+var stateLimits = store.StateLimits{PerUser: maxStatesPerUser, PerClient: maxStatesPerClient, Total: maxChallengeStates}
 
 // MFA policy values (the [auth] mfa key).
 const (

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"time"
+
+	"github.com/otpgate/otpgate/store"
 )
 
 // StateStore keeps challenge States where every node of a cluster sees
@@ -14,8 +16,15 @@ import (
 type StateStore interface {
 	// PutState stores state, bound to user and client, with info (auth's
 	// own encoding of what the State asks for; kept as it is) until
-	// expires.
-	PutState(ctx context.Context, state []byte, user, client string, info []byte, expires time.Time) error
+	// expires, and in the same transaction pushes out what limits say
+	// (store.StateLimits; auth passes the bounds of its in-memory table,
+	// so auth alone owns the numbers). "Oldest" is the earliest expires
+	// (the TTL is fixed); States expired but not yet swept may count,
+	// and being the oldest they go first. Puts at the same moment, which
+	// do not see each other's States, may leave a bound exceeded by as
+	// many; the next put of that user or client (for the total, any put)
+	// trims it again.
+	PutState(ctx context.Context, state []byte, user, client string, info []byte, expires time.Time, limits store.StateLimits) error
 	// TakeState removes state and returns what it was bound to; ok is
 	// false for an unknown, already taken or (at now) expired State. Of
 	// concurrent takes of one State, on any node, at most one gets ok.
@@ -43,8 +52,9 @@ func (m memoryStates) take(_ context.Context, state []byte, now time.Time) (stri
 // sharedStates keeps States in a StateStore; the State is made here, with
 // the same size and randomness as the in-memory table's.
 type sharedStates struct {
-	s   StateStore
-	ttl time.Duration
+	s      StateStore
+	ttl    time.Duration
+	limits store.StateLimits
 }
 
 func (s sharedStates) issue(ctx context.Context, user, client string, info stateInfo, now time.Time) ([]byte, error) {
@@ -52,7 +62,7 @@ func (s sharedStates) issue(ctx context.Context, user, client string, info state
 	if _, err := rand.Read(st); err != nil {
 		return nil, fmt.Errorf("auth: state: %w", err)
 	}
-	if err := s.s.PutState(ctx, st, user, client, info.encode(), now.Add(s.ttl)); err != nil {
+	if err := s.s.PutState(ctx, st, user, client, info.encode(), now.Add(s.ttl), s.limits); err != nil {
 		return nil, err
 	}
 	return st, nil

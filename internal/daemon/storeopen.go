@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/otpgate/otpgate/auth"
 	"github.com/otpgate/otpgate/internal/config"
 	"github.com/otpgate/otpgate/store"
 	"github.com/otpgate/otpgate/store/postgres"
@@ -16,6 +17,14 @@ import (
 // readyProbeEvery is how often a node on PostgreSQL checks that it can
 // write, for Status-Server.
 const readyProbeEvery = time.Second
+
+// The wiring finds what PostgreSQL shares between nodes by a type
+// assertion; these make a signature that drifts a build error, not a
+// cluster that silently keeps States and backoff per node.
+var (
+	_ auth.StateStore           = (*postgres.DB)(nil)
+	_ auth.PasswordBackoffStore = (*postgres.DB)(nil)
+)
 
 // openedStore is the configured backend and, for PostgreSQL, whether it
 // can decide a login now.

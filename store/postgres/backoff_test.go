@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -170,22 +171,29 @@ func TestSharedPasswordBackoff(t *testing.T) {
 
 // TestPasswordBackoffMigration: a database made by an early build, with a
 // password_backoff table of another shape that nothing used, is migrated
-// to the new table.
+// to the new table, and through every migration after it.
 func TestPasswordBackoffMigration(t *testing.T) {
 	pg := testtool.StartPostgres(t)
 	dsn := pg.NewDB()
 	name := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
 	key := filepath.Join(t.TempDir(), "seed.key")
+	// migrations[2] (2 -> 3) makes password_backoff; migrations are only
+	// ever appended, so a database of schema 2 is the one before it.
+	const beforeBackoff = 2
+	current := postgres.CurrentSchema()
+	postgres.SetSchemaForTest(t, beforeBackoff)
 	openNodes(t, dsn, key, 1)[0].Close()
-	pg.Psql(name, `DROP TABLE password_backoff; DROP SEQUENCE password_backoff_version;
-		CREATE TABLE password_backoff (user_name text NOT NULL, station text NOT NULL, failures integer NOT NULL,
-			locked_until timestamptz NOT NULL, last_failure timestamptz NOT NULL, PRIMARY KEY (user_name, station));
-		UPDATE schema_version SET version = version - 1`) // the password_backoff migration is the last
+	pg.Psql(name, `CREATE TABLE password_backoff (user_name text NOT NULL, station text NOT NULL, failures integer NOT NULL,
+			locked_until timestamptz NOT NULL, last_failure timestamptz NOT NULL, PRIMARY KEY (user_name, station))`)
+	postgres.SetSchemaForTest(t, current)
 	db, err := postgres.Open(context.Background(), dsn, postgres.Options{KeyFile: key})
 	if err != nil {
-		t.Fatalf("migrating schema 1 with the early table: %v", err)
+		t.Fatalf("migrating schema %d with the early table: %v", beforeBackoff, err)
 	}
 	defer db.Close()
+	if got, want := pg.Psql(name, "SELECT version FROM schema_version"), fmt.Sprint(current); got != want {
+		t.Fatalf("schema after the migration: %s, want %s", got, want)
+	}
 	if err := db.UpdatePasswordBackoff(context.Background(), "alice", func([]byte) ([]byte, time.Time, error) {
 		return counterBytes(1), time.Now().Add(time.Hour), nil
 	}); err != nil {

@@ -70,8 +70,9 @@ func TestSharedStates(t *testing.T) {
 		nodes[i] = db
 	}
 	now := time.Now()
+	limits := store.StateLimits{PerUser: 4, PerClient: 8, Total: 16}
 	state := []byte("0123456789abcdef")
-	if err := nodes[0].PutState(ctx, state, "alice", "vpn", []byte{2, 1, 'x'}, now.Add(time.Minute)); err != nil {
+	if err := nodes[0].PutState(ctx, state, "alice", "vpn", []byte{2, 1, 'x'}, now.Add(time.Minute), limits); err != nil {
 		t.Fatal(err)
 	}
 	user, client, info, ok, err := nodes[1].TakeState(ctx, state, now)
@@ -82,7 +83,7 @@ func TestSharedStates(t *testing.T) {
 		t.Fatalf("second take: ok=%v err=%v, want refused", ok, err)
 	}
 	expired := []byte("fedcba9876543210")
-	if err := nodes[0].PutState(ctx, expired, "alice", "vpn", nil, now.Add(time.Second)); err != nil {
+	if err := nodes[0].PutState(ctx, expired, "alice", "vpn", nil, now.Add(time.Second), limits); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, ok, _ := nodes[1].TakeState(ctx, expired, now.Add(2*time.Second)); ok {

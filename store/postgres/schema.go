@@ -68,6 +68,12 @@ var migrations = []string{
 		version   bigint NOT NULL DEFAULT nextval('password_backoff_version')
 	);
 	CREATE INDEX password_backoff_forget_at ON password_backoff (forget_at);`,
+	// 3 -> 4: the challenge States bounded per user and per RADIUS client
+	// as in auth's memory (PutState, store.StateLimits): each bound finds
+	// its newest States and the rest, oldest first, on an index in the
+	// order it keeps them (expires, then the State to break a tie).
+	`CREATE INDEX challenge_states_user ON challenge_states (user_name, expires, state);
+	CREATE INDEX challenge_states_client ON challenge_states (client, expires, state);`,
 }
 
 // currentSchema is the schema version this program reads and writes.
