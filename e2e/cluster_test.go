@@ -291,6 +291,75 @@ func appendLogin(t *testing.T, d *Daemon, station, user, password string) string
 	return m[1]
 }
 
+// challengeClientSecret is the secret of clusterChallengeClient.
+const challengeClientSecret = "e2e-cluster-challenge-0123456789"
+
+// clusterChallengeClient is a gateway at 127.0.0.3 that asks for the
+// password, then for the code in an Access-Challenge.
+var clusterChallengeClient = fmt.Sprintf(`
+[[client]]
+name = "vpn-challenge"
+address = "127.0.0.3/32"
+secret = %q
+mode = "challenge"
+`, challengeClientSecret)
+
+// challengeLogin sends one Access-Request from clusterChallengeClient to d
+// with radclient (state as hex, "" for none) and returns the reply and the
+// State it carried, in hex.
+func challengeLogin(t *testing.T, d *Daemon, user, password, state string) (reply, replyState string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	attrs := fmt.Sprintf("User-Name=%q,User-Password=%q,Message-Authenticator=0x00,Packet-Src-IP-Address=127.0.0.3", user, password)
+	if state != "" {
+		attrs += ",State=0x" + state
+	}
+	cmd := exec.CommandContext(ctx, requireTool(t, "radclient"), "-x", "-r", "1", "-t", "3", d.Addr, "auth", challengeClientSecret)
+	cmd.Stdin = strings.NewReader(attrs + "\n")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
+		t.Fatalf("radclient: %v", err)
+	}
+	m := regexp.MustCompile(`Received (Access-\w+) Id`).FindStringSubmatch(out.String())
+	if m == nil {
+		return "", ""
+	}
+	// The State of the reply, not the one radclient echoes of the request.
+	rest := out.String()[strings.Index(out.String(), m[0]):]
+	if st := regexp.MustCompile(`State = 0x([0-9a-f]+)`).FindStringSubmatch(rest); st != nil {
+		return m[1], st[1]
+	}
+	return m[1], ""
+}
+
+// TestClusterPostgresChallengeFailover: the gateway asks node 1 (password),
+// gets the Challenge, and sends the code with the State to node 2, as a
+// NAS that failed over in between: accepted. The same State again, on
+// node 3: refused, a State is used once on all nodes.
+func TestClusterPostgresChallengeFailover(t *testing.T) {
+	requireTool(t, "oathtool")
+	c := startClusterExtra(t, 3, 0, false, clusterChallengeClient)
+	const pw = "correct horse battery"
+	b32 := enrollViaCLI(t, c.cli(0), "alice", pw)
+
+	reply, state := challengeLogin(t, c.nodes[0], "alice", pw, "")
+	if reply != "Access-Challenge" || state == "" {
+		t.Fatalf("password to node 1: %q with State %q, want an Access-Challenge with a State", reply, state)
+	}
+	code := oathCode(t, b32, 0)
+	if reply, _ := challengeLogin(t, c.nodes[1], "alice", code, state); reply != "Access-Accept" {
+		t.Fatalf("the code with node 1's State, to node 2: %q, want Access-Accept", reply)
+	}
+	if reply, _ := challengeLogin(t, c.nodes[2], "alice", code, state); reply != "Access-Reject" {
+		t.Fatalf("the same State again, to node 3: %q, want Access-Reject", reply)
+	}
+	testtool.Eventually(t, 5*time.Second, "node 3 audits the reused State as bad_state", func() bool {
+		return strings.Contains(c.nodes[2].Output(), `"reason":"bad_state"`)
+	})
+}
+
 // TestClusterPostgresPasswordBackoffShared: five wrong passwords from one
 // station, spread over two nodes (three on one, two on the other, so
 // neither alone reached the threshold), put that station in backoff on
