@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -274,21 +272,8 @@ mode = "append"
 // for none).
 func appendLogin(t *testing.T, d *Daemon, station, user, password string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, requireTool(t, "radclient"), "-x", "-r", "1", "-t", "3", d.Addr, "auth", appendClientSecret)
-	cmd.Stdin = strings.NewReader(fmt.Sprintf("User-Name=%q,User-Password=%q,Calling-Station-Id=%q,Message-Authenticator=0x00,Packet-Src-IP-Address=127.0.0.2\n",
-		user, password, station))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
-		t.Fatalf("radclient: %v", err)
-	}
-	m := regexp.MustCompile(`Received (Access-\w+) Id`).FindStringSubmatch(out.String())
-	if m == nil {
-		return ""
-	}
-	return m[1]
+	attrs := append(userPassword(user, password), fmt.Sprintf("Calling-Station-Id=%q", station), "Packet-Src-IP-Address=127.0.0.2")
+	return radclientSend(t, d.Addr, appendClientSecret, attrs...).code
 }
 
 // challengeClientSecret is the secret of clusterChallengeClient.
@@ -305,33 +290,15 @@ mode = "challenge"
 `, challengeClientSecret)
 
 // challengeLogin sends one Access-Request from clusterChallengeClient to d
-// with radclient (state as hex, "" for none) and returns the reply and the
-// State it carried, in hex.
+// with radclient (state "" for none) and returns the reply and its State.
 func challengeLogin(t *testing.T, d *Daemon, user, password, state string) (reply, replyState string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	attrs := fmt.Sprintf("User-Name=%q,User-Password=%q,Message-Authenticator=0x00,Packet-Src-IP-Address=127.0.0.3", user, password)
+	attrs := append(userPassword(user, password), "Packet-Src-IP-Address=127.0.0.3")
 	if state != "" {
-		attrs += ",State=0x" + state
+		attrs = append(attrs, "State="+state)
 	}
-	cmd := exec.CommandContext(ctx, requireTool(t, "radclient"), "-x", "-r", "1", "-t", "3", d.Addr, "auth", challengeClientSecret)
-	cmd.Stdin = strings.NewReader(attrs + "\n")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
-		t.Fatalf("radclient: %v", err)
-	}
-	m := regexp.MustCompile(`Received (Access-\w+) Id`).FindStringSubmatch(out.String())
-	if m == nil {
-		return "", ""
-	}
-	// The State of the reply, not the one radclient echoes of the request.
-	rest := out.String()[strings.Index(out.String(), m[0]):]
-	if st := regexp.MustCompile(`State = 0x([0-9a-f]+)`).FindStringSubmatch(rest); st != nil {
-		return m[1], st[1]
-	}
-	return m[1], ""
+	r := radclientSend(t, d.Addr, challengeClientSecret, attrs...)
+	return r.code, r.state
 }
 
 // TestClusterPostgresChallengeFailover: the gateway asks node 1 (password),

@@ -6,11 +6,8 @@ package e2e
 // with Debian's FreeRADIUS as the upstream server. The code stays otpgate's.
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -84,20 +81,8 @@ timeout = "3s"
 // ("Access-Accept", ...; "" for none) and radclient's output.
 func radclientAuth(t *testing.T, d *Daemon, user, password string) (string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, requireTool(t, "radclient"), "-x", "-r", "1", "-t", "5", d.Addr, "auth", d.Secret)
-	cmd.Stdin = strings.NewReader(fmt.Sprintf("User-Name=%q,User-Password=%q,Message-Authenticator=0x00\n", user, password))
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil && cmd.ProcessState == nil {
-		t.Fatalf("radclient: %v", err)
-	}
-	m := regexp.MustCompile(`Received (Access-\w+) Id`).FindStringSubmatch(out.String())
-	if m == nil {
-		return "", out.String()
-	}
-	return m[1], out.String()
+	r := radclientSend(t, d.Addr, d.Secret, userPassword(user, password)...)
+	return r.code, r.out
 }
 
 // radclientStep is one Access-Request and what must come of it.

@@ -7,11 +7,9 @@ package e2e
 // sshd with pam_radius_auth.
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,8 +23,6 @@ const firstLoginToml = "[auth]\nenroll_at_login = true\n"
 var (
 	// keyInChallengeRe is the key in groups of four in a challenge's text.
 	keyInChallengeRe = regexp.MustCompile(`[A-Z2-7]{4}(?: [A-Z2-7]{4}){7}`)
-	stateRe          = regexp.MustCompile(`State = (0x[0-9a-f]+)`)
-	replyMessageRe   = regexp.MustCompile(`Reply-Message = "((?:[^"\\]|\\.)*)"`)
 	loginRecoveryRe  = regexp.MustCompile(`[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}`)
 )
 
@@ -40,27 +36,12 @@ func keyFromChallenge(text string) string {
 // Reply-Messages and radclient's output.
 func radAuth(t *testing.T, d *Daemon, user, password, state string) (code, st string, msgs []string, out string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	attrs := []string{"User-Name=" + user, fmt.Sprintf("User-Password=%q", password), "Message-Authenticator=0x00"}
+	attrs := userPassword(user, password)
 	if state != "" {
 		attrs = append(attrs, "State="+state)
 	}
-	cmd := exec.CommandContext(ctx, requireTool(t, "radclient"), "-x", "-r", "1", "-t", "3", d.Addr, "auth", d.Secret)
-	cmd.Stdin = strings.NewReader(strings.Join(attrs, ",") + "\n")
-	b, _ := cmd.CombinedOutput()
-	out = string(b)
-	if m := regexp.MustCompile(`Received (Access-\w+) Id`).FindStringSubmatch(out); m != nil {
-		code = m[1]
-	}
-	_, reply, _ := strings.Cut(out, "Received ") // not the State we sent
-	if m := stateRe.FindStringSubmatch(reply); m != nil {
-		st = m[1]
-	}
-	for _, m := range replyMessageRe.FindAllStringSubmatch(reply, -1) {
-		msgs = append(msgs, m[1])
-	}
-	return code, st, msgs, out
+	r := radclientSend(t, d.Addr, d.Secret, attrs...)
+	return r.code, r.state, r.msgs, r.out
 }
 
 // TestFirstLoginEnrollRadclient: a FortiGate/ASA-style challenge client

@@ -60,15 +60,7 @@ func TestSharedStates(t *testing.T) {
 	pg := testtool.StartPostgres(t)
 	dsn, key := pg.NewDB(), filepath.Join(t.TempDir(), "seed.key")
 	ctx := context.Background()
-	var nodes [2]*postgres.DB
-	for i := range nodes {
-		db, err := postgres.Open(ctx, dsn, postgres.Options{KeyFile: key})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		nodes[i] = db
-	}
+	nodes := openNodes(t, dsn, key, 2)
 	now := time.Now()
 	limits := store.StateLimits{PerUser: 4, PerClient: 8, Total: 16}
 	state := []byte("0123456789abcdef")
@@ -181,15 +173,7 @@ func TestConcurrentUpdates(t *testing.T) {
 	pg := testtool.StartPostgres(t)
 	dsn, key := pg.NewDB(), filepath.Join(t.TempDir(), "seed.key")
 	ctx := context.Background()
-	var nodes [2]*postgres.DB
-	for i := range nodes {
-		db, err := postgres.Open(ctx, dsn, postgres.Options{KeyFile: key})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		nodes[i] = db
-	}
+	nodes := openNodes(t, dsn, key, 2)
 	if err := nodes[0].Create(ctx, store.User{Name: "alice", Created: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
