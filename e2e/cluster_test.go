@@ -115,8 +115,8 @@ func login(t *testing.T, d *Daemon, user, code string, timeout time.Duration, re
 // TestClusterPostgresOneCodeOneAccept sends each code to three nodes at
 // once: exactly one Accept per code, every round.
 func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
-	const rounds = 150
-	c := startCluster(t, 3, rounds)
+	const rounds, burst = 150, 100
+	c := startCluster(t, 3, rounds+burst)
 	for i := range rounds {
 		u := c.users[i]
 		code := totp.Default.Code(u.Key, totp.Default.Step(time.Now()))
@@ -140,6 +140,35 @@ func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
 			t.Fatalf("round %d: one code sent to %d nodes got %d Accepts (%v), want exactly 1", i, len(c.nodes), accepts, answers)
 		}
 	}
+	// Then burst users at once, each code to the three nodes at once: the
+	// nodes' gathered statements carry many users, some of them in the
+	// other nodes' statements too.
+	step := totp.Default.Step(time.Now())
+	answers := make([][3]radius.Code, burst)
+	var wg sync.WaitGroup
+	for i := range burst {
+		u := c.users[rounds+i]
+		code := totp.Default.Code(u.Key, step)
+		for n, d := range c.nodes {
+			wg.Go(func() { answers[i][n] = login(t, d, u.Name, code, 5*time.Second, 0) })
+		}
+	}
+	wg.Wait()
+	for i, a := range answers {
+		accepts := 0
+		for _, r := range a {
+			switch r {
+			case radius.CodeAccessAccept:
+				accepts++
+			case radius.CodeAccessReject:
+			default:
+				t.Errorf("burst user %d: a node answered %v", i, r)
+			}
+		}
+		if accepts != 1 {
+			t.Errorf("burst user %d: one code sent to %d nodes at once got %d Accepts (%v), want exactly 1", i, len(c.nodes), accepts, a)
+		}
+	}
 	// Every other answer was a refused reuse, not some other failure.
 	count := func() int {
 		reused := 0
@@ -148,8 +177,8 @@ func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
 		}
 		return reused
 	}
-	testtool.Eventually(t, 5*time.Second, fmt.Sprintf("%d code_reused rejects logged (two per round)", 2*rounds), func() bool {
-		return count() == 2*rounds
+	testtool.Eventually(t, 5*time.Second, fmt.Sprintf("%d code_reused rejects logged (two per code)", 2*(rounds+burst)), func() bool {
+		return count() == 2*(rounds+burst)
 	})
 }
 
