@@ -54,6 +54,7 @@ type gathered struct {
 
 // rowReq is one read or write in a gathered statement.
 type rowReq struct {
+	ctx     context.Context // the caller's: one that has left is not sent
 	name    string
 	rec     []byte
 	rev     int64
@@ -82,7 +83,7 @@ func newGathered(db *DB) *gathered {
 }
 
 func (g *gathered) read(ctx context.Context, name string) ([]byte, int64, error) {
-	r := &rowReq{name: name, done: make(chan struct{})}
+	r := &rowReq{ctx: ctx, name: name, done: make(chan struct{})}
 	if err := g.reads.do(ctx, r); err != nil {
 		return nil, 0, err
 	}
@@ -90,7 +91,7 @@ func (g *gathered) read(ctx context.Context, name string) ([]byte, int64, error)
 }
 
 func (g *gathered) write(ctx context.Context, name string, rec []byte, rev int64) (bool, error) {
-	r := &rowReq{name: name, rec: rec, rev: rev, done: make(chan struct{})}
+	r := &rowReq{ctx: ctx, name: name, rec: rec, rev: rev, done: make(chan struct{})}
 	if err := g.writes.do(ctx, r); err != nil {
 		return false, err
 	}
@@ -99,6 +100,9 @@ func (g *gathered) write(ctx context.Context, name string, rec []byte, rev int64
 
 // readRows serves a gathered read.
 func (db *DB) readRows(batch []*rowReq) {
+	if batch = live(batch); len(batch) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), db.opTimeout)
 	defer cancel()
 	names := make([]string, len(batch))
@@ -141,6 +145,9 @@ func (db *DB) readRows(batch []*rowReq) {
 // statement as a deadlock victim, it wrote nothing and every write in it
 // decides again, like a lost race.
 func (db *DB) writeRows(batch []*rowReq) {
+	if batch = live(batch); len(batch) == 0 {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), db.opTimeout)
 	defer cancel()
 	firsts := make([]*rowReq, 0, len(batch))
@@ -177,6 +184,19 @@ func (db *DB) writeRows(batch []*rowReq) {
 		r.err = err
 		close(r.done)
 	}
+}
+
+// live drops from batch the requests whose callers have left (their
+// context ended while they waited): a login the NAS will hear nothing
+// about is not written. Those are done, with their context's error.
+func live(batch []*rowReq) []*rowReq {
+	return slices.DeleteFunc(batch, func(r *rowReq) bool {
+		if r.err = r.ctx.Err(); r.err != nil {
+			close(r.done)
+			return true
+		}
+		return false
+	})
 }
 
 // lostRace reports whether err is PostgreSQL giving up a statement to let

@@ -30,7 +30,7 @@ func TestGatheredStatements(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	req := func(name string) *rowReq { return &rowReq{name: name, done: make(chan struct{})} }
+	req := func(name string) *rowReq { return &rowReq{ctx: ctx, name: name, done: make(chan struct{})} }
 
 	reads := []*rowReq{req("alice"), req("ghost"), req("alice"), req("bob")}
 	db.readRows(reads)
@@ -79,6 +79,22 @@ func TestGatheredStatements(t *testing.T) {
 			t.Fatalf("%s after the gathered write: %d failures (%v), want %d", name, u.CodeFailures, err, want)
 		}
 	}
+
+	// A write whose caller has left is not sent: its login gets no reply.
+	fresh := req("bob")
+	db.readRows([]*rowReq{fresh})
+	<-fresh.done
+	left, cancel := context.WithCancel(ctx)
+	cancel()
+	gone := &rowReq{ctx: left, name: "bob", rec: encode("bob", 7), rev: fresh.rev, done: make(chan struct{})}
+	db.writeRows([]*rowReq{gone})
+	<-gone.done
+	if !errors.Is(gone.err, context.Canceled) || gone.written {
+		t.Fatalf("a write whose caller left: written %v, err %v; want not written, context.Canceled", gone.written, gone.err)
+	}
+	if u, err := db.Get(ctx, "bob"); err != nil || u.CodeFailures != 0 {
+		t.Fatalf("bob after a write whose caller left: %d failures (%v), want 0", u.CodeFailures, err)
+	}
 }
 
 // TestGatheredWritesAcrossNodes: two nodes writing the same users in
@@ -112,7 +128,7 @@ func TestGatheredWritesAcrossNodes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b = append(b, &rowReq{name: name, rec: rec, rev: rev, done: make(chan struct{})})
+			b = append(b, &rowReq{ctx: ctx, name: name, rec: rec, rev: rev, done: make(chan struct{})})
 		}
 		return b
 	}

@@ -5,10 +5,11 @@
 // a read and a conditional write (a compare-and-swap on the row's
 // revision), committed with synchronous_commit on before the call
 // returns; the password backoff is written the same way (backoff.go).
-// Seeds are sealed with the
-// node's key file through store.Codec, exactly as in bbolt; the key stays
-// outside the database, which holds only a check value that proves a
-// node's key is the right one.
+// The reads and writes of the logins under way on a node go out together,
+// a statement for many (batch.go). Seeds are sealed with the node's key
+// file through store.Codec, exactly as in bbolt; the key stays outside
+// the database, which holds only a check value that proves a node's key
+// is the right one.
 package postgres
 
 import (
