@@ -48,10 +48,12 @@ var migrations = []string{
 	// a row lock across the round trips of a login (a compare-and-swap).
 	// From a sequence: a user deleted and created again between a read
 	// and its write does not get the revision the read saw. Pages keep
-	// room so a login's update stays on its page (HOT, no index write).
+	// room so a login's update stays on its page (HOT, no index write);
+	// set first, so the rewrite that fills the new column leaves that
+	// room in the pages of an existing table too.
 	`CREATE SEQUENCE users_revision;
-	ALTER TABLE users ADD COLUMN revision bigint NOT NULL DEFAULT nextval('users_revision');
-	ALTER TABLE users SET (fillfactor = 70);`,
+	ALTER TABLE users SET (fillfactor = 70);
+	ALTER TABLE users ADD COLUMN revision bigint NOT NULL DEFAULT nextval('users_revision');`,
 	// 2 -> 3: the password backoff per user and station, shared by the
 	// nodes (auth.PasswordBackoffStore): one row per user name as typed
 	// (any bytes, known user or not), auth's encoding of its stations,
