@@ -112,6 +112,25 @@ func login(t *testing.T, d *Daemon, user, code string, timeout time.Duration, re
 	return r.Code
 }
 
+// oneAccept fails t unless answers, the nodes' answers to one code, are
+// exactly one Accept and Rejects.
+func oneAccept(t *testing.T, what string, answers []radius.Code) {
+	t.Helper()
+	accepts := 0
+	for _, a := range answers {
+		switch a {
+		case radius.CodeAccessAccept:
+			accepts++
+		case radius.CodeAccessReject:
+		default:
+			t.Errorf("%s: a node answered %v", what, a)
+		}
+	}
+	if accepts != 1 {
+		t.Errorf("%s: one code sent to %d nodes at once got %d Accepts (%v), want exactly 1", what, len(answers), accepts, answers)
+	}
+}
+
 // TestClusterPostgresOneCodeOneAccept sends each code to three nodes at
 // once: exactly one Accept per code, every round.
 func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
@@ -126,48 +145,27 @@ func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
 			wg.Go(func() { answers[n] = login(t, d, u.Name, code, 3*time.Second, 0) })
 		}
 		wg.Wait()
-		accepts := 0
-		for _, a := range answers {
-			switch a {
-			case radius.CodeAccessAccept:
-				accepts++
-			case radius.CodeAccessReject:
-			default:
-				t.Errorf("round %d: a node answered %v", i, a)
-			}
-		}
-		if accepts != 1 {
-			t.Fatalf("round %d: one code sent to %d nodes got %d Accepts (%v), want exactly 1", i, len(c.nodes), accepts, answers)
+		if oneAccept(t, fmt.Sprintf("round %d", i), answers); t.Failed() {
+			t.FailNow()
 		}
 	}
 	// Then burst users at once, each code to the three nodes at once: the
 	// nodes' gathered statements carry many users, some of them in the
 	// other nodes' statements too.
 	step := totp.Default.Step(time.Now())
-	answers := make([][3]radius.Code, burst)
+	answers := make([][]radius.Code, burst)
 	var wg sync.WaitGroup
 	for i := range burst {
 		u := c.users[rounds+i]
 		code := totp.Default.Code(u.Key, step)
+		answers[i] = make([]radius.Code, len(c.nodes))
 		for n, d := range c.nodes {
 			wg.Go(func() { answers[i][n] = login(t, d, u.Name, code, 5*time.Second, 0) })
 		}
 	}
 	wg.Wait()
 	for i, a := range answers {
-		accepts := 0
-		for _, r := range a {
-			switch r {
-			case radius.CodeAccessAccept:
-				accepts++
-			case radius.CodeAccessReject:
-			default:
-				t.Errorf("burst user %d: a node answered %v", i, r)
-			}
-		}
-		if accepts != 1 {
-			t.Errorf("burst user %d: one code sent to %d nodes at once got %d Accepts (%v), want exactly 1", i, len(c.nodes), accepts, a)
-		}
+		oneAccept(t, fmt.Sprintf("burst user %d", i), a)
 	}
 	// Every other answer was a refused reuse, not some other failure.
 	count := func() int {
