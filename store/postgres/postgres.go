@@ -50,7 +50,7 @@ type Options struct {
 
 // defaultPoolSize is how many connections a node opens at most, unless
 // the DSN says pool_max_conns.
-var defaultPoolSize int32 = 16
+const defaultPoolSize int32 = 16
 
 // DB is a store.Store on PostgreSQL.
 type DB struct {
