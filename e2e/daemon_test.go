@@ -204,7 +204,7 @@ func TestDaemonStartFailures(t *testing.T) {
 		dir := t.TempDir()
 		cfg := filepath.Join(dir, "radiusd.toml")
 		port := pc.LocalAddr().(*net.UDPAddr).Port
-		if err := os.WriteFile(cfg, []byte(daemonConfig(port, freeTCPPort(t), "")), 0o600); err != nil {
+		if err := os.WriteFile(cfg, []byte(daemonConfig(port, testtool.FreePort(t, "tcp"), "")), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		code, _, stderr := runOtpgated(t, "-config", cfg)
@@ -219,7 +219,7 @@ func TestDaemonStartFailures(t *testing.T) {
 		d := startDaemon(t, "", "")
 		// Same data_dir, other ports: the store lock stops it.
 		other := filepath.Join(d.Dir, "second.toml")
-		text := strings.Replace(daemonConfig(freeUDPPort(t), freeTCPPort(t), ""), `data_dir = "data"`, `data_dir = "data"`, 1)
+		text := strings.Replace(daemonConfig(testtool.FreePort(t, "udp"), testtool.FreePort(t, "tcp"), ""), `data_dir = "data"`, `data_dir = "data"`, 1)
 		if err := os.WriteFile(other, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/testtool"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -296,7 +297,7 @@ func sshLoginAsk(t *testing.T, s *sshServer, user string, answer func(q string) 
 func TestFirstLoginEnrollLink(t *testing.T) {
 	requireTool(t, "radclient")
 	requireTool(t, "oathtool")
-	port := freeTCPPort(t)
+	port := testtool.FreePort(t, "tcp")
 	web := fmt.Sprintf("[web]\nlisten = \"127.0.0.1:%d\"\npublic_url = \"http://127.0.0.1:%d\"\n", port, port)
 	srv := newPamServer(t, firstLoginToml+"\n"+web)
 	const pw = "first-Login-pw-2"

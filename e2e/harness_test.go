@@ -80,28 +80,6 @@ func requireHostTests(t testing.TB) {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// freeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
-func freeUDPPort(t testing.TB) int {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().(*net.UDPAddr).Port
-}
-
-// freeTCPPort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freeTCPPort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // daemonSecret is the shared secret of the "localhost" client (127.0.0.1/32)
 // in every startDaemon config.
 const daemonSecret = "e2e-daemon-secret-0123456789abcdef"
@@ -192,8 +170,8 @@ func startDaemonWith(t testing.TB, dir, passwordKeys, extraToml string) *Daemon 
 		t:       t,
 		Dir:     dir,
 		Config:  filepath.Join(dir, "radiusd.toml"),
-		Addr:    fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)),
-		Metrics: fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
+		Addr:    fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t, "udp")),
+		Metrics: fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t, "tcp")),
 		Socket:  filepath.Join(dir, "data", "control.sock"),
 		Secret:  daemonSecret,
 		out:     &lockedBuffer{},

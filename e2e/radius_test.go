@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // Shared secrets of the RADIUS clients in radiusDaemon's config.
@@ -42,7 +44,7 @@ type radiusDaemon struct {
 
 func newRadiusEnv(t *testing.T) (*cliEnv, string, string) {
 	t.Helper()
-	port := freeUDPPort(t)
+	port := testtool.FreePort(t, "udp")
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	audit := filepath.Join(t.TempDir(), "audit.log")
 	e := newCLIEnv(t, fmt.Sprintf(`[log]

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/otpgate/otpgate/internal/control"
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // publicRunDir makes a directory every user can enter (t.TempDir() is
@@ -57,8 +58,8 @@ func startDaemonAt(t *testing.T, socket, extraToml string) *Daemon {
 		t:       t,
 		Dir:     dir,
 		Config:  filepath.Join(dir, "radiusd.toml"),
-		Addr:    fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t)),
-		Metrics: fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t)),
+		Addr:    fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t, "udp")),
+		Metrics: fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t, "tcp")),
 		Socket:  socket,
 		Secret:  daemonSecret,
 		out:     &lockedBuffer{},

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/testtool"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -64,7 +65,7 @@ func startSSHD(t *testing.T, authStack, methods string) *sshServer {
 
 	snippet := readPackaging(t, "sshd_config.d/otpgate.conf")
 	snippet = replaceOnce(t, snippet, "\nAuthenticationMethods keyboard-interactive\n", "\nAuthenticationMethods "+methods+"\n")
-	port := freeTCPPort(t)
+	port := testtool.FreePort(t, "tcp")
 	cfg := fmt.Sprintf(`# written by otpgate's e2e tests
 ListenAddress 127.0.0.1:%d
 HostKey %s

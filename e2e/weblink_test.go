@@ -17,6 +17,7 @@ import (
 
 	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/internal/control"
+	"github.com/otpgate/otpgate/internal/testtool"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -98,7 +99,7 @@ func TestEnrollLinkInBrowser(t *testing.T) {
 	requireTool(t, "zbarimg")
 	requireTool(t, "oathtool")
 	shots := artifactDir(t)
-	port := freeTCPPort(t)
+	port := testtool.FreePort(t, "tcp")
 	web := fmt.Sprintf("[web]\nlisten = \"127.0.0.1:%d\"\npublic_url = \"http://127.0.0.1:%d\"\n", port, port)
 	dir := t.TempDir()
 	d := startDaemon(t, dir, web)

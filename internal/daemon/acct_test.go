@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otpgate/otpgate/internal/testtool"
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
@@ -20,7 +21,7 @@ import (
 func TestAccountingListener(t *testing.T) {
 	dir := t.TempDir()
 	path := writeTestConfig(t, dir, "")
-	acct := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
+	acct := fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t, "udp"))
 	text := strings.Replace(mustRead(t, path), `acct_listen = ["127.0.0.1:0"]`, fmt.Sprintf("acct_listen = [%q]", acct), 1)
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -24,24 +24,6 @@ import (
 // syncBuffer is testtool.Buffer: safe for a writer goroutine and the test.
 type syncBuffer = testtool.Buffer
 
-func freePort(t *testing.T, network string) int {
-	t.Helper()
-	if network == "udp" {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		return pc.LocalAddr().(*net.UDPAddr).Port
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 const testSecret = "daemon-test-secret-0123456789abcdef"
 
 func writeTestConfig(t *testing.T, dir, extra string) string {
@@ -63,7 +45,7 @@ listen = "127.0.0.1:%d"
 name = "lo"
 address = "127.0.0.1"
 secret = %q
-%s`, freePort(t, "udp"), freePort(t, "tcp"), testSecret, extra)
+%s`, testtool.FreePort(t, "udp"), testtool.FreePort(t, "tcp"), testSecret, extra)
 	p := filepath.Join(dir, "radiusd.toml")
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 		t.Fatal(err)

@@ -84,16 +84,6 @@ func newPostgresDir(t testing.TB) string {
 	return dir
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func (p *Postgres) run(name string, args ...string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -120,7 +110,7 @@ func newPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	postgresProgram(t, "postgres")
 	root := newPostgresDir(t)
-	p := &Postgres{t: t, Port: freePort(t), Dir: filepath.Join(root, "data"), Sock: filepath.Join(root, "sock"), log: &Buffer{}}
+	p := &Postgres{t: t, Port: FreePort(t, "tcp"), Dir: filepath.Join(root, "data"), Sock: filepath.Join(root, "sock"), log: &Buffer{}}
 	for _, d := range []string{p.Dir, p.Sock} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
