@@ -170,32 +170,14 @@ func TestHostPAMRadiusLDAP(t *testing.T) {
 
 	waitStepStart()
 	code := totpAt(t, aliceKey, time.Now().Add(30*time.Second))
-	steps := []struct {
-		name        string
-		user        string
-		answers     []string
-		want        bool
-		wantPrompts int // 0: not checked (the server may or may not challenge)
-		wantReason  string
-	}{
+	steps := []pamStep{
 		{"wrong code", "alice", []string{alicePW, wrongCode(t, aliceKey)}, false, 2, "bad_code"},
 		{"wrong password", "alice", []string{"not " + alicePW, code}, false, 0, "bad_password"},
 		{"unknown user", "mallory", []string{alicePW, code}, false, 0, "unknown_user"},
 		{"right password and code", "alice", []string{alicePW, code}, true, 2, "ok"},
 		{"directory user not enrolled", "bob", []string{bobPW, code}, false, 0, "not_enrolled"},
 	}
-	for _, st := range steps {
-		ok, prompts, out := pamtester(t, service, st.user, st.answers...)
-		if ok != st.want {
-			t.Errorf("%s: authenticated = %v; want %v\n%s", st.name, ok, st.want, out)
-		}
-		if st.wantPrompts != 0 && prompts != st.wantPrompts {
-			t.Errorf("%s: %d prompts; want %d\n%s", st.name, prompts, st.wantPrompts, out)
-		}
-		if got := auditReason(t, srv, st.user, st.wantReason); got != st.wantReason {
-			t.Errorf("%s: otpgated's audit reason = %q; want %q", st.name, got, st.wantReason)
-		}
-	}
+	runPAMSteps(t, srv, service, steps)
 	if show := srv.otpgate("", "user", "show", "bob"); !strings.Contains(show, "ldap") {
 		t.Errorf("bob was not created as a directory user:\n%s", show)
 	}

@@ -452,6 +452,34 @@ func runHelper(t *testing.T, config, user, authtok string) int {
 	return cmd.ProcessState.ExitCode()
 }
 
+// pamStep is one pamtester login and what must come of it.
+type pamStep struct {
+	name        string
+	user        string
+	answers     []string
+	want        bool
+	wantPrompts int // 0: not checked (the server may or may not challenge)
+	wantReason  string
+}
+
+// runPAMSteps runs steps through service with pamtester, checking each
+// outcome, prompt count and otpgated's audit reason.
+func runPAMSteps(t *testing.T, srv *pamServer, service string, steps []pamStep) {
+	t.Helper()
+	for _, st := range steps {
+		ok, prompts, out := pamtester(t, service, st.user, st.answers...)
+		if ok != st.want {
+			t.Errorf("%s: authenticated = %v; want %v\n%s", st.name, ok, st.want, out)
+		}
+		if st.wantPrompts != 0 && prompts != st.wantPrompts {
+			t.Errorf("%s: %d prompts; want %d\n%s", st.name, prompts, st.wantPrompts, out)
+		}
+		if got := auditReason(t, srv, st.user, st.wantReason); got != st.wantReason {
+			t.Errorf("%s: otpgated's audit reason = %q; want %q", st.name, got, st.wantReason)
+		}
+	}
+}
+
 // TestHostPAMRadius runs Debian's pam_radius_auth
 // (packaging/pam.d/otpgate-radius) through pamtester against otpgated in
 // challenge mode: the password at the first prompt, the code at a second
@@ -474,14 +502,7 @@ func TestHostPAMRadius(t *testing.T) {
 	waitStepStart()
 	code := totpAt(t, aliceKey, time.Now().Add(30*time.Second))
 
-	steps := []struct {
-		name        string
-		user        string
-		answers     []string
-		want        bool
-		wantPrompts int // 0: not checked (the server may or may not challenge)
-		wantReason  string
-	}{
+	steps := []pamStep{
 		{"wrong code", alice, []string{pw, wrongCode(t, aliceKey)}, false, 2, "bad_code"},
 		{"wrong password", alice, []string{"not" + pw, code}, false, 0, "bad_password"},
 		{"unknown user", randomName("nobody"), []string{pw, code}, false, 0, "unknown_user"},
@@ -489,18 +510,7 @@ func TestHostPAMRadius(t *testing.T) {
 		{"right password and code", alice, []string{pw, code}, true, 2, "ok"},
 		{"replayed code", alice, []string{pw, code}, false, 2, "code_reused"},
 	}
-	for _, st := range steps {
-		ok, prompts, out := pamtester(t, service, st.user, st.answers...)
-		if ok != st.want {
-			t.Errorf("%s: authenticated = %v; want %v\n%s", st.name, ok, st.want, out)
-		}
-		if st.wantPrompts != 0 && prompts != st.wantPrompts {
-			t.Errorf("%s: %d prompts; want %d\n%s", st.name, prompts, st.wantPrompts, out)
-		}
-		if got := auditReason(t, srv, st.user, st.wantReason); got != st.wantReason {
-			t.Errorf("%s: otpgated's audit reason = %q; want %q", st.name, got, st.wantReason)
-		}
-	}
+	runPAMSteps(t, srv, service, steps)
 
 	srv.Stop()
 	if ok, _, out := pamtester(t, service, alice, pw, totpAt(t, aliceKey, time.Now())); ok {
