@@ -13,6 +13,7 @@ import (
 	"github.com/otpgate/otpgate/enroll/recovery"
 	"github.com/otpgate/otpgate/internal/password"
 	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
 )
 
 // Messages the transport may show the user.
@@ -252,7 +253,7 @@ func splitAppend(field string, digits int) (pw string, f factor, ok bool) {
 	if prefix, code, ok := recovery.SplitSuffix(field); ok {
 		return prefix, factor{kind: factorRecovery, value: code}, true
 	}
-	if n := len(field); n >= digits && recovery.IsDigits(field[n-digits:], digits) {
+	if n := len(field); n >= digits && totp.IsDigits(field[n-digits:], digits) {
 		return field[:n-digits], factor{kind: factorCode, value: field[n-digits:]}, true
 	}
 	return field, factor{}, false
@@ -260,7 +261,7 @@ func splitAppend(field string, digits int) (pw string, f factor, ok bool) {
 
 // parseFactor reads a field that holds a second factor alone.
 func parseFactor(field string, digits int) factor {
-	if recovery.IsDigits(field, digits) {
+	if totp.IsDigits(field, digits) {
 		return factor{kind: factorCode, value: field}
 	}
 	if n, ok := recovery.Normalize(field); ok {

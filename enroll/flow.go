@@ -10,7 +10,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/otpgate/otpgate/enroll/recovery"
 	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/totp"
 )
@@ -264,7 +263,7 @@ func (f Flow) askCode(ctx context.Context, out *errWriter) ([]string, error) {
 		}
 		code := cleanCode(line)
 		left := Tries - try
-		if !recovery.IsDigits(code, f.Params.Digits()) {
+		if !totp.IsDigits(code, f.Params.Digits()) {
 			if left == 0 {
 				break
 			}

@@ -184,7 +184,7 @@ func FuzzMatch(f *testing.F) {
 		if err != nil {
 			t.Fatalf("matched with error %v", err)
 		}
-		if !isDigits(code, p.Digits()) {
+		if !IsDigits(code, p.Digits()) {
 			t.Fatalf("code %q matched %d digits", code, p.Digits())
 		}
 		now := p.Step(at)

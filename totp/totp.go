@@ -29,7 +29,7 @@ const MaxSkew = 2
 // refuse steps at or below the last one it accepted (replay).
 func (p Params) Match(secret []byte, code string, t time.Time, skew int) (step uint64, ok bool, err error) {
 	digits := p.Digits()
-	if !isDigits(code, digits) {
+	if !IsDigits(code, digits) {
 		return 0, false, nil
 	}
 	if len(secret) == 0 {
@@ -70,8 +70,9 @@ func (p Params) Match(secret []byte, code string, t time.Time, skew int) (step u
 	return step, found == 1, nil
 }
 
-// isDigits reports whether s is exactly n ASCII digits.
-func isDigits(s string, n int) bool {
+// IsDigits reports whether s is exactly n ASCII digits: the strict shape of
+// a code (no spaces, signs or other scripts' digits).
+func IsDigits(s string, n int) bool {
 	if len(s) != n {
 		return false
 	}

@@ -20,6 +20,8 @@ import (
 	"encoding/base32"
 	"fmt"
 	"strings"
+
+	"github.com/otpgate/otpgate/totp"
 )
 
 const (
@@ -102,21 +104,7 @@ func isOurs(n string) bool {
 }
 
 // isScratch reports whether n is 8 ASCII digits.
-func isScratch(n string) bool { return IsDigits(n, ScratchLen) }
-
-// IsDigits reports whether s is exactly n ASCII digits: the strict shape of
-// a TOTP code or a scratch code (no spaces, signs or other scripts' digits).
-func IsDigits(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+func isScratch(n string) bool { return totp.IsDigits(n, ScratchLen) }
 
 func inAlphabet(c byte) bool {
 	return ('a' <= c && c <= 'z') || ('2' <= c && c <= '7')

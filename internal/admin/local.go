@@ -237,7 +237,7 @@ func (l *Local) ActivateTOTP(ctx context.Context, name string, code string, forc
 		if err != nil {
 			return fmt.Errorf("pending token: %w", err)
 		}
-		if !recovery.IsDigits(code, tp.Digits()) {
+		if !totp.IsDigits(code, tp.Digits()) {
 			return fmt.Errorf("%w (a code is the %d digits the app shows)", ErrWrongCode, tp.Digits())
 		}
 		now := l.now()
