@@ -15,21 +15,6 @@ import (
 	"github.com/otpgate/otpgate/internal/testtool"
 )
 
-// publicRunDir makes a directory every user can enter (t.TempDir() is
-// 0700), for the sockets and the otpgate binary an unprivileged user runs.
-func publicRunDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "otpgate-e2e-run-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func copyExecutable(t *testing.T, src, dst string) {
 	t.Helper()
 	in, err := os.Open(src)
@@ -84,7 +69,7 @@ func TestHostSelfEnrollFromOwnShell(t *testing.T) {
 	const name = "otpgself"
 	addUnixUser(t, name)
 
-	run := publicRunDir(t)
+	run := testtool.PublicTempDir(t, "otpgate-e2e-run-") // sockets and a binary an unprivileged user reaches
 	selfSock := filepath.Join(run, "enroll.sock")
 	adminSock := filepath.Join(run, "control.sock")
 	d := startDaemonAt(t, adminSock, fmt.Sprintf("[control]\nsocket = %q\nenroll_socket = %q\n", adminSock, selfSock))

@@ -69,21 +69,6 @@ func unprivileged(t testing.TB, dir string) *syscall.Credential {
 	return nil
 }
 
-// newPostgresDir makes a world-traversable temp dir (t.TempDir's parents
-// are root's 0700) that the cleanup removes.
-func newPostgresDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "otpgate-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func (p *Postgres) run(name string, args ...string) {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -109,7 +94,7 @@ func StartPostgres(t testing.TB) *Postgres {
 func newPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	postgresProgram(t, "postgres")
-	root := newPostgresDir(t)
+	root := PublicTempDir(t, "otpgate-pg-")
 	p := &Postgres{t: t, Port: FreePort(t, "tcp"), Dir: filepath.Join(root, "data"), Sock: filepath.Join(root, "sock"), log: &Buffer{}}
 	for _, d := range []string{p.Dir, p.Sock} {
 		if err := os.Mkdir(d, 0o700); err != nil {
