@@ -371,7 +371,10 @@ func TestPanicInAuthenticator(t *testing.T) {
 func TestRejectDelayDoesNotBlockWorkers(t *testing.T) {
 	cfg := testOptions()
 	cfg.Handlers = 1 // the delayed reject must not hold the only one
-	cfg.RejectDelay = 400 * time.Millisecond
+	// The delay is long next to the bound on the accept, so that a loaded
+	// machine cannot pass for a blocked worker.
+	const delay = 2 * time.Second
+	cfg.RejectDelay = delay
 	s := startServer(t, cfg, &fakeAuth{fn: byPassword})
 	rc, ac := newClient(t, s.addr), newClient(t, s.addr)
 
@@ -380,17 +383,17 @@ func TestRejectDelayDoesNotBlockWorkers(t *testing.T) {
 	rc.send(rej)
 	acc := makeRequest(t, reqOpts{id: 2, user: "a", password: "accept"})
 	checkResponse(t, ac.exchange(acc), acc, testSecret)
-	if d := time.Since(start); d > 300*time.Millisecond {
+	if d := time.Since(start); d > delay/2 {
 		t.Fatalf("accept took %v behind a delayed reject: the worker was blocked", d)
 	}
 	// A retransmission during the delay is an in-flight duplicate.
 	expectDrop(t, s, rc, rej, dropDuplicate)
-	r := rc.recv(2 * time.Second)
+	r := rc.recv(2 * delay)
 	if r == nil {
 		t.Fatal("no reject")
 	}
-	if d := time.Since(start); d < 400*time.Millisecond {
-		t.Fatalf("reject after %v, want >= 400ms", d)
+	if d := time.Since(start); d < delay {
+		t.Fatalf("reject after %v, want >= %v", d, delay)
 	}
 	p := checkResponse(t, r, rej, testSecret)
 	if p.Code != rad.CodeAccessReject {
