@@ -231,7 +231,9 @@ func TestClusterPostgresRestart(t *testing.T) {
 	c.pg.Start()
 	for i, d := range c.nodes {
 		u := c.users[3+i]
-		testtool.Eventually(t, 20*time.Second, fmt.Sprintf("node %d accepts after PostgreSQL restarted", i+1), func() bool {
+		// Past one TOTP step: a try the node committed after the client
+		// gave up leaves that step's code used.
+		testtool.Eventually(t, 45*time.Second, fmt.Sprintf("node %d accepts after PostgreSQL restarted", i+1), func() bool {
 			code := totp.Default.Code(u.Key, totp.Default.Step(time.Now()))
 			return login(t, d, u.Name, code, time.Second, 2) == radius.CodeAccessAccept
 		})
@@ -269,7 +271,8 @@ func TestClusterPostgresStandbyPromotion(t *testing.T) {
 	c.standby.Promote()
 	for i, d := range c.nodes {
 		u := c.users[3+i]
-		testtool.Eventually(t, 30*time.Second, fmt.Sprintf("node %d accepts after the promotion", i+1), func() bool {
+		// Past one TOTP step, as after the restart.
+		testtool.Eventually(t, 45*time.Second, fmt.Sprintf("node %d accepts after the promotion", i+1), func() bool {
 			code := totp.Default.Code(u.Key, totp.Default.Step(time.Now()))
 			return login(t, d, u.Name, code, time.Second, 2) == radius.CodeAccessAccept
 		})
