@@ -135,11 +135,10 @@ var openMu sync.Mutex
 func (l *Local) OpenEnrollLink(ctx context.Context, token string) (LinkEnrollment, error) {
 	openMu.Lock()
 	defer openMu.Unlock()
-	ls, link, err := l.liveLink(ctx, token)
+	ls, hash, link, err := l.liveLink(ctx, token)
 	if err != nil {
 		return LinkEnrollment{}, err
 	}
-	hash := HashLinkToken(token)
 	u, err := l.st.Get(ctx, link.User)
 	switch {
 	case errors.Is(err, store.ErrUserNotFound):
@@ -186,11 +185,10 @@ func (l *Local) OpenEnrollLink(ctx context.Context, token string) (LinkEnrollmen
 // the MaxLinkAttempts-th kills it (ErrLinkInvalid then); the others return
 // an error wrapping ErrWrongCode with the tries left.
 func (l *Local) RedeemEnrollLink(ctx context.Context, token, code string) ([]string, error) {
-	ls, link, err := l.liveLink(ctx, token)
+	ls, hash, link, err := l.liveLink(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	hash := HashLinkToken(token)
 	if !link.Begun {
 		return nil, ErrLinkRestart
 	}
@@ -214,7 +212,7 @@ func (l *Local) RedeemEnrollLink(ctx context.Context, token, code string) ([]str
 		}
 		if left <= 0 {
 			if !errors.Is(err, ErrEnrollDiscarded) {
-				_ = l.ResetPending(ctx, link.User)
+				_ = l.resetPending(ctx, link.User)
 			}
 			return nil, ErrLinkInvalid
 		}
@@ -232,8 +230,8 @@ func (l *Local) RedeemEnrollLink(ctx context.Context, token, code string) ([]str
 	return nil, err
 }
 
-// ResetPending drops a pending token, leaving an active one alone.
-func (l *Local) ResetPending(ctx context.Context, name string) error {
+// resetPending drops a pending token, leaving an active one alone.
+func (l *Local) resetPending(ctx context.Context, name string) error {
 	err := l.st.Update(ctx, name, func(u *store.User) error {
 		u.PendingTOTP, u.PendingTries = nil, 0
 		return nil
@@ -244,21 +242,22 @@ func (l *Local) ResetPending(ctx context.Context, name string) error {
 	return nil
 }
 
-// liveLink returns the link behind token when it exists and has not
-// expired.
-func (l *Local) liveLink(ctx context.Context, token string) (store.EnrollLinks, store.EnrollLink, error) {
+// liveLink returns the link behind token, and the hash it is stored
+// under, when it exists and has not expired.
+func (l *Local) liveLink(ctx context.Context, token string) (store.EnrollLinks, []byte, store.EnrollLink, error) {
 	ls, err := l.links()
 	if err != nil {
-		return nil, store.EnrollLink{}, err
+		return nil, nil, store.EnrollLink{}, err
 	}
-	link, err := ls.GetEnrollLink(ctx, HashLinkToken(token))
+	hash := HashLinkToken(token)
+	link, err := ls.GetEnrollLink(ctx, hash)
 	if err != nil {
-		return nil, store.EnrollLink{}, linkErr(err)
+		return nil, nil, store.EnrollLink{}, linkErr(err)
 	}
 	if !l.now().Before(link.Expires) {
-		return nil, store.EnrollLink{}, ErrLinkInvalid
+		return nil, nil, store.EnrollLink{}, ErrLinkInvalid
 	}
-	return ls, link, nil
+	return ls, hash, link, nil
 }
 
 func (l *Local) dropLink(ctx context.Context, ls store.EnrollLinks, hash []byte) {
