@@ -24,6 +24,14 @@ type PasswordChecker interface {
 	Check(ctx context.Context, user, password string) (PasswordResult, error)
 }
 
+// SourceStats are a remote PasswordChecker's counters, for the metrics
+// endpoint.
+type SourceStats struct {
+	Checks      uint64 // password checks asked
+	Unavailable uint64 // checks that got no answer from any server
+	ServerFails uint64 // connections or operations that failed on one server (failover)
+}
+
 // NameResolver is implemented by a PasswordChecker whose directory matches
 // names without regard to case (Active Directory's sAMAccountName, LDAP's
 // uid): CanonicalName returns the directory's own spelling of user, so

@@ -34,7 +34,10 @@ func newPasswordSource(cfg *config.Config, log *slog.Logger) (passwordSource, er
 		if err != nil {
 			return passwordSource{}, fmt.Errorf("ldap: %w", err)
 		}
-		return passwordSource{checker: src, close: src.Close, collectors: ldapMetrics(src)}, nil
+		return passwordSource{checker: src, close: src.Close, collectors: sourceMetrics("ldap", src.Stats,
+			"Password checks sent to the LDAP directory.",
+			"Password checks no LDAP server answered (rejected).",
+			"Connections or operations that failed on one LDAP server (failover).")}, nil
 	case config.SourceRADIUS:
 		return newUpstreamSource(cfg, log)
 	default:
@@ -42,19 +45,18 @@ func newPasswordSource(cfg *config.Config, log *slog.Logger) (passwordSource, er
 	}
 }
 
-// ldapMetrics read the source's counters at scrape time.
-func ldapMetrics(src *ldapsource.Source) []prometheus.Collector {
-	counter := func(name, help string, v func(ldapsource.Stats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(v(src.Stats())) })
+// sourceMetrics read a remote password source's counters at scrape time:
+// otpgate_<prefix>_checks_total and so on, the three help texts in that
+// order.
+func sourceMetrics(prefix string, stats func() auth.SourceStats, checks, unavailable, serverFails string) []prometheus.Collector {
+	counter := func(name, help string, v func(auth.SourceStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "otpgate_" + prefix + "_" + name, Help: help},
+			func() float64 { return float64(v(stats())) })
 	}
 	return []prometheus.Collector{
-		counter("otpgate_ldap_checks_total", "Password checks sent to the LDAP directory.",
-			func(s ldapsource.Stats) uint64 { return s.Checks }),
-		counter("otpgate_ldap_unavailable_total", "Password checks no LDAP server answered (rejected).",
-			func(s ldapsource.Stats) uint64 { return s.Unavailable }),
-		counter("otpgate_ldap_server_failures_total", "Connections or operations that failed on one LDAP server (failover).",
-			func(s ldapsource.Stats) uint64 { return s.ServerFails }),
+		counter("checks_total", checks, func(s auth.SourceStats) uint64 { return s.Checks }),
+		counter("unavailable_total", unavailable, func(s auth.SourceStats) uint64 { return s.Unavailable }),
+		counter("server_failures_total", serverFails, func(s auth.SourceStats) uint64 { return s.ServerFails }),
 	}
 }
 
@@ -65,16 +67,8 @@ func newUpstreamSource(cfg *config.Config, log *slog.Logger) (passwordSource, er
 	if err != nil {
 		return passwordSource{}, fmt.Errorf("radius_upstream: %w", err)
 	}
-	counter := func(name, help string, v func(upstream.Stats) uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help},
-			func() float64 { return float64(v(src.Stats())) })
-	}
-	return passwordSource{checker: src, close: func() {}, collectors: []prometheus.Collector{
-		counter("otpgate_radius_upstream_checks_total", "Password checks sent to the upstream RADIUS server.",
-			func(s upstream.Stats) uint64 { return s.Checks }),
-		counter("otpgate_radius_upstream_unavailable_total", "Password checks no upstream RADIUS server answered (rejected).",
-			func(s upstream.Stats) uint64 { return s.Unavailable }),
-		counter("otpgate_radius_upstream_server_failures_total", "Upstream RADIUS servers that did not answer validly (failover).",
-			func(s upstream.Stats) uint64 { return s.ServerFails }),
-	}}, nil
+	return passwordSource{checker: src, close: func() {}, collectors: sourceMetrics("radius_upstream", src.Stats,
+		"Password checks sent to the upstream RADIUS server.",
+		"Password checks no upstream RADIUS server answered (rejected).",
+		"Upstream RADIUS servers that did not answer validly (failover).")}, nil
 }

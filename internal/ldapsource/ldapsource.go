@@ -50,13 +50,6 @@ type Options struct {
 	Log         *slog.Logger
 }
 
-// Stats are counters for the metrics endpoint.
-type Stats struct {
-	Checks      uint64 // password checks asked
-	Unavailable uint64 // checks that got no answer from any server
-	ServerFails uint64 // connections or operations that failed on one server (failover)
-}
-
 // Source is an auth.PasswordChecker over LDAP. It is safe for concurrent use.
 type Source struct {
 	opt          Options
@@ -152,8 +145,8 @@ func New(opt Options) (*Source, error) {
 }
 
 // Stats returns the counters.
-func (s *Source) Stats() Stats {
-	return Stats{Checks: s.checks.Load(), Unavailable: s.unavailable.Load(), ServerFails: s.serverFails.Load()}
+func (s *Source) Stats() auth.SourceStats {
+	return auth.SourceStats{Checks: s.checks.Load(), Unavailable: s.unavailable.Load(), ServerFails: s.serverFails.Load()}
 }
 
 // Close closes the idle connections.

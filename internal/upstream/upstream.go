@@ -35,11 +35,6 @@ type Options struct {
 	Log           *slog.Logger
 }
 
-// Stats are counters for the metrics endpoint.
-type Stats struct {
-	Checks, Unavailable, ServerFails uint64
-}
-
 // Source is an auth.PasswordChecker over RADIUS.
 type Source struct {
 	opt                              Options
@@ -66,8 +61,8 @@ func New(opt Options) (*Source, error) {
 }
 
 // Stats returns the counters.
-func (s *Source) Stats() Stats {
-	return Stats{Checks: s.checks.Load(), Unavailable: s.unavailable.Load(), ServerFails: s.serverFails.Load()}
+func (s *Source) Stats() auth.SourceStats {
+	return auth.SourceStats{Checks: s.checks.Load(), Unavailable: s.unavailable.Load(), ServerFails: s.serverFails.Load()}
 }
 
 // Check implements auth.PasswordChecker. Servers are asked in order; the
