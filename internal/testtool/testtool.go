@@ -31,11 +31,18 @@ func Require(t testing.TB, name string) string {
 			return c
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed; run `make deps` (CI must have it)", name)
-	}
-	t.Skipf("%s is not installed; `make deps` installs it", name)
+	missing(t, name)
 	return ""
+}
+
+// missing fails the test when CI=true, which must run every test, and
+// skips it elsewhere: what (a program) is not installed.
+func missing(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed; run `make deps` (CI must have it)", what)
+	}
+	t.Skipf("%s is not installed; `make deps` installs it", what)
 }
 
 // Run runs the program name with args, empty stdin and a 20 s limit, and
