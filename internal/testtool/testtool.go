@@ -128,6 +128,10 @@ func SampleConfig(t testing.TB, src string, mode os.FileMode) string {
 	return p
 }
 
+// Nobody is the uid and gid (nobody:nogroup on Debian) a test gives a file
+// it plants as another user's; chowning to it needs root (RequireRoot).
+const Nobody = 65534
+
 // RequireRoot skips a test that needs root (to chown a planted file to
 // another user, say), naming why; under CI=true, which must run every
 // test, it fails instead.
