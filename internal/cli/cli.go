@@ -361,12 +361,17 @@ func (s *stringList) Set(v string) error {
 	return nil
 }
 
+// findConfig is config.Find; a test swaps in config.FindAmong with the
+// system path in a temp dir, so an otpgate installed on the machine does
+// not decide what the test sees.
+var findConfig = config.Find
+
 // loadConfig finds and loads radiusd.toml once.
 func (a *app) loadConfig() (*config.Config, error) {
 	if a.cfg != nil {
 		return a.cfg, nil
 	}
-	path, err := config.Find(a.configFlag)
+	path, err := findConfig(a.configFlag)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n(pass the configuration with: otpgate -config PATH ...)", err)
 	}

@@ -14,7 +14,7 @@ import (
 // daemon stopped must not leave the database and key owned by root.
 func TestOpenStoreGivesFilesToDataDirOwner(t *testing.T) {
 	testtool.RequireRoot(t, "to create files owned by another user")
-	const uid, gid = 65534, 65534 // nobody:nogroup
+	const uid, gid = testtool.Nobody, testtool.Nobody
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	if err := os.Mkdir(data, 0o700); err != nil {

@@ -10,15 +10,6 @@ import (
 	"github.com/otpgate/otpgate/internal/testtool"
 )
 
-// nobody is the owner the tests give planted files (root chowns them).
-const nobody = 65534
-
-// requireRoot: chowning a planted file to another user needs root.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	testtool.RequireRoot(t, "to plant a file owned by another user (chown)")
-}
-
 // TestBackupIgnoresPlantedFiles: `otpgate backup FILE` writes neither
 // through a symlink planted at FILE or FILE.tmp nor into a FILE.tmp that
 // another user created (and could read).
@@ -44,7 +35,7 @@ func TestBackupIgnoresPlantedFiles(t *testing.T) {
 			if err := os.WriteFile(dst+".tmp", []byte("precious"), 0o666); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.Chown(dst+".tmp", nobody, nobody); err != nil {
+			if err := os.Chown(dst+".tmp", testtool.Nobody, testtool.Nobody); err != nil {
 				t.Fatal(err)
 			}
 		}, true},
@@ -52,7 +43,7 @@ func TestBackupIgnoresPlantedFiles(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.root {
-				requireRoot(t)
+				testtool.RequireRoot(t, "to plant a file owned by another user (chown)")
 			}
 			dir := filepath.Join(e.dir, "b", string(rune('a'+i)))
 			if err := os.MkdirAll(dir, 0o700); err != nil {

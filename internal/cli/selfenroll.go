@@ -74,7 +74,7 @@ func (a *app) selfSocket() (string, error) {
 		}
 		return cfg.Control.EnrollSocket, nil
 	}
-	if path, err := config.Find(""); err == nil {
+	if path, err := findConfig(""); err == nil {
 		if cfg, err := config.LoadWithoutSecrets(path); err == nil && cfg.Control.EnrollSocket != "" {
 			return cfg.Control.EnrollSocket, nil
 		}

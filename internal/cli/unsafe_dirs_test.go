@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // fakeSocket listens on path like a socket a local user planted there and
@@ -64,7 +66,7 @@ func TestCLIRefusesUnsafeSocketAndDataDir(t *testing.T) {
 			mkdirMode(t, filepath.Join(e.dir, "run"), 0o755)
 			p := filepath.Join(e.dir, "run", "control.sock")
 			got := fakeSocket(t, p)
-			if err := os.Lchown(p, nobody, nobody); err != nil {
+			if err := os.Lchown(p, testtool.Nobody, testtool.Nobody); err != nil {
 				t.Fatal(err)
 			}
 			return got
@@ -78,7 +80,7 @@ func TestCLIRefusesUnsafeSocketAndDataDir(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.root {
-				requireRoot(t)
+				testtool.RequireRoot(t, "to plant a file owned by another user (chown)")
 			}
 			e := newEnv(t)
 			if tt.socket != "" {

@@ -39,10 +39,13 @@ const maxSecretFileSize = 4096
 // there, which would point the CLI at a socket or database of the planter's
 // choosing. -config PATH uses any file.
 func Find(flag string) (string, error) {
-	return find(flag, DefaultPath, "radiusd.toml")
+	return FindAmong(flag, DefaultPath, "radiusd.toml")
 }
 
-func find(flag string, candidates ...string) (string, error) {
+// FindAmong is Find over candidates, in order, instead of DefaultPath and
+// ./radiusd.toml: tests put the system file in a temp dir, so that one
+// installed on the machine does not change what they see.
+func FindAmong(flag string, candidates ...string) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}

@@ -111,17 +111,17 @@ func TestFindRefusesPlantedConfig(t *testing.T) {
 	if err := os.WriteFile("radiusd.toml", []byte("version = 1\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := find("", cands...); err != nil || got != "radiusd.toml" {
-		t.Fatalf("find(own 0600 file) = %q, %v", got, err)
+	if got, err := FindAmong("", cands...); err != nil || got != "radiusd.toml" {
+		t.Fatalf("FindAmong(own 0600 file) = %q, %v", got, err)
 	}
 	if err := os.Chmod("radiusd.toml", 0o666); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := find("", cands...); err == nil || !strings.Contains(err.Error(), "./radiusd.toml is writable by group or others (mode 0666)") {
-		t.Errorf("find(world-writable file) = %v; want a refusal", err)
+	if _, err := FindAmong("", cands...); err == nil || !strings.Contains(err.Error(), "./radiusd.toml is writable by group or others (mode 0666)") {
+		t.Errorf("FindAmong(world-writable file) = %v; want a refusal", err)
 	}
-	if got, err := find("radiusd.toml", cands...); err != nil || got != "radiusd.toml" {
-		t.Errorf("find with -config = %q, %v; want the flag honoured", got, err)
+	if got, err := FindAmong("radiusd.toml", cands...); err != nil || got != "radiusd.toml" {
+		t.Errorf("FindAmong with -config = %q, %v; want the flag honoured", got, err)
 	}
 	if os.Geteuid() != 0 {
 		t.Log("not root: the owner check is not exercised")
@@ -133,7 +133,7 @@ func TestFindRefusesPlantedConfig(t *testing.T) {
 	if err := os.Chown("radiusd.toml", 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := find("", cands...); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534, not to you (uid 0) or root") {
-		t.Errorf("find(file of another user) = %v; want a refusal", err)
+	if _, err := FindAmong("", cands...); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534, not to you (uid 0) or root") {
+		t.Errorf("FindAmong(file of another user) = %v; want a refusal", err)
 	}
 }

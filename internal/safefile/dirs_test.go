@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/otpgate/otpgate/internal/testtool"
 )
 
 // TestSecureDir: a data or socket directory, or one above it, that someone
@@ -29,7 +31,7 @@ func TestSecureDir(t *testing.T) {
 	}
 	chown := func(t *testing.T, p string, uid, gid int) {
 		t.Helper()
-		requireRoot(t)
+		testtool.RequireRoot(t, "to give a file to another user (chown)")
 		if err := os.Chown(p, uid, gid); err != nil {
 			t.Fatal(err)
 		}
@@ -65,12 +67,12 @@ func TestSecureDir(t *testing.T) {
 		}, shared, "is writable by group or others (mode 0770)"},
 		{"owned by another user", func(t *testing.T) string {
 			p := mk(t, "i/data", 0o700)
-			chown(t, p, nobody, nobody)
+			chown(t, p, testtool.Nobody, testtool.Nobody)
 			return p
 		}, "", "i/data is owned by nobody (uid 65534), not by root; fix: chown root "},
 		{"parent owned by another user", func(t *testing.T) string {
 			p := mk(t, "j/data", 0o700)
-			chown(t, filepath.Dir(p), nobody, nobody)
+			chown(t, filepath.Dir(p), testtool.Nobody, testtool.Nobody)
 			return p
 		}, "", "j is owned by nobody (uid 65534)"},
 		{"symlink into an unsafe directory", func(t *testing.T) string {
@@ -115,8 +117,8 @@ func TestSecureDir(t *testing.T) {
 	}
 	t.Run("trusted user", func(t *testing.T) {
 		p := mk(t, "o/data", 0o700)
-		chown(t, p, nobody, nobody)
-		if err := SecureDir(p, os.Geteuid(), nobody); err != nil {
+		chown(t, p, testtool.Nobody, testtool.Nobody)
+		if err := SecureDir(p, os.Geteuid(), testtool.Nobody); err != nil {
 			t.Errorf("SecureDir with the owner trusted = %v", err)
 		}
 	})

@@ -2,7 +2,6 @@ package testtool
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +13,9 @@ import (
 // FreeRADIUS is Debian's FreeRADIUS a test started on a loopback port, as
 // the RADIUS server that checks passwords (NPS's role).
 type FreeRADIUS struct {
-	Addr   string // 127.0.0.1:PORT, authentication
-	cmd    *exec.Cmd
-	log    *Buffer
-	exited chan struct{}
+	Addr string // 127.0.0.1:PORT, authentication
+	srv  *server
+	log  *Buffer
 }
 
 // FreeRADIUSUser is an entry of its users file.
@@ -34,12 +32,7 @@ func StartFreeRADIUS(t testing.TB, secret string, signAnswers bool, users ...Fre
 	t.Helper()
 	bin := Require(t, "freeradius")
 	dir := t.TempDir()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := pc.LocalAddr().(*net.UDPAddr).Port
-	pc.Close()
+	port := FreePort(t, "udp")
 
 	var usersFile strings.Builder
 	for _, u := range users {
@@ -129,27 +122,13 @@ server default {
 			t.Fatal(err)
 		}
 	}
-	f := &FreeRADIUS{Addr: fmt.Sprintf("127.0.0.1:%d", port), log: &Buffer{}, exited: make(chan struct{})}
+	f := &FreeRADIUS{Addr: fmt.Sprintf("127.0.0.1:%d", port), log: &Buffer{}}
 	// -X: debug mode, in the foreground, one thread, the log on stdout
 	// (shown when the test fails).
-	f.cmd = exec.Command(bin, "-X", "-d", dir)
-	f.cmd.Stdout, f.cmd.Stderr = f.log, f.log
-	if err := f.cmd.Start(); err != nil {
-		t.Fatalf("freeradius: %v", err)
-	}
-	go func() { _ = f.cmd.Wait(); close(f.exited) }()
-	t.Cleanup(func() {
-		f.Stop()
-		if t.Failed() {
-			t.Logf("freeradius output:\n%s", f.log.String())
-		}
-	})
-	Eventually(t, 20*time.Second, "freeradius ready on "+f.Addr, func() bool {
-		select {
-		case <-f.exited:
-			t.Fatalf("freeradius exited during start:\n%s", f.log.String())
-		default:
-		}
+	f.srv = startServer(t, "freeradius", exec.Command(bin, "-X", "-d", dir), f.log)
+	t.Cleanup(f.Stop)
+	showLogOnFailure(t, "freeradius", f.log)
+	f.srv.awaitReady(t, 20*time.Second, "freeradius ready on "+f.Addr, func() bool {
 		return strings.Contains(f.log.String(), "Ready to process requests")
 	})
 	return f
@@ -159,11 +138,4 @@ server default {
 func (f *FreeRADIUS) Log() string { return f.log.String() }
 
 // Stop kills FreeRADIUS and waits for it.
-func (f *FreeRADIUS) Stop() {
-	select {
-	case <-f.exited:
-	default:
-		_ = f.cmd.Process.Kill()
-		<-f.exited
-	}
-}
+func (f *FreeRADIUS) Stop() { f.srv.stop(os.Kill) }

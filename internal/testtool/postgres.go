@@ -23,25 +23,21 @@ const PostgresBin = "/usr/lib/postgresql/15/bin"
 // loopback port (trust authentication, user "postgres"). As root it runs as
 // the postgres (or nobody) system user: PostgreSQL refuses to run as root.
 type Postgres struct {
-	Port    int
-	Dir     string // data directory
-	Sock    string // unix socket directory
-	cred    *syscall.Credential
-	cmd     *exec.Cmd
-	log     *Buffer
-	t       testing.TB
-	lastDB  atomic.Int64
-	stopped bool
+	Port   int
+	Dir    string // data directory
+	Sock   string // unix socket directory
+	cred   *syscall.Credential
+	srv    *server // the running postmaster; nil before the first Start
+	log    *Buffer // every run's output, shown when the test fails
+	t      testing.TB
+	lastDB atomic.Int64
 }
 
 func postgresProgram(t testing.TB, name string) string {
 	t.Helper()
 	p := filepath.Join(PostgresBin, name)
 	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not installed; run `make deps` (CI must have postgresql)", p)
-		}
-		t.Skipf("%s is not installed; `make deps` installs postgresql", p)
+		missing(t, p)
 	}
 	return p
 }
@@ -110,6 +106,7 @@ func newPostgres(t testing.TB) *Postgres {
 		}
 	}
 	t.Cleanup(p.Kill)
+	showLogOnFailure(t, "postgres", p.log)
 	return p
 }
 
@@ -117,24 +114,16 @@ func newPostgres(t testing.TB) *Postgres {
 // accepts connections.
 func (p *Postgres) Start() {
 	p.t.Helper()
-	p.cmd = exec.Command(postgresProgram(p.t, "postgres"), "-D", p.Dir, "-p", strconv.Itoa(p.Port),
+	cmd := exec.Command(postgresProgram(p.t, "postgres"), "-D", p.Dir, "-p", strconv.Itoa(p.Port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="+p.Sock,
 		"-c", "max_connections=300", "-c", "fsync=on", "-c", "synchronous_commit=on")
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	p.cmd.Dir = "/"
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("postgres: %v", err)
-	}
-	p.stopped = false
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	cmd.Dir = "/"
+	p.srv = startServer(p.t, "postgres", cmd, p.log)
+	isReady := postgresProgram(p.t, "pg_isready")
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p.Port))
-	Eventually(p.t, 30*time.Second, "postgres listening on "+addr+" (log: "+p.log.String()+")", func() bool {
-		if p.cmd.ProcessState != nil {
-			return false
-		}
-		out, err := exec.Command(postgresProgram(p.t, "pg_isready"), "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port)).CombinedOutput()
-		_ = out
-		return err == nil
+	p.srv.awaitReady(p.t, 30*time.Second, "postgres listening on "+addr, func() bool {
+		return exec.Command(isReady, "-q", "-h", "127.0.0.1", "-p", strconv.Itoa(p.Port)).Run() == nil
 	})
 }
 
@@ -145,13 +134,18 @@ func (p *Postgres) Stop() { p.signal(syscall.SIGINT) }
 // Kill kills the server without a shutdown (the cleanup does this).
 func (p *Postgres) Kill() { p.signal(syscall.SIGKILL) }
 
+// signal sends sig to the postmaster unless it has exited already, and
+// waits for it.
 func (p *Postgres) signal(sig syscall.Signal) {
-	if p.cmd == nil || p.cmd.Process == nil || p.stopped {
-		return
+	if p.srv == nil {
+		return // never started
 	}
-	_ = p.cmd.Process.Signal(sig)
-	_ = p.cmd.Wait()
-	p.stopped = true
+	select {
+	case <-p.srv.exited:
+		return
+	default:
+	}
+	p.srv.stop(sig)
 	if sig == syscall.SIGKILL {
 		// The postmaster's children notice it died and exit; the data
 		// directory stays locked until they have.

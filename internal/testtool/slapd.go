@@ -13,7 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -72,7 +72,7 @@ func NewTestCA(t testing.TB, dir string) TestCA {
 type Slapd struct {
 	URL    string // ldap://127.0.0.1:PORT (StartTLS with the TestCA)
 	Suffix string // dc=example,dc=com
-	cmd    *exec.Cmd
+	srv    *server
 }
 
 // SlapdSchema adds what the test tree needs beyond inetOrgPerson: Active
@@ -135,21 +135,13 @@ access to * by users read by * none
 	if out, err := exec.Command(slapadd, "-f", conf, "-l", filepath.Join(dir, "tree.ldif")).CombinedOutput(); err != nil {
 		t.Fatalf("slapadd: %v\n%s", err, out)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(FreePort(t, "tcp")))
 	s := &Slapd{URL: "ldap://" + addr, Suffix: "dc=example,dc=com"}
-	var log Buffer
-	s.cmd = exec.Command(slapd, "-d", "0", "-h", s.URL+"/", "-f", conf)
-	s.cmd.Stdout, s.cmd.Stderr = &log, &log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("slapd: %v", err)
-	}
+	log := &Buffer{}
+	s.srv = startServer(t, "slapd", exec.Command(slapd, "-d", "0", "-h", s.URL+"/", "-f", conf), log)
 	t.Cleanup(s.Stop)
-	Eventually(t, 10*time.Second, "slapd listening on "+addr+" (log: "+strings.TrimSpace(log.String())+")", func() bool {
+	showLogOnFailure(t, "slapd", log)
+	s.srv.awaitReady(t, 10*time.Second, "slapd listening on "+addr, func() bool {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
@@ -160,12 +152,7 @@ access to * by users read by * none
 }
 
 // Stop kills slapd (a server going down without notice) and waits for it.
-func (s *Slapd) Stop() {
-	if s.cmd.Process != nil && s.cmd.ProcessState == nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-	}
-}
+func (s *Slapd) Stop() { s.srv.stop(os.Kill) }
 
 const slapdBase = `dn: dc=example,dc=com
 objectClass: dcObject

@@ -31,11 +31,18 @@ func Require(t testing.TB, name string) string {
 			return c
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed; run `make deps` (CI must have it)", name)
-	}
-	t.Skipf("%s is not installed; `make deps` installs it", name)
+	missing(t, name)
 	return ""
+}
+
+// missing fails the test when CI=true, which must run every test, and
+// skips it elsewhere: what (a program) is not installed.
+func missing(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is not installed; run `make deps` (CI must have it)", what)
+	}
+	t.Skipf("%s is not installed; `make deps` installs it", what)
 }
 
 // Run runs the program name with args, empty stdin and a 20 s limit, and
@@ -120,6 +127,10 @@ func SampleConfig(t testing.TB, src string, mode os.FileMode) string {
 	}
 	return p
 }
+
+// Nobody is the uid and gid (nobody:nogroup on Debian) a test gives a file
+// it plants as another user's; chowning to it needs root (RequireRoot).
+const Nobody = 65534
 
 // RequireRoot skips a test that needs root (to chown a planted file to
 // another user, say), naming why; under CI=true, which must run every
