@@ -133,13 +133,19 @@ func load(path string, readSecrets bool) (*Config, error) {
 
 // inlineSecretProblem holds a config file with secrets written inline to
 // the rule a secret_file follows (secretModeProblem): a secret is as
-// exposed in one file as in the other.
+// exposed in one file as in the other. A DSN with a password in it is such
+// a secret too. The text names keys, never values.
 func (c *Config) inlineSecretProblem(path string, perm os.FileMode) string {
 	var keys []string
 	for i, cl := range c.Clients {
 		if cl.Secret != "" && !cl.secretFromFile {
 			keys = append(keys, fmt.Sprintf("client[%d].secret", i))
 		}
+	}
+	clientSecrets := len(keys) > 0
+	inlineDSN := c.Store.DSN != "" && !c.Store.dsnRead && dsnHasPassword(c.Store.DSN)
+	if inlineDSN {
+		keys = append(keys, "store.dsn")
 	}
 	if len(keys) == 0 {
 		return ""
@@ -151,6 +157,12 @@ func (c *Config) inlineSecretProblem(path string, perm os.FileMode) string {
 	also := ""
 	if len(keys) > 1 {
 		also = " (also " + strings.Join(keys[1:], ", ") + ")"
+	}
+	switch {
+	case clientSecrets && inlineDSN:
+		return fmt.Sprintf("%s%s: %s holds the secret inline and %s, or move the secret into a secret_file and the DSN into dsn_file", keys[0], also, path, problem)
+	case inlineDSN:
+		return fmt.Sprintf("store.dsn: %s holds a password inline and %s, or move the DSN into dsn_file", path, problem)
 	}
 	return fmt.Sprintf("%s%s: %s holds the secret inline and %s, or move the secret into a secret_file", keys[0], also, path, problem)
 }
