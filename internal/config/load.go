@@ -432,14 +432,9 @@ func (c *Config) loadSecrets() []string {
 		if cl.SecretFile == "" || cl.Secret != "" {
 			continue // none, or both set: validate reports it
 		}
-		key := fmt.Sprintf("client[%d].secret_file", i)
-		secret, err := readSecretFile(cl.SecretFile)
+		secret, err := readSecretFile(fmt.Sprintf("client[%d].secret_file", i), cl.SecretFile)
 		if err != nil {
-			problems = append(problems, key+": "+err.Error())
-			continue
-		}
-		if secret == "" {
-			problems = append(problems, fmt.Sprintf("%s: %s is empty", key, cl.SecretFile))
+			problems = append(problems, err.Error())
 			continue
 		}
 		cl.Secret = secret
@@ -448,7 +443,22 @@ func (c *Config) loadSecrets() []string {
 	return problems
 }
 
-func readSecretFile(path string) (string, error) {
+// readSecretFile reads the secret in the file key names: one line, not
+// empty. Errors start with key.
+func readSecretFile(key, path string) (string, error) {
+	s, err := readPrivateFile(path)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", key, err)
+	case s == "":
+		return "", fmt.Errorf("%s: %s is empty", key, path)
+	}
+	return s, nil
+}
+
+// readPrivateFile reads a regular file that only its owner may write and
+// others may not read, less one trailing newline.
+func readPrivateFile(path string) (string, error) {
 	// Never open a device or FIFO (opening one can block or act).
 	if fi, err := os.Stat(path); err != nil {
 		return "", err

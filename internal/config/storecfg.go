@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 )
@@ -18,7 +17,7 @@ type StoreConfig struct {
 	DSN     string `toml:"dsn"`      // PostgreSQL connection string; after Load: also holds what DSNFile holds
 	DSNFile string `toml:"dsn_file"` // file holding the DSN (same rules as secret_file); after Load: absolute path
 
-	dsnRead bool // DSN was read from DSNFile by Load
+	dsnRead bool // DSN was read from DSNFile by Load (so both are set)
 }
 
 // Postgres reports whether the store is PostgreSQL.
@@ -32,19 +31,12 @@ func (s StoreConfig) ReadDSN() (string, error) {
 	if s.DSN != "" || s.DSNFile == "" {
 		return s.DSN, nil
 	}
-	dsn, err := readSecretFile(s.DSNFile)
-	if err != nil {
-		return "", fmt.Errorf("store.dsn_file: %w", err)
-	}
-	if dsn == "" {
-		return "", fmt.Errorf("store.dsn_file: %s is empty", s.DSNFile)
-	}
-	return dsn, nil
+	return readSecretFile("store.dsn_file", s.DSNFile)
 }
 
 func (c *Config) loadStoreSecrets() []string {
-	if !c.Store.Postgres() || c.Store.DSN != "" {
-		return nil
+	if !c.Store.Postgres() || c.Store.DSN != "" || c.Store.DSNFile == "" {
+		return nil // inline, or neither: validate reports a missing one
 	}
 	dsn, err := c.Store.ReadDSN()
 	if err != nil {
@@ -64,19 +56,16 @@ func (c *Config) validateStore(bad, warn func(key, format string, args ...any)) 
 		switch {
 		case c.Store.DSN == "" && c.Store.DSNFile == "":
 			bad("store", "backend = \"postgres\" needs dsn_file (or dsn)")
-		case c.Store.DSN != "" && c.Store.DSNFile != "" && !c.Store.dsnFromFile():
+		case c.Store.DSN != "" && c.Store.DSNFile != "" && !c.Store.dsnRead:
 			bad("store", "set dsn_file or dsn, not both")
 		}
-		if c.Store.DSN != "" && !c.Store.dsnFromFile() && dsnHasPassword(c.Store.DSN) {
+		if c.Store.DSN != "" && !c.Store.dsnRead && dsnHasPassword(c.Store.DSN) {
 			warn("store.dsn", "holds a password in the config file; put the DSN in dsn_file (mode 0600) instead")
 		}
 	default:
 		bad("store.backend", "%q is not one of %s, %s", c.Store.Backend, BackendBbolt, BackendPostgres)
 	}
 }
-
-// dsnFromFile: DSN was filled from DSNFile by Load (both set, one source).
-func (s StoreConfig) dsnFromFile() bool { return s.DSNFile != "" && s.DSN != "" && s.dsnRead }
 
 // dsnHasPassword reports whether a PostgreSQL connection string carries a
 // non-empty password: in a URL (postgres://user:password@host/db, or a
