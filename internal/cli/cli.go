@@ -421,7 +421,8 @@ func (a *app) service() (admin.Service, error) {
 	dialErr := err
 	open := func(readOnly bool) (store.Store, error) { return openStore(cfg, daemon, readOnly) }
 	// Open once now so that a locked or unreadable database is reported
-	// before any prompt; each call then opens it again (see directService).
+	// before any prompt; each call then opens bbolt again (see
+	// directService), while PostgreSQL stays open.
 	// Read-only, so that this writes nothing, unless there is no database
 	// yet.
 	st, err := open(true)
@@ -434,11 +435,20 @@ func (a *app) service() (admin.Service, error) {
 		}
 		return nil, err
 	}
+	direct := &directService{params: cfg.Password.Params(), issuer: cfg.Issuer, source: cfg.Password.Source}
+	if cfg.Store.Postgres() {
+		// No lock to release during prompts: keep this one open.
+		a.closers = append(a.closers, st.Close)
+		direct.held = st
+		a.svc = direct
+		return a.svc, nil
+	}
 	if err := st.Close(); err != nil {
 		return nil, fmt.Errorf("close the database %s: %w", cfg.DBPath(), err)
 	}
-	dial := func() (admin.Service, error) { return control.Dial(sock, daemon...) }
-	a.svc = &directService{open: open, dial: dial, params: cfg.Password.Params(), issuer: cfg.Issuer, source: cfg.Password.Source}
+	direct.open = open
+	direct.dial = func() (admin.Service, error) { return control.Dial(sock, daemon...) }
+	a.svc = direct
 	return a.svc, nil
 }
 

@@ -17,8 +17,13 @@ import (
 // the lock since, the call goes through its control socket instead.
 //
 // Commands that only read open the store read-only, so they write nothing.
+//
+// PostgreSQL has no such lock, and opening it is costly (a pool, the
+// migration lock, a row in nodes): there held is the store, opened once
+// for the command and closed when it ends.
 type directService struct {
 	open   func(readOnly bool) (store.Store, error)
+	held   store.Store
 	dial   func() (admin.Service, error)
 	params password.Params
 	issuer string
@@ -39,6 +44,9 @@ func read[T any](s *directService, fn func(l admin.Service) (T, error)) (T, erro
 }
 
 func callStore[T any](s *directService, readOnly bool, fn func(l admin.Service) (T, error)) (T, error) {
+	if s.held != nil {
+		return fn(s.local(s.held))
+	}
 	st, err := s.open(readOnly)
 	if errors.Is(err, store.ErrLocked) && s.dial != nil {
 		if svc, derr := s.dial(); derr == nil {
@@ -52,13 +60,17 @@ func callStore[T any](s *directService, readOnly bool, fn func(l admin.Service) 
 		var zero T
 		return zero, err
 	}
-	l := admin.NewLocal(st, s.params, s.issuer)
-	l.SetPasswordSource(s.source)
-	v, err := fn(l)
+	v, err := fn(s.local(st))
 	if cerr := st.Close(); err == nil && cerr != nil {
 		return v, cerr
 	}
 	return v, err
+}
+
+func (s *directService) local(st store.Store) *admin.Local {
+	l := admin.NewLocal(st, s.params, s.issuer)
+	l.SetPasswordSource(s.source)
+	return l
 }
 
 func do(s *directService, fn func(l admin.Service) error) error {

@@ -93,15 +93,12 @@ func (c *Config) loadDirectorySecrets() []string {
 		if path == "" {
 			return // validate reports a missing file
 		}
-		s, err := readSecretFile(path)
-		switch {
-		case err != nil:
-			problems = append(problems, key+": "+err.Error())
-		case s == "":
-			problems = append(problems, fmt.Sprintf("%s: %s is empty", key, path))
-		default:
-			*into = s
+		s, err := readSecretFile(key, path)
+		if err != nil {
+			problems = append(problems, err.Error())
+			return
 		}
+		*into = s
 	}
 	switch c.Password.Source {
 	case SourceLDAP:

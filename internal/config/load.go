@@ -136,13 +136,19 @@ func load(path string, readSecrets bool) (*Config, error) {
 
 // inlineSecretProblem holds a config file with secrets written inline to
 // the rule a secret_file follows (secretModeProblem): a secret is as
-// exposed in one file as in the other.
+// exposed in one file as in the other. A DSN with a password in it is such
+// a secret too. The text names keys, never values.
 func (c *Config) inlineSecretProblem(path string, perm os.FileMode) string {
 	var keys []string
 	for i, cl := range c.Clients {
 		if cl.Secret != "" && !cl.secretFromFile {
 			keys = append(keys, fmt.Sprintf("client[%d].secret", i))
 		}
+	}
+	clientSecrets := len(keys) > 0
+	inlineDSN := c.Store.DSN != "" && !c.Store.dsnRead && dsnHasPassword(c.Store.DSN)
+	if inlineDSN {
+		keys = append(keys, "store.dsn")
 	}
 	if len(keys) == 0 {
 		return ""
@@ -154,6 +160,12 @@ func (c *Config) inlineSecretProblem(path string, perm os.FileMode) string {
 	also := ""
 	if len(keys) > 1 {
 		also = " (also " + strings.Join(keys[1:], ", ") + ")"
+	}
+	switch {
+	case clientSecrets && inlineDSN:
+		return fmt.Sprintf("%s%s: %s holds the secret inline and %s, or move the secret into a secret_file and the DSN into dsn_file", keys[0], also, path, problem)
+	case inlineDSN:
+		return fmt.Sprintf("store.dsn: %s holds a password inline and %s, or move the DSN into dsn_file", path, problem)
 	}
 	return fmt.Sprintf("%s%s: %s holds the secret inline and %s, or move the secret into a secret_file", keys[0], also, path, problem)
 }
@@ -423,14 +435,9 @@ func (c *Config) loadSecrets() []string {
 		if cl.SecretFile == "" || cl.Secret != "" {
 			continue // none, or both set: validate reports it
 		}
-		key := fmt.Sprintf("client[%d].secret_file", i)
-		secret, err := readSecretFile(cl.SecretFile)
+		secret, err := readSecretFile(fmt.Sprintf("client[%d].secret_file", i), cl.SecretFile)
 		if err != nil {
-			problems = append(problems, key+": "+err.Error())
-			continue
-		}
-		if secret == "" {
-			problems = append(problems, fmt.Sprintf("%s: %s is empty", key, cl.SecretFile))
+			problems = append(problems, err.Error())
 			continue
 		}
 		cl.Secret = secret
@@ -439,7 +446,22 @@ func (c *Config) loadSecrets() []string {
 	return problems
 }
 
-func readSecretFile(path string) (string, error) {
+// readSecretFile reads the secret in the file key names: one line, not
+// empty. Errors start with key.
+func readSecretFile(key, path string) (string, error) {
+	s, err := readPrivateFile(path)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("%s: %w", key, err)
+	case s == "":
+		return "", fmt.Errorf("%s: %s is empty", key, path)
+	}
+	return s, nil
+}
+
+// readPrivateFile reads a regular file that only its owner may write and
+// others may not read, less one trailing newline.
+func readPrivateFile(path string) (string, error) {
 	// Never open a device or FIFO (opening one can block or act).
 	if fi, err := os.Stat(path); err != nil {
 		return "", err

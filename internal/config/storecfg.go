@@ -1,7 +1,7 @@
 package config
 
 import (
-	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -17,7 +17,7 @@ type StoreConfig struct {
 	DSN     string `toml:"dsn"`      // PostgreSQL connection string; after Load: also holds what DSNFile holds
 	DSNFile string `toml:"dsn_file"` // file holding the DSN (same rules as secret_file); after Load: absolute path
 
-	dsnRead bool // DSN was read from DSNFile by Load
+	dsnRead bool // DSN was read from DSNFile by Load (so both are set)
 }
 
 // Postgres reports whether the store is PostgreSQL.
@@ -31,19 +31,12 @@ func (s StoreConfig) ReadDSN() (string, error) {
 	if s.DSN != "" || s.DSNFile == "" {
 		return s.DSN, nil
 	}
-	dsn, err := readSecretFile(s.DSNFile)
-	if err != nil {
-		return "", fmt.Errorf("store.dsn_file: %w", err)
-	}
-	if dsn == "" {
-		return "", fmt.Errorf("store.dsn_file: %s is empty", s.DSNFile)
-	}
-	return dsn, nil
+	return readSecretFile("store.dsn_file", s.DSNFile)
 }
 
 func (c *Config) loadStoreSecrets() []string {
-	if !c.Store.Postgres() || c.Store.DSN != "" {
-		return nil
+	if !c.Store.Postgres() || c.Store.DSN != "" || c.Store.DSNFile == "" {
+		return nil // inline, or neither: validate reports a missing one
 	}
 	dsn, err := c.Store.ReadDSN()
 	if err != nil {
@@ -63,10 +56,10 @@ func (c *Config) validateStore(bad, warn func(key, format string, args ...any)) 
 		switch {
 		case c.Store.DSN == "" && c.Store.DSNFile == "":
 			bad("store", "backend = \"postgres\" needs dsn_file (or dsn)")
-		case c.Store.DSN != "" && c.Store.DSNFile != "" && !c.Store.dsnFromFile():
+		case c.Store.DSN != "" && c.Store.DSNFile != "" && !c.Store.dsnRead:
 			bad("store", "set dsn_file or dsn, not both")
 		}
-		if c.Store.DSN != "" && !c.Store.dsnFromFile() && strings.Contains(c.Store.DSN, "password") {
+		if c.Store.DSN != "" && !c.Store.dsnRead && dsnHasPassword(c.Store.DSN) {
 			warn("store.dsn", "holds a password in the config file; put the DSN in dsn_file (mode 0600) instead")
 		}
 	default:
@@ -74,5 +67,104 @@ func (c *Config) validateStore(bad, warn func(key, format string, args ...any)) 
 	}
 }
 
-// dsnFromFile: DSN was filled from DSNFile by Load (both set, one source).
-func (s StoreConfig) dsnFromFile() bool { return s.DSNFile != "" && s.DSN != "" && s.dsnRead }
+// dsnHasPassword reports whether a PostgreSQL connection string carries a
+// non-empty password: in a URL (postgres://user:password@host/db, or a
+// password query parameter) or as the password keyword of the libpq
+// keyword = value form. Keywords are matched regardless of case; the
+// spaces libpq allows around '=' and quoted values are understood, so
+// "application_name='password=x'" holds none.
+func dsnHasPassword(dsn string) bool {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return urlDSNHasPassword(dsn)
+	}
+	return keywordDSNHasPassword(dsn)
+}
+
+func urlDSNHasPassword(dsn string) bool {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		// pgx refuses it too, but the file still exposes what it holds:
+		// judge the user info by hand.
+		authority := dsn[strings.Index(dsn, "://")+3:]
+		if end := strings.IndexAny(authority, "/?#"); end >= 0 {
+			authority = authority[:end]
+		}
+		if at := strings.LastIndex(authority, "@"); at >= 0 {
+			if _, pw, _ := strings.Cut(authority[:at], ":"); pw != "" {
+				return true
+			}
+		}
+		return strings.Contains(strings.ToLower(dsn), "password=")
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		return true
+	}
+	for k, vs := range u.Query() {
+		if strings.EqualFold(k, "password") {
+			for _, v := range vs {
+				if v != "" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// keywordDSNHasPassword walks "key = value" pairs as libpq reads them:
+// spaces around '=', values optionally in single quotes, backslash
+// escapes.
+func keywordDSNHasPassword(dsn string) bool {
+	s := dsn
+	skipSpace := func() {
+		s = strings.TrimLeft(s, " \t\n\r\f\v")
+	}
+	for {
+		skipSpace()
+		if s == "" {
+			return false
+		}
+		end := strings.IndexAny(s, "= \t\n\r\f\v")
+		if end < 0 {
+			return false // a keyword without a value: libpq refuses it
+		}
+		key := s[:end]
+		s = s[end:]
+		skipSpace()
+		if !strings.HasPrefix(s, "=") {
+			// Malformed: judge it by the word alone rather than let it by.
+			return strings.Contains(strings.ToLower(dsn), "password")
+		}
+		s = s[1:]
+		skipSpace()
+		var value strings.Builder
+		if strings.HasPrefix(s, "'") {
+			s = s[1:]
+			closed := false
+			for s != "" && !closed {
+				switch {
+				case s[0] == '\\' && len(s) > 1:
+					value.WriteByte(s[1])
+					s = s[2:]
+				case s[0] == '\'':
+					closed = true
+					s = s[1:]
+				default:
+					value.WriteByte(s[0])
+					s = s[1:]
+				}
+			}
+		} else {
+			for s != "" && !strings.ContainsRune(" \t\n\r\f\v", rune(s[0])) {
+				if s[0] == '\\' && len(s) > 1 {
+					s = s[1:]
+				}
+				value.WriteByte(s[0])
+				s = s[1:]
+			}
+		}
+		if strings.EqualFold(key, "password") && value.Len() > 0 {
+			return true
+		}
+	}
+}

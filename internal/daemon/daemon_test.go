@@ -268,6 +268,50 @@ secret = "dddddddddddddddddddddddddddddddd"
 	if a, r := diffConfig(old, old); len(a)+len(r) != 0 {
 		t.Errorf("diff of a config with itself = %q %q", a, r)
 	}
+
+	// Keys read only at the start: a reload reports them as needing a
+	// restart, the store's by name alone (a DSN may hold a password).
+	dir := t.TempDir()
+	dsnFile := func(name, dsn string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(dsn+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pgA, pgB := dsnFile("a.dsn", "postgres://otpgate:pw-in-file-a@db1/otpgate"), dsnFile("b.dsn", "postgres://otpgate:pw-in-file-b@db1/otpgate")
+	web := "[web]\nlisten = \"127.0.0.1:8080\"\npublic_url = \"http://127.0.0.1:8080\"\n"
+	restartTests := []struct {
+		name, old, next string
+		want            string // the one restart entry
+	}{
+		{"web.listen", web, strings.Replace(web, "127.0.0.1:8080\"\npublic", "127.0.0.1:8081\"\npublic", 1), "web.listen: 127.0.0.1:8080 -> 127.0.0.1:8081"},
+		{"web.public_url", web, strings.Replace(web, "http://127.0.0.1:8080", "http://localhost:8080", 1), "web.public_url: http://127.0.0.1:8080 -> http://localhost:8080"},
+		{"web.tls_cert", web + "tls_cert = \"/etc/a.crt\"\ntls_key = \"/etc/a.key\"\n", web + "tls_cert = \"/etc/b.crt\"\ntls_key = \"/etc/a.key\"\n", "web.tls_cert: /etc/a.crt -> /etc/b.crt"},
+		{"web.tls_key", web + "tls_cert = \"/etc/a.crt\"\ntls_key = \"/etc/a.key\"\n", web + "tls_cert = \"/etc/a.crt\"\ntls_key = \"/etc/b.key\"\n", "web.tls_key: /etc/a.key -> /etc/b.key"},
+		{"control.enroll_socket", "[control]\nenroll_socket = \"/run/a.sock\"\n", "[control]\nenroll_socket = \"/run/b.sock\"\n", "control.enroll_socket: /run/a.sock -> /run/b.sock"},
+		{"store.backend", "[store]\ndsn = \"postgres://otpgate@db1/otpgate\"\n", "[store]\nbackend = \"postgres\"\ndsn = \"postgres://otpgate@db1/otpgate\"\n", "store.backend: bbolt -> postgres"},
+		{"store.dsn", "[store]\nbackend = \"postgres\"\ndsn = \"postgres://otpgate@db1/otpgate\"\n", "[store]\nbackend = \"postgres\"\ndsn = \"postgres://otpgate@db2/otpgate\"\n", "store.dsn (changed)"},
+		{"store.dsn_file", "[store]\nbackend = \"postgres\"\ndsn_file = \"" + pgA + "\"\n", "[store]\nbackend = \"postgres\"\ndsn_file = \"" + pgB + "\"\n", "store.dsn_file (changed)"},
+	}
+	for _, tt := range restartTests {
+		t.Run(tt.name, func(t *testing.T) {
+			applied, restart := diffConfig(load(tt.old), load(tt.next))
+			if len(applied) != 0 || len(restart) != 1 || restart[0] != tt.want {
+				t.Errorf("diff = applied %q, restart %q; want restart [%q]", applied, restart, tt.want)
+			}
+			if got := strings.Join(restart, "\n"); strings.Contains(got, "db1") || strings.Contains(got, "db2") || strings.Contains(got, "pw-in-file") {
+				t.Errorf("restart shows a DSN: %q", restart)
+			}
+		})
+	}
+	// A dsn_file whose contents changed, the path kept.
+	oldFile := load("[store]\nbackend = \"postgres\"\ndsn_file = \"" + pgA + "\"\n")
+	dsnFile("a.dsn", "postgres://otpgate:pw-in-file-c@db2/otpgate")
+	newFile := load("[store]\nbackend = \"postgres\"\ndsn_file = \"" + pgA + "\"\n")
+	if _, restart := diffConfig(oldFile, newFile); len(restart) != 1 || restart[0] != "store.dsn_file (contents changed)" {
+		t.Errorf("restart after the dsn_file changed = %q, want [\"store.dsn_file (contents changed)\"]", restart)
+	}
 }
 
 // TestMainStartFailureSaysSo: a daemon that never started says so, with

@@ -10,7 +10,7 @@ import (
 
 // diffConfig describes what a reload changes: applied (clients, modes,
 // policy, delays, log level, audit) and the keys that need a restart. It
-// never includes a secret, only that one changed.
+// never includes a secret or a DSN, only that one changed.
 func diffConfig(old, next *config.Config) (applied, restart []string) {
 	byName := func(cs []config.ClientConfig) map[string]config.ClientConfig {
 		m := make(map[string]config.ClientConfig, len(cs))
@@ -92,5 +92,21 @@ func diffConfig(old, next *config.Config) (applied, restart []string) {
 		restart = append(restart, "radius_upstream (changed)")
 	}
 	changed(&restart, "metrics.listen", old.Metrics.Listen, next.Metrics.Listen)
+	changed(&restart, "control.enroll_socket", old.Control.EnrollSocket, next.Control.EnrollSocket)
+	changed(&restart, "web.listen", old.Web.Listen, next.Web.Listen)
+	changed(&restart, "web.public_url", old.Web.PublicURL, next.Web.PublicURL)
+	changed(&restart, "web.tls_cert", old.Web.TLSCert, next.Web.TLSCert)
+	changed(&restart, "web.tls_key", old.Web.TLSKey, next.Web.TLSKey)
+	changed(&restart, "store.backend", old.Store.Backend, next.Store.Backend)
+	// By name only: a DSN may hold a password. After Load, DSN also holds
+	// what dsn_file holds, so a rewritten dsn_file shows as a DSN change.
+	switch {
+	case old.Store.DSNFile != next.Store.DSNFile:
+		restart = append(restart, "store.dsn_file (changed)")
+	case old.Store.DSN != next.Store.DSN && next.Store.DSNFile != "":
+		restart = append(restart, "store.dsn_file (contents changed)")
+	case old.Store.DSN != next.Store.DSN:
+		restart = append(restart, "store.dsn (changed)")
+	}
 	return applied, restart
 }

@@ -22,8 +22,9 @@ type userServices struct {
 	wg     sync.WaitGroup
 }
 
-// startUserServices binds both listeners (so a bad path or a port in use
-// fails the start) and serves them until stop.
+// startUserServices binds both listeners (so a bad path, a port in use or
+// an unusable [web] TLS key pair fails the start) and serves them until
+// stop.
 func startUserServices(cfg *config.Config, svc *admin.Local, log *slog.Logger) (*userServices, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	u := &userServices{cancel: cancel}

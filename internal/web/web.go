@@ -63,6 +63,7 @@ type Server struct {
 	log    *slog.Logger
 	global *bucket
 	now    func() time.Time
+	tls    *tls.Config // from TLSCert and TLSKey, loaded by Listen; nil: plain HTTP
 
 	mu       sync.Mutex
 	lastCode map[[32]byte]time.Time // per link (hash of the token): when its last code came
@@ -107,8 +108,13 @@ func IssueLink(ctx context.Context, li admin.LinkIssuer, publicURL, name string,
 	return Link{User: l.User, URL: LinkURL(publicURL, l.Token), Expires: l.Expires}, nil
 }
 
-// Listen binds the page's address.
+// Listen loads the TLS key pair, when configured, and binds the page's
+// address: otpgated calls it while it starts, so an unusable tls_cert or
+// tls_key fails the start instead of leaving it without the page.
 func (s *Server) Listen() (net.Listener, error) {
+	if err := s.loadTLS(); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", s.opt.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("web: listen %s: %w", s.opt.Listen, err)
@@ -116,9 +122,27 @@ func (s *Server) Listen() (net.Listener, error) {
 	return ln, nil
 }
 
+// loadTLS reads the key pair once. Its errors name the files; those of
+// tls.LoadX509KeyPair hold no key material.
+func (s *Server) loadTLS() error {
+	if s.opt.TLSCert == "" || s.tls != nil {
+		return nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.opt.TLSCert, s.opt.TLSKey)
+	if err != nil {
+		return fmt.Errorf("web: tls_cert %s, tls_key %s: %w", s.opt.TLSCert, s.opt.TLSKey, err)
+	}
+	s.tls = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+	return nil
+}
+
 // Serve serves on ln (with TLS when configured) until ctx ends, pruning
 // expired links now and then.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if err := s.loadTLS(); err != nil { // Listen has, unless ln came from elsewhere
+		ln.Close()
+		return err
+	}
 	srv := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -127,15 +151,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		TLSConfig:         s.tls,
 	}
-	if s.opt.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(s.opt.TLSCert, s.opt.TLSKey)
-		if err != nil {
-			ln.Close()
-			return fmt.Errorf("web: load tls_cert/tls_key: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-		ln = tls.NewListener(ln, srv.TLSConfig)
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
