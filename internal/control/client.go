@@ -55,26 +55,7 @@ func DialClient(socketPath string, daemonUIDs ...int) (*Client, error) {
 	if err := checkSocket(socketPath, trusted); err != nil {
 		return nil, err
 	}
-	c := &Client{
-		socket: socketPath,
-		hc: &http.Client{Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				conn, err := d.DialContext(ctx, "unix", socketPath)
-				if err != nil {
-					return nil, err
-				}
-				if err := checkPeer(conn, socketPath, trusted); err != nil {
-					conn.Close()
-					return nil, err
-				}
-				return conn, nil
-			},
-			DisableCompression: true,
-			MaxIdleConns:       2,
-			IdleConnTimeout:    30 * time.Second,
-		}},
-	}
+	c := newClient(socketPath, trusted, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
 	defer cancel()
 	if _, err := c.Status(ctx); err != nil {
@@ -102,6 +83,32 @@ func DialClient(socketPath string, daemonUIDs ...int) (*Client, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// newClient returns a client on socketPath that checks, on every
+// connection and before anything is written, that the process serving it
+// runs as one of trusted (checkPeer).
+func newClient(socketPath string, trusted []int, maxIdle int) *Client {
+	return &Client{
+		socket: socketPath,
+		hc: &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				var d net.Dialer
+				conn, err := d.DialContext(ctx, "unix", socketPath)
+				if err != nil {
+					return nil, err
+				}
+				if err := checkPeer(conn, socketPath, trusted); err != nil {
+					conn.Close()
+					return nil, err
+				}
+				return conn, nil
+			},
+			DisableCompression: true,
+			MaxIdleConns:       maxIdle,
+			IdleConnTimeout:    30 * time.Second,
+		}},
+	}
 }
 
 // checkSocket refuses, before anything is sent, a socket whose directory

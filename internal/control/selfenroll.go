@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -207,19 +208,22 @@ func (s *SelfServer) writeSelfErr(w http.ResponseWriter, name string, err error)
 
 // ListenSelf creates the self-enrollment socket at path, mode 0666, bound
 // under a temporary name and renamed into place. Its directory must exist
-// or is created 0755 (others must be able to enter it), and must not be
-// writable by group or others, who could replace the socket.
+// or is created 0755 (others must be able to enter it), and nobody but root
+// and otpgated's user may be able to change it or a directory above it
+// (safefile.SecureDir, as for the admin socket): not even a sticky /tmp,
+// where while otpgated is down another user could bind the name and be
+// the daemon users enroll with, choosing their key and seeing their codes.
 func (s *SelfServer) ListenSelf(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("control: self-enrollment socket: %w", err)
 	}
+	if err := safefile.SecureDir(dir, os.Geteuid()); err != nil {
+		return nil, fmt.Errorf("control: self-enrollment socket %s: %w (use a directory only root and otpgated's user can change, such as /run/otpgate)", path, err)
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("control: self-enrollment socket: %w", err)
-	}
-	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
-		return nil, fmt.Errorf("control: self-enrollment socket: directory %s is writable by group or others (mode %04o); use a directory only otpgated's user can write, such as /run/otpgate", dir, fi.Mode().Perm())
 	}
 	if fi.Mode().Perm()&0o001 == 0 {
 		s.log.Warn("self-enrollment socket directory is not searchable by others: users can't reach the socket", "dir", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
