@@ -3,12 +3,9 @@ package control
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/otpgate/otpgate/internal/safefile"
 )
@@ -29,7 +26,7 @@ type SelfClient struct{ c *Client }
 // codes.
 func DialSelf(ctx context.Context, socketPath string) (*SelfClient, SelfStatus, error) {
 	trusted := append([]int{0, os.Geteuid()}, socketDirOwner(socketPath)...)
-	if err := checkSocket(socketPath, trusted); err != nil {
+	if err := checkSocket(socketPath, trusted, selfSocket); err != nil {
 		return nil, SelfStatus{}, err
 	}
 	c := newClient(socketPath, trusted, 1)
@@ -38,22 +35,12 @@ func DialSelf(ctx context.Context, socketPath string) (*SelfClient, SelfStatus, 
 	defer cancel()
 	var st SelfStatus
 	err := c.do(dctx, http.MethodGet, "/v1/self", nil, &st)
-	switch {
-	case err == nil:
+	if err == nil {
 		return sc, st, nil
-	case errors.Is(err, ErrUntrusted):
+	}
+	if err, ok := classifyDialErr(err, socketPath, selfSocket); ok {
 		c.hc.CloseIdleConnections()
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // without "Get http://otpgated/v1/self"
-		}
 		return nil, st, err
-	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
-		c.hc.CloseIdleConnections()
-		return nil, st, fmt.Errorf("%w (no self-enrollment socket at %s)", ErrNotRunning, socketPath)
-	case errors.Is(err, syscall.EACCES):
-		c.hc.CloseIdleConnections()
-		return nil, st, fmt.Errorf("%w: %s: permission denied", ErrAccessDenied, socketPath)
 	}
 	return sc, st, err // the daemon answered with an error (unknown user, ...): the caller says it
 }

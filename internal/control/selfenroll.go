@@ -111,16 +111,8 @@ func (s *SelfServer) Handler() http.Handler {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "control: the self-enrollment socket serves only `otpgate enroll` (no NAME); " + r.Method + " " + r.URL.Path + " is not here", Code: "access_denied"})
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		peer, ok := peerFrom(r.Context())
-		switch {
-		case r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "":
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "control: requests with Origin or Referer are refused", Code: "access_denied"})
-			return
-		case r.Host != Host:
-			writeJSON(w, http.StatusForbidden, errorBody{Error: fmt.Sprintf("control: Host must be %q", Host), Code: "access_denied"})
-			return
-		case !ok:
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "control: peer credentials unavailable", Code: "access_denied"})
+		peer, ok := checkRequest(w, r, s.log)
+		if !ok {
 			return
 		}
 		name, err := s.lookup(peer.Uid)
@@ -240,36 +232,9 @@ func (s *SelfServer) ListenSelf(path string) (net.Listener, error) {
 // selfMaxConnsPerUID per uid.
 func (s *SelfServer) ServeListener(ctx context.Context, ln net.Listener) error {
 	pl := newPeerListener(ln, func(unix.Ucred) bool { return true }, selfMaxConns, newRefusalLog(s.log, ""))
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ConnContext:       connContext,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() {
-		errc <- srv.Serve(&uidLimitListener{peerListener: pl, per: selfMaxConnsPerUID, open: map[uint32]int{}})
-	}()
-	select {
-	case err := <-errc:
-		ln.Close()
-		return fmt.Errorf("control: self-enrollment: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if err != nil {
-		srv.Close()
-	}
-	ln.Close()
-	<-errc
-	if err != nil {
-		return fmt.Errorf("control: self-enrollment: shutdown: %w", err)
-	}
-	return nil
+	srv := newHTTPServer(s.Handler(), s.log)
+	srv.ReadTimeout = 30 * time.Second // any local user: a slow body must not hold a slot
+	return serve(ctx, &uidLimitListener{peerListener: pl, per: selfMaxConnsPerUID, open: map[uint32]int{}}, srv, "control: self-enrollment")
 }
 
 // uidLimitListener closes connections of a uid that already holds per.
