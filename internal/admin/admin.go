@@ -110,4 +110,5 @@ type Service interface {
 	NewRecoveryCodes(ctx context.Context, name string) ([]string, error)
 	Import(ctx context.Context, users []ImportUser) (int, error)
 	Backup(ctx context.Context, w io.Writer) (int64, error)
+	LinkIssuer
 }

@@ -56,8 +56,8 @@ type EnrollLink struct {
 	Expires time.Time `json:"expires"`
 }
 
-// LinkIssuer issues one-time enrollment links. Local and the control
-// socket client implement it.
+// LinkIssuer issues one-time enrollment links. It is part of Service;
+// the web page needs only this.
 type LinkIssuer interface {
 	// IssueEnrollLink makes a link for user name, who must exist and have
 	// no active token (else ErrAlreadyEnrolled), valid for ttl (0:

@@ -55,10 +55,6 @@ func runLinks(a *app, fs *flag.FlagSet, args []string, lf linkFlags, asJSON bool
 	if cfg.Web.Listen == "" {
 		fmt.Fprintf(a.stderr, "note: [web] listen is not set in %s: otpgated does not serve the page these links point to\n", cfg.Path)
 	}
-	li, ok := svc.(admin.LinkIssuer)
-	if !ok {
-		return errors.New("this otpgate can't issue enrollment links here")
-	}
 	names := args
 	if lf.allPending {
 		users, err := svc.ListUsers(a.ctx)
@@ -75,7 +71,7 @@ func runLinks(a *app, fs *flag.FlagSet, args []string, lf linkFlags, asJSON bool
 	var issued []web.Link
 	failed := 0
 	for _, name := range names {
-		l, err := web.IssueLink(a.ctx, li, cfg.Web.PublicURL, name, lf.expires)
+		l, err := web.IssueLink(a.ctx, svc, cfg.Web.PublicURL, name, lf.expires)
 		if err != nil {
 			if !lf.allPending {
 				return explainLink(err, name)
@@ -136,13 +132,7 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	return set
 }
 
-// IssueEnrollLink implements admin.LinkIssuer when no daemon runs.
+// IssueEnrollLink implements admin.Service.
 func (s *directService) IssueEnrollLink(ctx context.Context, name string, ttl time.Duration) (admin.EnrollLink, error) {
-	return call(s, func(l admin.Service) (admin.EnrollLink, error) {
-		li, ok := l.(admin.LinkIssuer)
-		if !ok {
-			return admin.EnrollLink{}, admin.ErrLinksUnsupported
-		}
-		return li.IssueEnrollLink(ctx, name, ttl)
-	})
+	return call(s, func(l admin.Service) (admin.EnrollLink, error) { return l.IssueEnrollLink(ctx, name, ttl) })
 }

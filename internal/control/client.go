@@ -52,10 +52,69 @@ func Dial(socketPath string, daemonUIDs ...int) (admin.Service, error) {
 // DialClient is Dial returning the concrete *Client (for Status).
 func DialClient(socketPath string, daemonUIDs ...int) (*Client, error) {
 	trusted := append([]int{0, os.Geteuid()}, daemonUIDs...)
-	if err := checkSocket(socketPath, trusted); err != nil {
+	if err := checkSocket(socketPath, trusted, adminSocket); err != nil {
 		return nil, err
 	}
-	c := &Client{
+	c := newClient(socketPath, trusted, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+	defer cancel()
+	if _, err := c.Status(ctx); err != nil {
+		c.hc.CloseIdleConnections()
+		if err, ok := classifyDialErr(err, socketPath, adminSocket); ok {
+			return nil, err
+		}
+		switch {
+		case errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("control: otpgated on %s did not answer within %s", socketPath, dialTimeout)
+		case closedAtAccept(socketPath):
+			// The daemon checks SO_PEERCRED at accept and closes a refused
+			// peer's connection without a reply; depending on timing the
+			// HTTP client reports that as a reset, an EOF or a closed idle
+			// connection, so ask the socket directly.
+			return nil, fmt.Errorf("%w: otpgated on %s closes this user's connections unanswered (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// socketRole says, in a client's errors, which socket it dialed and what
+// a user refused access can do.
+type socketRole struct {
+	missing string // before the path, after ErrNotRunning
+	denied  string // after "permission denied"
+}
+
+var (
+	adminSocket = socketRole{missing: "no daemon on", denied: " (run as root, the daemon's user or a member of control.group)"}
+	selfSocket  = socketRole{missing: "no self-enrollment socket at"}
+)
+
+// classifyDialErr turns an error met while checking or first using a
+// socket into ErrUntrusted (as it is, without the request's URL),
+// ErrNotRunning (no socket, or nothing listens on it) or ErrAccessDenied
+// (no permission). ok is false for any other error, returned unchanged.
+func classifyDialErr(err error, socketPath string, role socketRole) (_ error, ok bool) {
+	switch {
+	case errors.Is(err, ErrUntrusted):
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the request's method and URL
+		}
+		return err, true
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w (%s %s)", ErrNotRunning, role.missing, socketPath), true
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%w: %s: permission denied%s", ErrAccessDenied, socketPath, role.denied), true
+	}
+	return err, false
+}
+
+// newClient returns a client on socketPath that checks, on every
+// connection and before anything is written, that the process serving it
+// runs as one of trusted (checkPeer).
+func newClient(socketPath string, trusted []int, maxIdle int) *Client {
+	return &Client{
 		socket: socketPath,
 		hc: &http.Client{Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -71,60 +130,27 @@ func DialClient(socketPath string, daemonUIDs ...int) (*Client, error) {
 				return conn, nil
 			},
 			DisableCompression: true,
-			MaxIdleConns:       2,
+			MaxIdleConns:       maxIdle,
 			IdleConnTimeout:    30 * time.Second,
 		}},
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
-	defer cancel()
-	if _, err := c.Status(ctx); err != nil {
-		c.hc.CloseIdleConnections()
-		switch {
-		case errors.Is(err, ErrUntrusted):
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err // without "Get http://otpgated/v1/status"
-			}
-			return nil, err
-		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
-			return nil, fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, socketPath)
-		case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
-			return nil, fmt.Errorf("%w: %s: permission denied (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
-		case errors.Is(err, context.DeadlineExceeded):
-			return nil, fmt.Errorf("control: otpgated on %s did not answer within %s", socketPath, dialTimeout)
-		case closedAtAccept(socketPath):
-			// The daemon checks SO_PEERCRED at accept and closes a refused
-			// peer's connection without a reply; depending on timing the
-			// HTTP client reports that as a reset, an EOF or a closed idle
-			// connection, so ask the socket directly.
-			return nil, fmt.Errorf("%w: otpgated on %s closes this user's connections unanswered (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
-		}
-		return nil, err
-	}
-	return c, nil
 }
 
 // checkSocket refuses, before anything is sent, a socket whose directory
 // untrusted users can change or that an untrusted user owns. A missing
 // directory or socket means no daemon runs.
-func checkSocket(socketPath string, trusted []int) error {
-	dir := filepath.Dir(socketPath)
-	err := safefile.SecureDir(dir, trusted[1:]...)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, socketPath)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("%w: %s: permission denied (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
-	case err != nil:
+func checkSocket(socketPath string, trusted []int, role socketRole) error {
+	if err := safefile.SecureDir(filepath.Dir(socketPath), trusted[1:]...); err != nil {
+		if err, ok := classifyDialErr(err, socketPath, role); ok {
+			return err
+		}
 		return fmt.Errorf("%w: %s is in a directory others can change: %w", ErrUntrusted, socketPath, err)
 	}
 	fi, err := os.Stat(socketPath)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, socketPath)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("%w: %s: permission denied (run as root, the daemon's user or a member of control.group)", ErrAccessDenied, socketPath)
-	case err != nil:
+	if err != nil {
+		if err, ok := classifyDialErr(err, socketPath, role); ok {
+			return err
+		}
 		return fmt.Errorf("control: %w", err)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !slices.Contains(trusted, int(st.Uid)) {

@@ -129,6 +129,13 @@ func (f *fakeService) Backup(_ context.Context, w io.Writer) (int64, error) {
 	return int64(n), f.backupErr
 }
 
+func (f *fakeService) IssueEnrollLink(_ context.Context, name string, ttl time.Duration) (admin.EnrollLink, error) {
+	if err := f.record("IssueEnrollLink %s %s", name, ttl); err != nil {
+		return admin.EnrollLink{}, err
+	}
+	return admin.EnrollLink{User: name, Token: "token", Expires: time.Unix(0, 0).Add(ttl)}, nil
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -2,7 +2,6 @@ package control
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -15,20 +14,12 @@ type linkBody struct {
 	TTLSeconds int64 `json:"ttl_seconds"` // 0: admin.DefaultLinkTTL
 }
 
-// errNoLinks: the service behind the socket issues no links.
-var errNoLinks = errors.New("control: this otpgated issues no enrollment links")
-
 func (s *Server) issueEnrollLink(w http.ResponseWriter, r *http.Request) {
 	var b linkBody
 	if !readJSON(w, r, &b, maxBody) {
 		return
 	}
-	li, ok := s.svc.(admin.LinkIssuer)
-	if !ok {
-		writeJSON(w, http.StatusNotImplemented, errorBody{Error: errNoLinks.Error()})
-		return
-	}
-	link, err := li.IssueEnrollLink(r.Context(), r.PathValue("name"), time.Duration(b.TTLSeconds)*time.Second)
+	link, err := s.svc.IssueEnrollLink(r.Context(), r.PathValue("name"), time.Duration(b.TTLSeconds)*time.Second)
 	if err != nil {
 		writeErr(w, err)
 		return
@@ -36,9 +27,7 @@ func (s *Server) issueEnrollLink(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, link)
 }
 
-var _ admin.LinkIssuer = (*Client)(nil)
-
-// IssueEnrollLink implements admin.LinkIssuer.
+// IssueEnrollLink implements admin.Service.
 func (c *Client) IssueEnrollLink(ctx context.Context, name string, ttl time.Duration) (admin.EnrollLink, error) {
 	var out admin.EnrollLink
 	err := c.do(ctx, http.MethodPost, userPath(name, "/enroll-link"), linkBody{TTLSeconds: int64(ttl / time.Second)}, &out)

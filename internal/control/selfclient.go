@@ -3,12 +3,11 @@ package control
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"syscall"
-	"time"
+	"path/filepath"
+
+	"github.com/otpgate/otpgate/internal/safefile"
 )
 
 // SelfClient talks to the self-enrollment socket: the caller enrolls
@@ -18,35 +17,48 @@ type SelfClient struct{ c *Client }
 // DialSelf connects to the self-enrollment socket and asks who the daemon
 // takes the caller for. A missing socket, or one nothing listens on, gives
 // an error wrapping ErrNotRunning.
+//
+// As Dial does, it sends nothing to a socket someone else could have put
+// there: the socket's directory, and every one above, can be changed only
+// by root, this user and otpgated's user; the socket belongs to one of
+// them; and so does the process serving it (else ErrUntrusted). Whoever
+// binds the name otherwise would choose the caller's key and see their
+// codes.
 func DialSelf(ctx context.Context, socketPath string) (*SelfClient, SelfStatus, error) {
-	c := &Client{
-		socket: socketPath,
-		hc: &http.Client{Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", socketPath)
-			},
-			DisableCompression: true,
-			MaxIdleConns:       1,
-			IdleConnTimeout:    30 * time.Second,
-		}},
+	trusted := append([]int{0, os.Geteuid()}, socketDirOwner(socketPath)...)
+	if err := checkSocket(socketPath, trusted, selfSocket); err != nil {
+		return nil, SelfStatus{}, err
 	}
+	c := newClient(socketPath, trusted, 1)
 	sc := &SelfClient{c: c}
 	dctx, cancel := context.WithTimeout(ctx, 2*dialTimeout)
 	defer cancel()
 	var st SelfStatus
 	err := c.do(dctx, http.MethodGet, "/v1/self", nil, &st)
-	switch {
-	case err == nil:
+	if err == nil {
 		return sc, st, nil
-	case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+	}
+	if err, ok := classifyDialErr(err, socketPath, selfSocket); ok {
 		c.hc.CloseIdleConnections()
-		return nil, st, fmt.Errorf("%w (no self-enrollment socket at %s)", ErrNotRunning, socketPath)
-	case errors.Is(err, syscall.EACCES):
-		c.hc.CloseIdleConnections()
-		return nil, st, fmt.Errorf("%w: %s: permission denied", ErrAccessDenied, socketPath)
+		return nil, st, err
 	}
 	return sc, st, err // the daemon answered with an error (unknown user, ...): the caller says it
+}
+
+// socketDirOwner is otpgated's uid as far as an ordinary user can tell
+// (radiusd.toml is not theirs to read): the owner of the socket's
+// directory, provided nobody but root and this user can change the
+// directories above it, so that root gave it that owner (systemd's
+// RuntimeDirectory for User=otpgate). None otherwise.
+func socketDirOwner(socketPath string) []int {
+	dir := filepath.Dir(socketPath)
+	if safefile.SecureDir(filepath.Dir(dir), os.Geteuid()) != nil {
+		return nil
+	}
+	if uid, err := safefile.Owner(dir); err == nil {
+		return []int{uid}
+	}
+	return nil
 }
 
 // Close releases idle connections.

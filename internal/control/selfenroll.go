@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/store"
 )
 
@@ -110,16 +111,8 @@ func (s *SelfServer) Handler() http.Handler {
 		writeJSON(w, http.StatusNotFound, errorBody{Error: "control: the self-enrollment socket serves only `otpgate enroll` (no NAME); " + r.Method + " " + r.URL.Path + " is not here", Code: "access_denied"})
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		peer, ok := peerFrom(r.Context())
-		switch {
-		case r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "":
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "control: requests with Origin or Referer are refused", Code: "access_denied"})
-			return
-		case r.Host != Host:
-			writeJSON(w, http.StatusForbidden, errorBody{Error: fmt.Sprintf("control: Host must be %q", Host), Code: "access_denied"})
-			return
-		case !ok:
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "control: peer credentials unavailable", Code: "access_denied"})
+		peer, ok := checkRequest(w, r, s.log)
+		if !ok {
 			return
 		}
 		name, err := s.lookup(peer.Uid)
@@ -207,19 +200,22 @@ func (s *SelfServer) writeSelfErr(w http.ResponseWriter, name string, err error)
 
 // ListenSelf creates the self-enrollment socket at path, mode 0666, bound
 // under a temporary name and renamed into place. Its directory must exist
-// or is created 0755 (others must be able to enter it), and must not be
-// writable by group or others, who could replace the socket.
+// or is created 0755 (others must be able to enter it), and nobody but root
+// and otpgated's user may be able to change it or a directory above it
+// (safefile.SecureDir, as for the admin socket): not even a sticky /tmp,
+// where while otpgated is down another user could bind the name and be
+// the daemon users enroll with, choosing their key and seeing their codes.
 func (s *SelfServer) ListenSelf(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("control: self-enrollment socket: %w", err)
 	}
+	if err := safefile.SecureDir(dir, os.Geteuid()); err != nil {
+		return nil, fmt.Errorf("control: self-enrollment socket %s: %w (use a directory only root and otpgated's user can change, such as /run/otpgate)", path, err)
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("control: self-enrollment socket: %w", err)
-	}
-	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&os.ModeSticky == 0 {
-		return nil, fmt.Errorf("control: self-enrollment socket: directory %s is writable by group or others (mode %04o); use a directory only otpgated's user can write, such as /run/otpgate", dir, fi.Mode().Perm())
 	}
 	if fi.Mode().Perm()&0o001 == 0 {
 		s.log.Warn("self-enrollment socket directory is not searchable by others: users can't reach the socket", "dir", dir, "mode", fmt.Sprintf("%04o", fi.Mode().Perm()))
@@ -236,36 +232,9 @@ func (s *SelfServer) ListenSelf(path string) (net.Listener, error) {
 // selfMaxConnsPerUID per uid.
 func (s *SelfServer) ServeListener(ctx context.Context, ln net.Listener) error {
 	pl := newPeerListener(ln, func(unix.Ucred) bool { return true }, selfMaxConns, newRefusalLog(s.log, ""))
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ConnContext:       connContext,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() {
-		errc <- srv.Serve(&uidLimitListener{peerListener: pl, per: selfMaxConnsPerUID, open: map[uint32]int{}})
-	}()
-	select {
-	case err := <-errc:
-		ln.Close()
-		return fmt.Errorf("control: self-enrollment: serve: %w", err)
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := srv.Shutdown(sctx)
-	if err != nil {
-		srv.Close()
-	}
-	ln.Close()
-	<-errc
-	if err != nil {
-		return fmt.Errorf("control: self-enrollment: shutdown: %w", err)
-	}
-	return nil
+	srv := newHTTPServer(s.Handler(), s.log)
+	srv.ReadTimeout = 30 * time.Second // any local user: a slow body must not hold a slot
+	return serve(ctx, &uidLimitListener{peerListener: pl, per: selfMaxConnsPerUID, open: map[uint32]int{}}, srv, "control: self-enrollment")
 }
 
 // uidLimitListener closes connections of a uid that already holds per.

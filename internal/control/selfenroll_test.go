@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/otpgate/otpgate/internal/admin"
 	"github.com/otpgate/otpgate/internal/password"
+	"github.com/otpgate/otpgate/internal/testtool"
 	"github.com/otpgate/otpgate/store"
 	"github.com/otpgate/otpgate/totp"
 )
@@ -150,5 +152,110 @@ func TestSelfEnroll(t *testing.T) {
 	_, _, err = DialSelf(ctx, path)
 	if !errors.Is(err, ErrSelfUnknownUser) || !strings.Contains(err.Error(), "ask your administrator to add you") {
 		t.Fatalf("unknown user: %v", err)
+	}
+}
+
+// TestListenSelfRefusesUnsafeDirectory: the self-enrollment socket's
+// directory is held to the admin socket's rule. In a sticky world-writable
+// directory (/tmp) another user could bind the name while otpgated is down
+// and be the daemon users enroll with.
+func TestListenSelfRefusesUnsafeDirectory(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string) string // returns the socket's directory
+		want  string
+	}{
+		{"sticky world-writable", func(t *testing.T, dir string) string {
+			chmod(t, dir, os.ModeSticky|0o777)
+			return dir
+		}, "is writable by group or others (mode 0777)"},
+		{"world-writable parent", func(t *testing.T, dir string) string {
+			chmod(t, dir, 0o777)
+			return filepath.Join(dir, "run")
+		}, "is writable by group or others (mode 0777)"},
+		{"owned by another user", func(t *testing.T, dir string) string {
+			testtool.RequireRoot(t, "to give the directory to another user (chown)")
+			if err := os.Chown(dir, 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+			return dir
+		}, "is owned by nobody (uid 65534)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(tt.setup(t, t.TempDir()), "enroll.sock")
+			ln, err := NewSelfServer(&fakeService{}, "Example", testLogger(t)).ListenSelf(path)
+			if err == nil {
+				ln.Close()
+				t.Fatalf("ListenSelf(%s) accepted an unsafe directory", path)
+			}
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "self-enrollment socket") {
+				t.Errorf("ListenSelf = %v, want it to name the socket and say %q", err, tt.want)
+			}
+			if _, err := os.Lstat(path); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a socket was made at %s: %v", path, err)
+			}
+		})
+	}
+}
+
+// TestDialSelfRefusesPlantedSocket: otpgate enroll sends nothing to a
+// self-enrollment socket another user owns or could have put there.
+func TestDialSelfRefusesPlantedSocket(t *testing.T) {
+	ctx := context.Background()
+	serve := func(t *testing.T, svc *fakeService, path string) {
+		t.Helper()
+		self := NewSelfServer(svc, "Example", testLogger(t))
+		self.lookup = func(uint32) (string, error) { return "alice", nil }
+		ln, err := self.ListenSelf(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- self.ServeListener(sctx, ln) }()
+		t.Cleanup(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Run("socket owned by another user", func(t *testing.T) {
+		testtool.RequireRoot(t, "to plant a socket owned by another user (chown)")
+		svc := &fakeService{}
+		path := filepath.Join(t.TempDir(), "enroll.sock")
+		serve(t, svc, path)
+		if err := os.Lchown(path, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := DialSelf(ctx, path)
+		if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "owned by nobody (uid 65534)") {
+			t.Errorf("DialSelf to another user's socket = %v, want ErrUntrusted naming the owner", err)
+		}
+		if len(svc.calls) > 0 {
+			t.Errorf("the service was called: %v", svc.calls)
+		}
+	})
+	t.Run("socket in a sticky world-writable directory", func(t *testing.T) {
+		dir := t.TempDir()
+		path := filepath.Join(dir, "enroll.sock")
+		ln, err := net.Listen("unix", path) // as a planter would, in /tmp
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		chmod(t, dir, os.ModeSticky|0o777)
+		_, _, err = DialSelf(ctx, path)
+		if !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), "is writable by group or others") {
+			t.Errorf("DialSelf to a socket in a sticky directory = %v, want ErrUntrusted", err)
+		}
+	})
+}
+
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
 	}
 }

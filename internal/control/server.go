@@ -106,20 +106,31 @@ func userInGroup(uid uint32, gid int64) bool {
 // ln (which, from Listen, removes the socket file). Connections are
 // checked and bounded at Accept (see peerListener).
 func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
-	ln = newPeerListener(ln, func(p unix.Ucred) bool { return s.allow(p) }, s.opt.MaxConns, newRefusalLog(s.log, s.opt.Group))
-	srv := &http.Server{
-		Handler:           s.Handler(),
+	pl := newPeerListener(ln, func(p unix.Ucred) bool { return s.allow(p) }, s.opt.MaxConns, newRefusalLog(s.log, s.opt.Group))
+	return serve(ctx, pl, newHTTPServer(s.Handler(), s.log), "control")
+}
+
+// newHTTPServer is the HTTP server both sockets run h on.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
 		ConnContext:       connContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// serve runs srv on ln until ctx is done, then shuts it down, cutting off
+// requests still running after a grace time, and closes ln. Errors start
+// with what.
+func serve(ctx context.Context, ln net.Listener, srv *http.Server, what string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		ln.Close()
-		return fmt.Errorf("control: serve: %w", err)
+		return fmt.Errorf("%s: serve: %w", what, err)
 	case <-ctx.Done():
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -131,7 +142,7 @@ func (s *Server) ServeListener(ctx context.Context, ln net.Listener) error {
 	ln.Close()
 	<-errc
 	if err != nil {
-		return fmt.Errorf("control: shutdown: %w", err)
+		return fmt.Errorf("%s: shutdown: %w", what, err)
 	}
 	return nil
 }
@@ -341,20 +352,11 @@ func (s *Server) routes() []route {
 
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		peer, ok := peerFrom(r.Context())
-		switch {
-		case r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "":
-			s.log.Warn("control request refused: has Origin or Referer", "method", r.Method, "path", r.URL.Path)
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "control: requests with Origin or Referer are refused", Code: "access_denied"})
+		peer, ok := checkRequest(w, r, s.log)
+		if !ok {
 			return
-		case r.Host != Host:
-			s.log.Warn("control request refused: wrong Host", "host", r.Host)
-			writeJSON(w, http.StatusForbidden, errorBody{Error: fmt.Sprintf("control: Host must be %q", Host), Code: "access_denied"})
-			return
-		case !ok:
-			writeJSON(w, http.StatusForbidden, errorBody{Error: "control: peer credentials unavailable", Code: "access_denied"})
-			return
-		case !s.allow(peer):
+		}
+		if !s.allow(peer) {
 			s.log.Warn("control request refused: peer not allowed", "uid", peer.Uid, "pid", peer.Pid)
 			msg := fmt.Sprintf("control: uid %d may not use this socket (root or the daemon's user only)", peer.Uid)
 			if s.opt.Group != "" {
@@ -367,6 +369,27 @@ func (s *Server) guard(next http.Handler) http.Handler {
 		next.ServeHTTP(rec, r)
 		s.log.Debug("control request", "method", r.Method, "path", r.URL.Path, "uid", peer.Uid, "status", rec.status)
 	})
+}
+
+// checkRequest is what both sockets ask of every request before its peer
+// is looked at: no Origin or Referer, Host otpgated, and the peer's
+// credentials. It answers 403 and reports false otherwise.
+func checkRequest(w http.ResponseWriter, r *http.Request, log *slog.Logger) (unix.Ucred, bool) {
+	peer, ok := peerFrom(r.Context())
+	switch {
+	case r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "":
+		log.Warn("control request refused: has Origin or Referer", "method", r.Method, "path", r.URL.Path)
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "control: requests with Origin or Referer are refused", Code: "access_denied"})
+		return peer, false
+	case r.Host != Host:
+		log.Warn("control request refused: wrong Host", "host", r.Host)
+		writeJSON(w, http.StatusForbidden, errorBody{Error: fmt.Sprintf("control: Host must be %q", Host), Code: "access_denied"})
+		return peer, false
+	case !ok:
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "control: peer credentials unavailable", Code: "access_denied"})
+		return peer, false
+	}
+	return peer, true
 }
 
 type statusRecorder struct {

@@ -10,19 +10,28 @@ import (
 )
 
 // checkDirs creates data_dir, the key file's directory and the control
-// socket's directory when missing (mode 0700) and refuses them, as sshd's
+// socket's directory when missing (mode 0700; the self-enrollment socket's
+// 0755, as others must enter it) and refuses them, as sshd's
 // StrictModes refuses a ~/.ssh others can change, when anyone but root and
 // otpgated's own user could change them or a directory above them: such a
 // user could swap in their own database and key, or a socket of theirs that
-// receives the passwords root types into the CLI.
+// receives the passwords root types into the CLI, or users' enrollments.
 func checkDirs(cfg *config.Config) error {
 	euid := os.Geteuid()
 	seen := map[string]bool{}
-	for _, d := range []struct{ what, dir string }{
-		{"data_dir", cfg.DataDir},
-		{"key_file directory", filepath.Dir(cfg.KeyPath())},
-		{"control.socket directory", filepath.Dir(cfg.SocketPath())},
-	} {
+	type dir struct {
+		what, dir string
+		mode      os.FileMode
+	}
+	dirs := []dir{
+		{"data_dir", cfg.DataDir, 0o700},
+		{"key_file directory", filepath.Dir(cfg.KeyPath()), 0o700},
+		{"control.socket directory", filepath.Dir(cfg.SocketPath()), 0o700},
+	}
+	if p := cfg.Control.EnrollSocket; p != "" {
+		dirs = append(dirs, dir{"control.enroll_socket directory", filepath.Dir(p), 0o755})
+	}
+	for _, d := range dirs {
 		if seen[d.dir] {
 			continue
 		}
@@ -30,7 +39,7 @@ func checkDirs(cfg *config.Config) error {
 		if fi, err := os.Stat(d.dir); err == nil && !fi.IsDir() {
 			continue // not a safety matter: the store or the socket reports it
 		}
-		if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		if err := os.MkdirAll(d.dir, d.mode); err != nil {
 			return fmt.Errorf("%s %s: %w", d.what, d.dir, err)
 		}
 		if err := safefile.SecureDir(d.dir, euid); err != nil {

@@ -12,9 +12,10 @@ import (
 )
 
 // TestRunRefusesUnsafeDirectories: otpgated does not start on a data_dir,
-// key directory or control socket directory that someone other than root
-// and its own user could change (swap the database or key, or put a fake
-// socket where root types passwords); the error names the path and the
+// key directory or control or self-enrollment socket directory that
+// someone other than root and its own user could change (swap the database
+// or key, or put a fake socket where root types passwords or users
+// enroll); the error names the path and the
 // fix. A directory it creates itself (0700) is fine.
 func TestRunRefusesUnsafeDirectories(t *testing.T) {
 	tests := []struct {
@@ -43,6 +44,10 @@ func TestRunRefusesUnsafeDirectories(t *testing.T) {
 		{"world-writable socket directory", func(c string) string { return c + "[control]\nsocket = \"run/control.sock\"\n" }, func(t *testing.T, dir string) {
 			mkdir(t, filepath.Join(dir, "run"), os.ModeSticky|0o777)
 		}, false, "control.socket directory %DIR%/run: %DIR%/run is writable by group or others (mode 0777)"},
+		{"self-enrollment socket directory created by the daemon", func(c string) string { return c + "[control]\nenroll_socket = \"pub/enroll.sock\"\n" }, func(t *testing.T, dir string) {}, false, ""},
+		{"sticky world-writable self-enrollment socket directory", func(c string) string { return c + "[control]\nenroll_socket = \"tmp/enroll.sock\"\n" }, func(t *testing.T, dir string) {
+			mkdir(t, filepath.Join(dir, "tmp"), os.ModeSticky|0o777)
+		}, false, "control.enroll_socket directory %DIR%/tmp: %DIR%/tmp is writable by group or others (mode 0777)"},
 		{"world-writable key directory", replace(`data_dir = "data"`, `data_dir = "data"`+"\nkey_file = \"keys/seed.key\""), func(t *testing.T, dir string) {
 			mkdir(t, filepath.Join(dir, "keys"), 0o777)
 		}, false, "key_file directory %DIR%/keys: %DIR%/keys is writable by group or others"},
