@@ -282,10 +282,16 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 		return a.internal("auth: read user", r.User, err)
 	}
 	if !found && a.opt.Passwords != nil {
-		// A directory that ignores case: "Alice" is alice's record, and a
-		// first login creates it under the directory's spelling.
-		if canon := a.canonicalName(ctx, r.User); canon != r.User {
-			r.User = canon
+		// Another spelling of a directory user's name is that user: "Alice"
+		// is alice's record, and a first login creates it under the
+		// directory's spelling, so no spelling reaches a record without
+		// the token.
+		var name string
+		if name, err = a.storeName(ctx, r.User); err != nil {
+			return a.internal("auth: verify password", r.User, err)
+		}
+		if name != r.User {
+			r.User = name
 			if u, found, err = a.lookup(ctx, r.User); err != nil {
 				return a.internal("auth: read user", r.User, err)
 			}

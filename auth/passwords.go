@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/otpgate/otpgate/store"
 )
@@ -28,33 +29,44 @@ type PasswordChecker interface {
 // endpoint.
 type SourceStats struct {
 	Checks      uint64 // password checks asked
-	Unavailable uint64 // checks that got no answer from any server
+	Unavailable uint64 // checks (or name lookups) that got no answer from any server
 	ServerFails uint64 // connections or operations that failed on one server (failover)
 }
 
 // NameResolver is implemented by a PasswordChecker whose directory matches
-// names without regard to case (Active Directory's sAMAccountName, LDAP's
-// uid): CanonicalName returns the directory's own spelling of user, so
-// "Alice" and "alice" log in as one store record. It is asked only for a
-// name the store does not hold, and returns user unchanged when the
-// directory has no single entry for it.
+// more than one spelling of a name (Active Directory's sAMAccountName and
+// LDAP's uid ignore case; a filter may match a UPN or a mail address too):
+// CanonicalName returns the directory's own name for the one entry user
+// matches, so "Alice" and "alice@corp.example.com" log in as alice's store
+// record. It is asked only for a name the store does not hold. With no
+// entry, or more than one, it returns user unchanged (Check refuses such a
+// name); when it could not get an answer it returns an error, never user:
+// a record created under a spelling the directory did not give would be a
+// second record, without the first one's token.
 type NameResolver interface {
 	CanonicalName(ctx context.Context, user string) (string, error)
 }
 
-// canonicalName is the directory's spelling of name when the store does not
-// hold name itself. A directory that cannot answer leaves name as typed:
-// the password check that follows fails closed on its own.
-func (a *Authenticator) canonicalName(ctx context.Context, name string) string {
+// storeName is the name a login for name, which the store does not hold,
+// is checked and recorded under: the directory's spelling (NameResolver),
+// or name in lower case for a source that cannot spell names (upstream
+// RADIUS: AD behind NPS matches without regard to case). The password
+// check then asks the directory about that same name, so a record is only
+// ever reached, or created, by the password of the account of its name.
+// A resolver that cannot answer is a password source that cannot answer.
+func (a *Authenticator) storeName(ctx context.Context, name string) (string, error) {
 	res, ok := a.opt.Passwords.(NameResolver)
 	if !ok {
-		return name
+		return strings.ToLower(name), nil
 	}
 	canon, err := res.CanonicalName(ctx, name)
-	if err != nil || canon == "" {
-		return name
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("password source: directory name: %w", err)
+	case canon == "":
+		return "", errors.New("password source: the directory gave no name")
 	}
-	return canon
+	return canon, nil
 }
 
 // PasswordResult is a PasswordChecker's answer.

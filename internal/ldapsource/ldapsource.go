@@ -70,30 +70,55 @@ var (
 var nameAttributeRe = regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{user\}\)`)
 
 // CanonicalName implements auth.NameResolver: the value of the filter's
-// name attribute in the one entry that matches user, when it equals user
-// but for case (uid and sAMAccountName match without regard to case).
-// Otherwise, or when the filter has no (attr={user}) term, user as it is.
+// name attribute (its first (attr={user}) term) in the one entry that
+// matches user, whichever term matched: with
+// (|(sAMAccountName={user})(userPrincipalName={user})), "ALICE" and
+// "alice@corp.example.com" are both "alice". No entry or several: user as
+// typed, which Check refuses as well. A search without an answer, or an
+// entry without the attribute (or with several values, none of them user),
+// is an error: auth must not create a record under a spelling the
+// directory did not give. Without an (attr={user}) term: user as typed.
 func (s *Source) CanonicalName(ctx context.Context, user string) (string, error) {
 	m := nameAttributeRe.FindStringSubmatch(s.opt.UserFilter)
 	if m == nil {
 		return user, nil
 	}
+	attr := m[1]
 	ctx, cancel := context.WithTimeout(ctx, s.opt.Timeout)
 	defer cancel()
 	filter := strings.ReplaceAll(s.opt.UserFilter, "{user}", ldap.EscapeFilter(user))
+	// Size limit 2, as in Check: a second match is ambiguous.
 	req := ldap.NewSearchRequest(s.opt.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		2, 0, false, filter, []string{m[1]}, nil)
+		2, 0, false, filter, []string{attr}, nil)
 	var sr *ldap.SearchResult
 	err := s.search.do(ctx, func(c *ldap.Conn) (err error) { sr, err = c.Search(req); return err })
-	if err != nil || len(sr.Entries) != 1 {
-		return user, nil // none, ambiguous or no answer: Check decides
+	switch {
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded):
+		return user, nil
+	case err != nil:
+		if errors.Is(err, ErrUnavailable) {
+			s.unavailable.Add(1)
+			s.log.Error("ldap: no server answered; the login is rejected", "user", user, "urls", s.opt.URLs, "err", err)
+		}
+		return "", fmt.Errorf("ldapsource: name search: %w", err)
+	case len(sr.Entries) != 1:
+		return user, nil
 	}
-	for _, v := range sr.Entries[0].GetEqualFoldAttributeValues(m[1]) {
+	entry := sr.Entries[0]
+	values := entry.GetEqualFoldAttributeValues(attr)
+	for _, v := range values {
 		if strings.EqualFold(v, user) {
 			return v, nil
 		}
 	}
-	return user, nil
+	switch len(values) {
+	case 1:
+		return values[0], nil
+	case 0:
+		return "", fmt.Errorf("ldapsource: entry %s has no %s", entry.DN, attr)
+	default:
+		return "", fmt.Errorf("ldapsource: entry %s has %d values of %s, none of them the name typed", entry.DN, len(values), attr)
+	}
 }
 
 // New checks opt and returns a Source. It does not connect: the first

@@ -16,7 +16,8 @@ import (
 )
 
 // testTree: users, groups, a disabled AD-style account, a user whose name
-// needs escaping in a filter, and a name two entries share.
+// needs escaping in a filter, a name two entries share, and an entry found
+// by mail that has no uid.
 const testTree = `dn: ou=people,dc=example,dc=com
 objectClass: organizationalUnit
 ou: people
@@ -31,6 +32,7 @@ objectClass: otpgateTestUser
 uid: alice
 cn: Alice
 sn: A
+mail: alice@example.com
 userPassword: alicepw
 userAccountControl: 512
 memberOf: cn=vpn,ou=groups,dc=example,dc=com
@@ -78,6 +80,13 @@ uid: dup
 cn: dup2
 sn: D
 userPassword: duppw
+
+dn: cn=nouid,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+cn: nouid
+sn: N
+mail: nouid@example.com
+userPassword: nouidpw
 
 dn: cn=staff,ou=groups,dc=example,dc=com
 objectClass: groupOfNames
@@ -284,9 +293,101 @@ func TestSlapdCanonicalName(t *testing.T) {
 			t.Errorf("CanonicalName(%q) = %q, %v; want %q", tt.user, got, err, tt.want)
 		}
 	}
+	// With an OR filter the entry's name is the first (attr={user}) term's
+	// value, whichever term matched: alice's mail address is alice.
 	opt := testOptions(ca, srv.URL)
-	opt.UserFilter = "(|(uid={user})(mail={user}))" // the first (attr={user}) term names it
-	if got, _ := newSource(t, opt).CanonicalName(context.Background(), "ALICE"); got != "alice" {
-		t.Errorf("with an OR filter: %q, want alice", got)
+	opt.UserFilter = "(|(uid={user})(mail={user}))"
+	orFilter := newSource(t, opt)
+	for _, tt := range []struct{ user, want string }{
+		{"ALICE", "alice"},
+		{"alice@example.com", "alice"},
+		{"Alice@Example.COM", "alice"},
+		{"nobody@example.com", "nobody@example.com"},
+	} {
+		if got, err := orFilter.CanonicalName(context.Background(), tt.user); err != nil || got != tt.want {
+			t.Errorf("with an OR filter, CanonicalName(%q) = %q, %v; want %q", tt.user, got, err, tt.want)
+		}
+	}
+	// An entry without the name attribute has no name to log in as.
+	if got, err := orFilter.CanonicalName(context.Background(), "nouid@example.com"); err == nil {
+		t.Errorf("an entry without uid: %q, want an error", got)
+	}
+	// More entries than the size limit: ambiguous, left as typed, and
+	// Check refuses it.
+	opt.UserFilter = "(|(uid={user})(objectClass=inetOrgPerson))"
+	many := newSource(t, opt)
+	if got, err := many.CanonicalName(context.Background(), "ALICE"); err != nil || got != "ALICE" {
+		t.Errorf("a name every entry matches: %q, %v; want ALICE as typed", got, err)
+	}
+	if res, err := many.Check(context.Background(), "ALICE", "alicepw"); err != nil || res.OK {
+		t.Errorf("Check of a name every entry matches: ok=%v err=%v, want refused", res.OK, err)
+	}
+}
+
+// A directory that cannot answer the name lookup is an error, never the
+// name as typed: auth would create a record under that spelling.
+func TestSlapdCanonicalNameWithoutAnAnswer(t *testing.T) {
+	ca := testtool.NewTestCA(t, t.TempDir())
+	srv := testtool.StartSlapd(t, ca, testTree)
+	opt := testOptions(ca, srv.URL)
+	opt.BaseDN = "ou=missing,dc=example,dc=com" // the server answers noSuchObject
+	if got, err := newSource(t, opt).CanonicalName(context.Background(), "ALICE"); err == nil {
+		t.Errorf("search under a missing base: %q, want an error", got)
+	}
+	s := newSource(t, testOptions(ca, srv.URL))
+	srv.Stop()
+	if got, err := s.CanonicalName(context.Background(), "ALICE"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("server down: %q, %v; want ErrUnavailable", got, err)
+	}
+	if st := s.Stats(); st.Unavailable != 1 {
+		t.Errorf("unavailable = %d after a name lookup nobody answered, want 1", st.Unavailable)
+	}
+}
+
+// alice's directory password with her mail address for a name is alice's
+// login: it needs her code, and creates no second record without one.
+func TestSlapdLoginByMailIsTheUser(t *testing.T) {
+	ca := testtool.NewTestCA(t, t.TempDir())
+	srv := testtool.StartSlapd(t, ca, testTree)
+	opt := testOptions(ca, srv.URL)
+	opt.UserFilter = "(&(objectClass=inetOrgPerson)(|(uid={user})(mail={user})))"
+	src := newSource(t, opt)
+	st, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	seed := []byte("alice-seed-012345678")
+	if err := st.Create(ctx, store.User{Name: "alice", TOTP: &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Options{Skew: 1, LockoutThreshold: 5, LockoutInitial: time.Second, LockoutMax: time.Minute,
+		ChallengeTTL: time.Minute, HashWorkers: 1, HashQueue: 8,
+		PasswordHashParams: password.Params{Time: 1, MemKiB: 64, Threads: 1},
+		Policy:             auth.Policy{MFA: auth.MFAOptional},
+		Passwords:          src}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.Default.CodeAt(seed, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		user, field string
+		want        auth.Result
+		reason      auth.Reason
+	}{
+		{"alice@example.com", "alicepw", auth.Challenge, auth.ReasonOK}, // alice has a token: her code is asked
+		{"alice@example.com", "alicepw" + code, auth.Accept, auth.ReasonOK},
+	} {
+		d := a.Authenticate(ctx, auth.Request{User: tt.user, Password: tt.field, Client: "vpn", Station: "192.0.2.1", Mode: auth.ModeAuto})
+		if d.Result != tt.want || d.Reason != tt.reason {
+			t.Errorf("%s: %s/%s, want %s/%s", tt.user, d.Result, d.Reason, tt.want, tt.reason)
+		}
+	}
+	if _, err := st.Get(ctx, "alice@example.com"); !errors.Is(err, store.ErrUserNotFound) {
+		t.Errorf("a second record alice@example.com: %v, want ErrUserNotFound", err)
 	}
 }

@@ -16,6 +16,13 @@ import (
 // Reject, each with a Message-Authenticator unless withMA is false.
 func serve(t *testing.T, secret []byte, withMA bool) string {
 	t.Helper()
+	return serveUsers(t, secret, withMA, func(user, pw string) bool { return user == "alice" && pw == "alicepw" })
+}
+
+// serveUsers is serve with the server's accounts: accept tells the
+// User-Names and passwords it accepts.
+func serveUsers(t *testing.T, secret []byte, withMA bool, accept func(user, pw string) bool) string {
+	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +33,7 @@ func serve(t *testing.T, secret []byte, withMA bool) string {
 			return
 		}
 		code := radius.CodeAccessReject
-		if rfc2865.UserName_GetString(r.Packet) == "alice" && rfc2865.UserPassword_GetString(r.Packet) == "alicepw" {
+		if accept(rfc2865.UserName_GetString(r.Packet), rfc2865.UserPassword_GetString(r.Packet)) {
 			code = radius.CodeAccessAccept
 		}
 		resp := r.Response(code)

@@ -1,0 +1,77 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/otpgate/otpgate/auth"
+	"github.com/otpgate/otpgate/internal/password"
+	"github.com/otpgate/otpgate/store"
+	"github.com/otpgate/otpgate/totp"
+)
+
+// An upstream that matches names without regard to case, as NPS does for
+// AD accounts: alice's password typed as ALICE is alice's login, which
+// needs her code, and creates no record of its own; a first login creates
+// its record in lower case.
+func TestUpstreamNamesInAnyCase(t *testing.T) {
+	secret := []byte("upstream-secret-0123456789")
+	accounts := map[string]string{"alice": "alicepw", "bob": "bobpw"}
+	server := serveUsers(t, secret, true, func(user, pw string) bool {
+		want, ok := accounts[strings.ToLower(user)]
+		return ok && pw == want
+	})
+	src, err := New(Options{Servers: []string{server}, Secret: secret, Timeout: 2 * time.Second, NASIdentifier: "otpgate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ctx := context.Background()
+	seed := []byte("alice-seed-012345678")
+	if err := st.Create(ctx, store.User{Name: "alice", TOTP: &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Options{Skew: 1, LockoutThreshold: 5, LockoutInitial: time.Second, LockoutMax: time.Minute,
+		ChallengeTTL: time.Minute, HashWorkers: 1, HashQueue: 8,
+		PasswordHashParams: password.Params{Time: 1, MemKiB: 64, Threads: 1},
+		Policy:             auth.Policy{MFA: auth.MFAOptional},
+		Passwords:          src}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, err := totp.Default.CodeAt(seed, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		user, field string
+		want        auth.Result
+		reason      auth.Reason
+	}{
+		{"ALICE", "alicepw", auth.Challenge, auth.ReasonOK}, // alice has a token: her code is asked
+		{"aLiCe", "alicepw" + code, auth.Accept, auth.ReasonOK},
+		{"Bob", "bobpw", auth.Accept, auth.ReasonNoMFARequired}, // first login, no MFA group
+		{"BOB", "bobpw", auth.Accept, auth.ReasonNoMFARequired},
+	} {
+		d := a.Authenticate(ctx, auth.Request{User: tt.user, Password: tt.field, Client: "vpn", Station: "192.0.2.1", Mode: auth.ModeAuto})
+		if d.Result != tt.want || d.Reason != tt.reason {
+			t.Errorf("%s: %s/%s, want %s/%s", tt.user, d.Result, d.Reason, tt.want, tt.reason)
+		}
+	}
+	if _, err := st.Get(ctx, "bob"); err != nil {
+		t.Errorf("Bob's first login did not create bob: %v", err)
+	}
+	for _, name := range []string{"ALICE", "aLiCe", "Bob", "BOB"} {
+		if _, err := st.Get(ctx, name); !errors.Is(err, store.ErrUserNotFound) {
+			t.Errorf("a second record %q: %v, want ErrUserNotFound", name, err)
+		}
+	}
+}
