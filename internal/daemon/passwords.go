@@ -36,7 +36,7 @@ func newPasswordSource(cfg *config.Config, log *slog.Logger) (passwordSource, er
 		}
 		return passwordSource{checker: src, close: src.Close, collectors: sourceMetrics("ldap", src.Stats,
 			"Password checks sent to the LDAP directory.",
-			"Password checks no LDAP server answered (rejected).",
+			"Password checks and name lookups no LDAP server answered (rejected).",
 			"Connections or operations that failed on one LDAP server (failover).")}, nil
 	case config.SourceRADIUS:
 		return newUpstreamSource(cfg, log)
