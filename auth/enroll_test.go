@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -332,6 +333,53 @@ func TestEnrollAtLoginLink(t *testing.T) {
 	wantDecision(t, d, Challenge, ReasonEnrollConfirmed)
 	d = e.auth(Request{User: "carol", Password: "", State: d.State, Mode: ModeAuto})
 	wantDecision(t, d, Accept, ReasonEnrolled)
+}
+
+// TestEnrollAtLoginTriesUsedUp: wrong codes elsewhere (the link's page, the
+// terminal) count against the pending token too; the wrong code at the
+// prompt that uses up its tries discards it and is answered as a wrong
+// enrollment code, never as an internal error.
+func TestEnrollAtLoginTriesUsedUp(t *testing.T) {
+	const url = "https://otp.example.com:8443/enroll/AAAAAAAAAAAAAAAAAAAAAA"
+	tests := []struct {
+		name   string
+		link   bool
+		result Result // the link begins another enrollment; the key does not
+	}{
+		{"key", false, Reject},
+		{"link", true, Challenge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnrollEnv(t, func(o *Options) {
+				if tt.link {
+					o.EnrollLink = func(context.Context, string) (string, error) { return url, nil }
+				}
+			})
+			d := e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge})
+			wantDecision(t, d, Challenge, ReasonEnrollOffered)
+			var secret []byte
+			if tt.link {
+				var err error
+				if secret, err = e.enr.l.BeginEnroll(context.Background(), "carol", false); err != nil { // the page's visit
+					t.Fatal(err)
+				}
+			} else {
+				secret = keyOf(t, d)
+			}
+			wrong := wrongFor(t, secret)
+			for i := 1; i < admin.MaxEnrollTries; i++ { // on the page
+				if _, err := e.enr.l.ActivateTOTP(context.Background(), "carol", wrong, false); !errors.Is(err, admin.ErrWrongCode) {
+					t.Fatalf("wrong code %d on the page: %v, want ErrWrongCode", i, err)
+				}
+			}
+			d = e.auth(Request{User: "carol", Password: wrong, State: d.State, Mode: ModeChallenge})
+			wantDecision(t, d, tt.result, ReasonEnrollBadCode)
+			if u := e.user("carol"); u.TOTP != nil || u.PendingTOTP != nil {
+				t.Fatalf("after the tries were used up: token %v, pending %v (want neither)", u.TOTP, u.PendingTOTP)
+			}
+		})
+	}
 }
 
 // TestEnrollMessagesFit: every prompt fits in the one Reply-Message
