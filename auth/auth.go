@@ -221,7 +221,10 @@ func (a *Authenticator) internal(msg, user string, err error) Decision {
 	if errors.Is(err, store.ErrUnavailable) {
 		// Nothing was decided: no answer, so the NAS retries and fails
 		// over to a node that can decide; a Reject would end the login.
-		a.log.Warn(msg, "user", user, "err", err)
+		// Debug: this comes at the NAS's retransmit rate, for any user name,
+		// while the database is down, and the daemon's ready probe logs the
+		// outage once.
+		a.log.Debug(msg, "user", user, "err", err)
 		return Decision{Result: Drop, Reason: ReasonUnavailable}
 	}
 	a.log.Error(msg, "user", user, "err", err)

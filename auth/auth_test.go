@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -820,6 +822,45 @@ func TestStoreErrorIsInternal(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), "correct horse") {
 		t.Fatal("password in the log")
+	}
+}
+
+// TestInternalLogLevels: a store that is unavailable is dropped and logged
+// at Debug only (it comes at the NAS's retransmit rate while the database is
+// down; the daemon logs the outage once); any other internal error is an
+// Error and a Reject.
+func TestInternalLogLevels(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		result Result
+		reason Reason
+		level  string // the line logged; only an Error shows at Info
+	}{
+		{"unavailable", fmt.Errorf("store: get: %w: connection refused", store.ErrUnavailable), Drop, ReasonUnavailable, "level=DEBUG"},
+		{"other", errors.New("store: get: disk on fire"), Reject, ReasonInternal, "level=ERROR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var info, debug bytes.Buffer
+			a := &Authenticator{}
+			for _, c := range []struct {
+				buf   *bytes.Buffer
+				level slog.Level
+			}{{&info, slog.LevelInfo}, {&debug, slog.LevelDebug}} {
+				a.log = slog.New(slog.NewTextHandler(c.buf, &slog.HandlerOptions{Level: c.level}))
+				d := a.internal("auth: read user", "alice", tt.err)
+				if d.Result != tt.result || d.Reason != tt.reason {
+					t.Fatalf("got %s/%s, want %s/%s", d.Result, d.Reason, tt.result, tt.reason)
+				}
+			}
+			if !strings.Contains(debug.String(), tt.level) {
+				t.Errorf("debug log %q has no %s line", debug.String(), tt.level)
+			}
+			if wantInfo := tt.level != "level=DEBUG"; (info.Len() > 0) != wantInfo {
+				t.Errorf("info log %q: want a line %v", info.String(), wantInfo)
+			}
+		})
 	}
 }
 
