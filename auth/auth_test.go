@@ -668,30 +668,31 @@ func TestStationTableBounded(t *testing.T) {
 
 func TestChallengeTableBounded(t *testing.T) {
 	c := newChallengeTable(time.Minute, store.StateLimits{Total: 2, PerClient: 2, PerUser: 2})
-	s1, _ := c.issue("u", "c", t0)
-	s2, _ := c.issue("u", "c", t0.Add(time.Second))
-	s3, _ := c.issue("u", "c", t0.Add(2*time.Second))
+	s1 := c.issue("u", "c", stateInfo{}, t0)
+	s2 := c.issue("u", "c", stateInfo{}, t0.Add(time.Second))
+	enrolling := stateInfo{step: stepEnrollCode, tries: 1, link: "https://otp.example.com/enroll/x"}
+	s3 := c.issue("u", "c", enrolling, t0.Add(2*time.Second))
 	if c.len() != 2 {
 		t.Fatalf("len = %d, want 2", c.len())
 	}
-	if _, _, ok := c.take(s1, t0.Add(3*time.Second)); ok {
+	if _, _, _, ok := c.take(s1, t0.Add(3*time.Second)); ok {
 		t.Fatal("evicted State accepted")
 	}
 	if bytes.Equal(s2, s3) {
 		t.Fatal("States repeat")
 	}
-	if u, cl, ok := c.take(s3, t0.Add(30*time.Second)); !ok || u != "u" || cl != "c" {
-		t.Fatal("valid State refused")
+	if u, cl, info, ok := c.take(s3, t0.Add(30*time.Second)); !ok || u != "u" || cl != "c" || info != enrolling {
+		t.Fatalf("valid State: %q %q %+v %v, want u c %+v true", u, cl, info, ok, enrolling)
 	}
-	if _, _, ok := c.take(s3, t0.Add(31*time.Second)); ok {
+	if _, _, _, ok := c.take(s3, t0.Add(31*time.Second)); ok {
 		t.Fatal("State used twice")
 	}
 	// s2 expires at t0+61s and is swept by the next issue.
-	_, _ = c.issue("u", "c", t0.Add(61*time.Second))
+	c.issue("u", "c", stateInfo{}, t0.Add(61*time.Second))
 	if c.len() != 1 {
 		t.Fatalf("expired State not swept: len %d", c.len())
 	}
-	if _, _, ok := c.take(s2, t0.Add(60*time.Second)); ok {
+	if _, _, _, ok := c.take(s2, t0.Add(60*time.Second)); ok {
 		t.Fatal("swept State accepted")
 	}
 }
