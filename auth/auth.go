@@ -561,8 +561,7 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, parse func
 			d = b // the code is not evaluated
 			return errNoWrite
 		}
-		switch {
-		case u.TOTP == nil:
+		if u.TOTP == nil {
 			c := *u
 			noTok = &c
 			d = reject(ReasonNotEnrolled)

@@ -154,10 +154,9 @@ func (a *Authenticator) enrollAnswer(ctx context.Context, r Request, info stateI
 		return a.internal("auth: read user", r.User, err)
 	case !found:
 		return reject(ReasonUnknownUser)
-	case u.Disabled:
-		return reject(ReasonDisabled)
-	case a.locked(&u):
-		return reject(ReasonLocked)
+	}
+	if d, ok := barred(&u, a.now()); ok {
+		return d
 	}
 	code := strings.Join(strings.Fields(r.Password), "") // "123 456" as some apps show it
 	if hasToken(&u) {
@@ -256,8 +255,7 @@ func (a *Authenticator) enrollDone(ctx context.Context, name string) Decision {
 			out = d
 			return errNoWrite
 		}
-		switch {
-		case !hasToken(v):
+		if !hasToken(v) {
 			out = reject(ReasonNotEnrolled)
 			return errNoWrite
 		}
