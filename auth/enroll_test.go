@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,8 +144,10 @@ func TestEnrollAtLogin(t *testing.T) {
 			if u.TOTP == nil || u.PendingTOTP != nil || u.TOTP.LastStep == 0 || len(u.RecoveryCodes) != admin.RecoveryCodeCount {
 				t.Fatalf("after the code: token %+v, pending %v, %d recovery codes", u.TOTP, u.PendingTOTP, len(u.RecoveryCodes))
 			}
-			if _, err := e.st.Get(context.Background(), "carol"); err != nil {
-				t.Fatal(err)
+			for i, c := range codes { // kept hashed, never as shown
+				if slices.Contains(u.RecoveryCodes, c) || slices.Contains(u.RecoveryCodes, strings.ReplaceAll(c, "-", "")) {
+					t.Fatalf("recovery code %d is stored as shown", i)
+				}
 			}
 
 			d = e.auth(Request{User: "carol", Password: "", State: d.State, Mode: mode})
@@ -269,23 +272,33 @@ func TestEnrollAtLoginWrongCodes(t *testing.T) {
 
 // TestEnrollAtLoginNeverReplaces: an answer to an enrollment State after a
 // token appeared (enrolled elsewhere meanwhile) is an ordinary code check;
-// the pending key's code does not replace the token.
+// the pending key's code does not replace the token, and the token's own
+// code logs in.
 func TestEnrollAtLoginNeverReplaces(t *testing.T) {
 	e := newEnrollEnv(t, nil)
-	d := e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge})
-	pending := keyOf(t, d)
+	first := e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge})
+	wantDecision(t, first, Challenge, ReasonEnrollOffered)
+	second := e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge}) // another login, another key
+	wantDecision(t, second, Challenge, ReasonEnrollOffered)
+	pending := keyOf(t, second)
 	other := []byte("another-token-seed-0")
 	e.update("carol", func(u *store.User) {
 		u.TOTP = &store.TOTP{Secret: other, Algorithm: "SHA1", Digits: 6, Period: 30}
 	})
-	d = e.auth(Request{User: "carol", Password: codeNow(t, pending), State: d.State, Mode: ModeChallenge})
+	d := e.auth(Request{User: "carol", Password: codeNow(t, pending), State: first.State, Mode: ModeChallenge})
 	if d.Result == Accept || d.Result == Challenge {
 		t.Fatalf("the pending key's code after a token appeared: %s/%s", d.Result, d.Reason)
 	}
 	if u := e.user("carol"); string(u.TOTP.Secret) != string(other) {
 		t.Fatal("the token was replaced")
 	}
-	// And the token's own code passes the same way.
+	// And the token's own code passes the same way, as a login code.
+	d = e.auth(Request{User: "carol", Password: codeNow(t, other), State: second.State, Mode: ModeChallenge})
+	wantDecision(t, d, Accept, ReasonOK)
+	if u := e.user("carol"); string(u.TOTP.Secret) != string(other) || u.LastSuccess.IsZero() {
+		t.Fatalf("after the token's code: token replaced or login not recorded (LastSuccess %v)", u.LastSuccess)
+	}
+	// From now on carol gets the ordinary code challenge.
 	d = e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge})
 	wantDecision(t, d, Challenge, ReasonOK)
 }
@@ -412,7 +425,7 @@ func TestEnrollMessagesFit(t *testing.T) {
 	for _, m := range []string{
 		short.keyOffer(longName, key, 6),
 		(&Authenticator{opt: Options{Issuer: longIssuer}}).keyOffer(longName, key, 8),
-		recoveryMessage(mustCodes(t)),
+		recoveryMessage(longestCodes()),
 	} {
 		if m == "" || len(m) > maxReplyMessage {
 			t.Errorf("%d bytes: %q", len(m), m)
@@ -420,7 +433,8 @@ func TestEnrollMessagesFit(t *testing.T) {
 	}
 }
 
-func mustCodes(t *testing.T) []string {
+// longestCodes is a full set of recovery codes as shown.
+func longestCodes() []string {
 	codes := make([]string, admin.RecoveryCodeCount)
 	for i := range codes {
 		codes[i] = "abcd-efgh-ijkl-mnop"
