@@ -221,7 +221,10 @@ func (a *Authenticator) internal(msg, user string, err error) Decision {
 	if errors.Is(err, store.ErrUnavailable) {
 		// Nothing was decided: no answer, so the NAS retries and fails
 		// over to a node that can decide; a Reject would end the login.
-		a.log.Warn(msg, "user", user, "err", err)
+		// Debug: this comes at the NAS's retransmit rate, for any user name,
+		// while the database is down, and the daemon's ready probe logs the
+		// outage once.
+		a.log.Debug(msg, "user", user, "err", err)
 		return Decision{Result: Drop, Reason: ReasonUnavailable}
 	}
 	a.log.Error(msg, "user", user, "err", err)
@@ -564,8 +567,7 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, parse func
 			d = b // the code is not evaluated
 			return errNoWrite
 		}
-		switch {
-		case u.TOTP == nil:
+		if u.TOTP == nil {
 			c := *u
 			noTok = &c
 			d = reject(ReasonNotEnrolled)

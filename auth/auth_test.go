@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -666,30 +668,31 @@ func TestStationTableBounded(t *testing.T) {
 
 func TestChallengeTableBounded(t *testing.T) {
 	c := newChallengeTable(time.Minute, store.StateLimits{Total: 2, PerClient: 2, PerUser: 2})
-	s1, _ := c.issue("u", "c", t0)
-	s2, _ := c.issue("u", "c", t0.Add(time.Second))
-	s3, _ := c.issue("u", "c", t0.Add(2*time.Second))
+	s1 := c.issue("u", "c", stateInfo{}, t0)
+	s2 := c.issue("u", "c", stateInfo{}, t0.Add(time.Second))
+	enrolling := stateInfo{step: stepEnrollCode, tries: 1, link: "https://otp.example.com/enroll/x"}
+	s3 := c.issue("u", "c", enrolling, t0.Add(2*time.Second))
 	if c.len() != 2 {
 		t.Fatalf("len = %d, want 2", c.len())
 	}
-	if _, _, ok := c.take(s1, t0.Add(3*time.Second)); ok {
+	if _, _, _, ok := c.take(s1, t0.Add(3*time.Second)); ok {
 		t.Fatal("evicted State accepted")
 	}
 	if bytes.Equal(s2, s3) {
 		t.Fatal("States repeat")
 	}
-	if u, cl, ok := c.take(s3, t0.Add(30*time.Second)); !ok || u != "u" || cl != "c" {
-		t.Fatal("valid State refused")
+	if u, cl, info, ok := c.take(s3, t0.Add(30*time.Second)); !ok || u != "u" || cl != "c" || info != enrolling {
+		t.Fatalf("valid State: %q %q %+v %v, want u c %+v true", u, cl, info, ok, enrolling)
 	}
-	if _, _, ok := c.take(s3, t0.Add(31*time.Second)); ok {
+	if _, _, _, ok := c.take(s3, t0.Add(31*time.Second)); ok {
 		t.Fatal("State used twice")
 	}
 	// s2 expires at t0+61s and is swept by the next issue.
-	_, _ = c.issue("u", "c", t0.Add(61*time.Second))
+	c.issue("u", "c", stateInfo{}, t0.Add(61*time.Second))
 	if c.len() != 1 {
 		t.Fatalf("expired State not swept: len %d", c.len())
 	}
-	if _, _, ok := c.take(s2, t0.Add(60*time.Second)); ok {
+	if _, _, _, ok := c.take(s2, t0.Add(60*time.Second)); ok {
 		t.Fatal("swept State accepted")
 	}
 }
@@ -820,6 +823,45 @@ func TestStoreErrorIsInternal(t *testing.T) {
 	}
 	if strings.Contains(buf.String(), "correct horse") {
 		t.Fatal("password in the log")
+	}
+}
+
+// TestInternalLogLevels: a store that is unavailable is dropped and logged
+// at Debug only (it comes at the NAS's retransmit rate while the database is
+// down; the daemon logs the outage once); any other internal error is an
+// Error and a Reject.
+func TestInternalLogLevels(t *testing.T) {
+	tests := []struct {
+		name   string
+		err    error
+		result Result
+		reason Reason
+		level  string // the line logged; only an Error shows at Info
+	}{
+		{"unavailable", fmt.Errorf("store: get: %w: connection refused", store.ErrUnavailable), Drop, ReasonUnavailable, "level=DEBUG"},
+		{"other", errors.New("store: get: disk on fire"), Reject, ReasonInternal, "level=ERROR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var info, debug bytes.Buffer
+			a := &Authenticator{}
+			for _, c := range []struct {
+				buf   *bytes.Buffer
+				level slog.Level
+			}{{&info, slog.LevelInfo}, {&debug, slog.LevelDebug}} {
+				a.log = slog.New(slog.NewTextHandler(c.buf, &slog.HandlerOptions{Level: c.level}))
+				d := a.internal("auth: read user", "alice", tt.err)
+				if d.Result != tt.result || d.Reason != tt.reason {
+					t.Fatalf("got %s/%s, want %s/%s", d.Result, d.Reason, tt.result, tt.reason)
+				}
+			}
+			if !strings.Contains(debug.String(), tt.level) {
+				t.Errorf("debug log %q has no %s line", debug.String(), tt.level)
+			}
+			if wantInfo := tt.level != "level=DEBUG"; (info.Len() > 0) != wantInfo {
+				t.Errorf("info log %q: want a line %v", info.String(), wantInfo)
+			}
+		})
 	}
 }
 

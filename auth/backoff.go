@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 )
@@ -204,7 +205,7 @@ func (d *decoder) varint() int64 {
 
 func (d *decoder) count() *stationCount {
 	f := d.uvarint()
-	if f > 1<<31 {
+	if f > math.MaxInt32 { // int(f) stays positive where int has 32 bits
 		d.bad = true
 	}
 	return &stationCount{failures: int(f), last: fromUnixNano(d.varint()), lockedUntil: fromUnixNano(d.varint())}

@@ -3,8 +3,10 @@ package auth
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -199,6 +201,9 @@ func TestUserBackoffEncoding(t *testing.T) {
 	if got.overflow == nil || got.overflow.failures != 5 || !got.overflow.lockedUntil.Equal(b.overflow.lockedUntil) {
 		t.Fatalf("overflow decoded %+v, want %+v", got.overflow, b.overflow)
 	}
+	if most, err := decodeUserBackoff(append(binary.AppendUvarint([]byte{backoffFormat, 0, 1}, math.MaxInt32), 0, 0)); err != nil || most.overflow.failures != math.MaxInt32 {
+		t.Fatalf("MaxInt32 failures: %v, %+v", err, most.overflow)
+	}
 	if empty, err := decodeUserBackoff(nil); err != nil || empty.len() != 0 {
 		t.Fatalf("nil: %v, %d buckets; want no failures", err, empty.len())
 	}
@@ -210,6 +215,8 @@ func TestUserBackoffEncoding(t *testing.T) {
 		"bad overflow":   {backoffFormat, 0, 7},
 		"long station":   {backoffFormat, 1, 200, 'a'},
 		"duplicate":      {backoffFormat, 2, 1, 'a', 1, 0, 0, 1, 'a', 1, 0, 0, 0},
+		// int(f) would be negative where int has 32 bits.
+		"failures over int32": append(binary.AppendUvarint([]byte{backoffFormat, 0, 1}, 1<<31), 0, 0),
 	} {
 		if _, err := decodeUserBackoff(bad); err == nil {
 			t.Errorf("%s: decoded", name)

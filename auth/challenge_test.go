@@ -34,16 +34,14 @@ func TestChallengeFloodKeepsOthersStates(t *testing.T) {
 // oldest, so a flood from one client (or one user) evicts only its own.
 func TestChallengeStatesCapped(t *testing.T) {
 	c := newChallengeTable(time.Minute, stateLimits)
-	victimB, _ := c.issue("victim", "B", t0)
-	victimA, _ := c.issue("victim", "A", t0)
+	victimB := c.issue("victim", "B", stateInfo{}, t0)
+	victimA := c.issue("victim", "A", stateInfo{}, t0)
 	// 11,000 challenges from client A for many users, and from one user.
 	for i := range 11000 {
-		if _, err := c.issue(fmt.Sprintf("u%d", i%3000), "A", t0); err != nil {
-			t.Fatal(err)
-		}
+		c.issue(fmt.Sprintf("u%d", i%3000), "A", stateInfo{}, t0)
 	}
 	for range 11000 {
-		_, _ = c.issue("mallory", "C", t0)
+		c.issue("mallory", "C", stateInfo{}, t0)
 	}
 	if n := c.len(); n > maxChallengeStates {
 		t.Fatalf("%d pending States, more than %d", n, maxChallengeStates)
@@ -54,21 +52,21 @@ func TestChallengeStatesCapped(t *testing.T) {
 	if n := c.byClient["A"].Len(); n != maxStatesPerClient {
 		t.Fatalf("client A holds %d States, want the cap %d", n, maxStatesPerClient)
 	}
-	if u, cl, ok := c.take(victimB, t0.Add(time.Second)); !ok || u != "victim" || cl != "B" {
+	if u, cl, _, ok := c.take(victimB, t0.Add(time.Second)); !ok || u != "victim" || cl != "B" {
 		t.Fatal("client B's pending State was evicted by client A's flood")
 	}
 	// The victim's State on A was A's oldest: A's own flood pushed it out.
-	if _, _, ok := c.take(victimA, t0.Add(time.Second)); ok {
+	if _, _, _, ok := c.take(victimA, t0.Add(time.Second)); ok {
 		t.Fatal("client A kept more than its cap")
 	}
 	// A full table evicts from the client holding the most.
 	small := newChallengeTable(time.Minute, store.StateLimits{Total: 4, PerClient: 3, PerUser: 3})
-	b, _ := small.issue("x", "B", t0)
+	b := small.issue("x", "B", stateInfo{}, t0)
 	for i := range 3 {
-		_, _ = small.issue(fmt.Sprintf("y%d", i), "A", t0)
+		small.issue(fmt.Sprintf("y%d", i), "A", stateInfo{}, t0)
 	}
-	_, _ = small.issue("z", "C", t0)
-	if _, _, ok := small.take(b, t0); !ok {
+	small.issue("z", "C", stateInfo{}, t0)
+	if _, _, _, ok := small.take(b, t0); !ok {
 		t.Fatal("a full table evicted from a client that holds one State")
 	}
 }

@@ -154,10 +154,9 @@ func (a *Authenticator) enrollAnswer(ctx context.Context, r Request, info stateI
 		return a.internal("auth: read user", r.User, err)
 	case !found:
 		return reject(ReasonUnknownUser)
-	case u.Disabled:
-		return reject(ReasonDisabled)
-	case a.locked(&u):
-		return reject(ReasonLocked)
+	}
+	if d, ok := barred(&u, a.now()); ok {
+		return d
 	}
 	code := strings.Join(strings.Fields(r.Password), "") // "123 456" as some apps show it
 	if hasToken(&u) {
@@ -174,16 +173,31 @@ func (a *Authenticator) enrollAnswer(ctx context.Context, r Request, info stateI
 	if ctx.Err() != nil {
 		return dropCanceled
 	}
+	if errors.Is(err, enroll.ErrWrongCode) {
+		return a.enrollRetry(ctx, r, info)
+	}
+	// No pending token to check against (admin.ErrNoPendingEnroll), or this
+	// wrong code used up its tries (admin.ErrEnrollDiscarded), or a token
+	// appeared: decide on the record as ActivateTOTP left it, not as read
+	// before it ran.
+	u, found, gerr := a.lookup(ctx, r.User)
 	switch {
-	case errors.Is(err, enroll.ErrWrongCode), info.link != "" && u.PendingTOTP == nil:
-		// A wrong code, or a code before the link was opened.
+	case gerr != nil:
+		return a.internal("auth: read user", r.User, gerr)
+	case !found:
+		return reject(ReasonUnknownUser)
+	case hasToken(&u):
+		return reject(ReasonBadCode)
+	case u.PendingTOTP == nil && info.link != "":
+		// A code before the link was opened, or the page's enrollment was
+		// discarded: the link's page begins another.
 		return a.enrollRetry(ctx, r, info)
 	case u.PendingTOTP == nil:
-		// Discarded since the offer (wrong codes on the link's page, the
-		// admin's reset): the next login offers a new key.
+		// Discarded (wrong codes here or on the link's page, the admin's
+		// reset): the next login offers a new key.
 		return reject(ReasonEnrollBadCode)
 	}
-	return a.enrollFailed(ctx, r.User, "auth: activate token", err)
+	return a.internal("auth: activate token", r.User, err)
 }
 
 // enrollRetry answers a wrong enrollment code: a new Challenge with a new
@@ -241,8 +255,7 @@ func (a *Authenticator) enrollDone(ctx context.Context, name string) Decision {
 			out = d
 			return errNoWrite
 		}
-		switch {
-		case !hasToken(v):
+		if !hasToken(v) {
 			out = reject(ReasonNotEnrolled)
 			return errNoWrite
 		}

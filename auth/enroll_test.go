@@ -3,7 +3,9 @@ package auth
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -142,8 +144,10 @@ func TestEnrollAtLogin(t *testing.T) {
 			if u.TOTP == nil || u.PendingTOTP != nil || u.TOTP.LastStep == 0 || len(u.RecoveryCodes) != admin.RecoveryCodeCount {
 				t.Fatalf("after the code: token %+v, pending %v, %d recovery codes", u.TOTP, u.PendingTOTP, len(u.RecoveryCodes))
 			}
-			if _, err := e.st.Get(context.Background(), "carol"); err != nil {
-				t.Fatal(err)
+			for i, c := range codes { // kept hashed, never as shown
+				if slices.Contains(u.RecoveryCodes, c) || slices.Contains(u.RecoveryCodes, strings.ReplaceAll(c, "-", "")) {
+					t.Fatalf("recovery code %d is stored as shown", i)
+				}
 			}
 
 			d = e.auth(Request{User: "carol", Password: "", State: d.State, Mode: mode})
@@ -268,23 +272,33 @@ func TestEnrollAtLoginWrongCodes(t *testing.T) {
 
 // TestEnrollAtLoginNeverReplaces: an answer to an enrollment State after a
 // token appeared (enrolled elsewhere meanwhile) is an ordinary code check;
-// the pending key's code does not replace the token.
+// the pending key's code does not replace the token, and the token's own
+// code logs in.
 func TestEnrollAtLoginNeverReplaces(t *testing.T) {
 	e := newEnrollEnv(t, nil)
-	d := e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge})
-	pending := keyOf(t, d)
+	first := e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge})
+	wantDecision(t, first, Challenge, ReasonEnrollOffered)
+	second := e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge}) // another login, another key
+	wantDecision(t, second, Challenge, ReasonEnrollOffered)
+	pending := keyOf(t, second)
 	other := []byte("another-token-seed-0")
 	e.update("carol", func(u *store.User) {
 		u.TOTP = &store.TOTP{Secret: other, Algorithm: "SHA1", Digits: 6, Period: 30}
 	})
-	d = e.auth(Request{User: "carol", Password: codeNow(t, pending), State: d.State, Mode: ModeChallenge})
+	d := e.auth(Request{User: "carol", Password: codeNow(t, pending), State: first.State, Mode: ModeChallenge})
 	if d.Result == Accept || d.Result == Challenge {
 		t.Fatalf("the pending key's code after a token appeared: %s/%s", d.Result, d.Reason)
 	}
 	if u := e.user("carol"); string(u.TOTP.Secret) != string(other) {
 		t.Fatal("the token was replaced")
 	}
-	// And the token's own code passes the same way.
+	// And the token's own code passes the same way, as a login code.
+	d = e.auth(Request{User: "carol", Password: codeNow(t, other), State: second.State, Mode: ModeChallenge})
+	wantDecision(t, d, Accept, ReasonOK)
+	if u := e.user("carol"); string(u.TOTP.Secret) != string(other) || u.LastSuccess.IsZero() {
+		t.Fatalf("after the token's code: token replaced or login not recorded (LastSuccess %v)", u.LastSuccess)
+	}
+	// From now on carol gets the ordinary code challenge.
 	d = e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge})
 	wantDecision(t, d, Challenge, ReasonOK)
 }
@@ -334,6 +348,53 @@ func TestEnrollAtLoginLink(t *testing.T) {
 	wantDecision(t, d, Accept, ReasonEnrolled)
 }
 
+// TestEnrollAtLoginTriesUsedUp: wrong codes elsewhere (the link's page, the
+// terminal) count against the pending token too; the wrong code at the
+// prompt that uses up its tries discards it and is answered as a wrong
+// enrollment code, never as an internal error.
+func TestEnrollAtLoginTriesUsedUp(t *testing.T) {
+	const url = "https://otp.example.com:8443/enroll/AAAAAAAAAAAAAAAAAAAAAA"
+	tests := []struct {
+		name   string
+		link   bool
+		result Result // the link begins another enrollment; the key does not
+	}{
+		{"key", false, Reject},
+		{"link", true, Challenge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnrollEnv(t, func(o *Options) {
+				if tt.link {
+					o.EnrollLink = func(context.Context, string) (string, error) { return url, nil }
+				}
+			})
+			d := e.auth(Request{User: "carol", Password: "carolpw", Mode: ModeChallenge})
+			wantDecision(t, d, Challenge, ReasonEnrollOffered)
+			var secret []byte
+			if tt.link {
+				var err error
+				if secret, err = e.enr.l.BeginEnroll(context.Background(), "carol", false); err != nil { // the page's visit
+					t.Fatal(err)
+				}
+			} else {
+				secret = keyOf(t, d)
+			}
+			wrong := wrongFor(t, secret)
+			for i := 1; i < admin.MaxEnrollTries; i++ { // on the page
+				if _, err := e.enr.l.ActivateTOTP(context.Background(), "carol", wrong, false); !errors.Is(err, admin.ErrWrongCode) {
+					t.Fatalf("wrong code %d on the page: %v, want ErrWrongCode", i, err)
+				}
+			}
+			d = e.auth(Request{User: "carol", Password: wrong, State: d.State, Mode: ModeChallenge})
+			wantDecision(t, d, tt.result, ReasonEnrollBadCode)
+			if u := e.user("carol"); u.TOTP != nil || u.PendingTOTP != nil {
+				t.Fatalf("after the tries were used up: token %v, pending %v (want neither)", u.TOTP, u.PendingTOTP)
+			}
+		})
+	}
+}
+
 // TestEnrollMessagesFit: every prompt fits in the one Reply-Message
 // pam_radius_auth shows, with the longest name and issuer config and the
 // store allow, and still carries the key; a link too long to fit falls
@@ -364,7 +425,7 @@ func TestEnrollMessagesFit(t *testing.T) {
 	for _, m := range []string{
 		short.keyOffer(longName, key, 6),
 		(&Authenticator{opt: Options{Issuer: longIssuer}}).keyOffer(longName, key, 8),
-		recoveryMessage(mustCodes(t)),
+		recoveryMessage(longestCodes()),
 	} {
 		if m == "" || len(m) > maxReplyMessage {
 			t.Errorf("%d bytes: %q", len(m), m)
@@ -372,7 +433,8 @@ func TestEnrollMessagesFit(t *testing.T) {
 	}
 }
 
-func mustCodes(t *testing.T) []string {
+// longestCodes is a full set of recovery codes as shown.
+func longestCodes() []string {
 	codes := make([]string, admin.RecoveryCodeCount)
 	for i := range codes {
 		codes[i] = "abcd-efgh-ijkl-mnop"

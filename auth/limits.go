@@ -2,9 +2,7 @@ package auth
 
 import (
 	"container/list"
-	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -447,18 +445,10 @@ type stateInfo struct {
 	link  string // the enrollment link the offer showed; "" when it showed the key
 }
 
-// issue creates a State for a login code bound to user and client, valid
+// issue creates a State bound to user and client that carries info, valid
 // for the TTL.
-func (c *challengeTable) issue(user, client string, now time.Time) ([]byte, error) {
-	return c.issueWith(user, client, stateInfo{}, now)
-}
-
-// issueWith is issue for a State that carries info.
-func (c *challengeTable) issueWith(user, client string, info stateInfo, now time.Time) ([]byte, error) {
-	st := make([]byte, stateLen)
-	if _, err := rand.Read(st); err != nil {
-		return nil, fmt.Errorf("auth: state: %w", err)
-	}
+func (c *challengeTable) issue(user, client string, info stateInfo, now time.Time) []byte {
+	st := newState()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sweepLocked(now)
@@ -476,7 +466,7 @@ func (c *challengeTable) issueWith(user, client string, info stateInfo, now time
 	p.ofClient = listOf(c.byClient, client).PushBack(p)
 	p.ofUser = listOf(c.byUser, user).PushBack(p)
 	c.m[p.key] = p
-	return st, nil
+	return st
 }
 
 func listOf(m map[string]*list.List, k string) *list.List {
@@ -500,15 +490,10 @@ func (c *challengeTable) biggestClientLocked() *list.List {
 	return big
 }
 
-// take removes state from the table and returns what it was bound to; ok is
-// false for an unknown, already used or expired State.
-func (c *challengeTable) take(state []byte, now time.Time) (user, client string, ok bool) {
-	user, client, _, ok = c.takeWith(state, now)
-	return user, client, ok
-}
-
-// takeWith is take that also returns what the State carries.
-func (c *challengeTable) takeWith(state []byte, now time.Time) (user, client string, info stateInfo, ok bool) {
+// take removes state from the table and returns what it was bound to and
+// what it carries; ok is false for an unknown, already used or expired
+// State.
+func (c *challengeTable) take(state []byte, now time.Time) (user, client string, info stateInfo, ok bool) {
 	if len(state) != stateLen {
 		return "", "", stateInfo{}, false
 	}

@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"time"
 
 	"github.com/otpgate/otpgate/store"
@@ -37,15 +36,23 @@ type challengeStates interface {
 	take(ctx context.Context, state []byte, now time.Time) (user, client string, info stateInfo, ok bool, err error)
 }
 
+// newState makes a State: stateLen bytes from crypto/rand, which never
+// fails (it crashes the program instead).
+func newState() []byte {
+	st := make([]byte, stateLen)
+	rand.Read(st)
+	return st
+}
+
 // memoryStates is the in-process challengeTable as challengeStates.
 type memoryStates struct{ t *challengeTable }
 
 func (m memoryStates) issue(_ context.Context, user, client string, info stateInfo, now time.Time) ([]byte, error) {
-	return m.t.issueWith(user, client, info, now)
+	return m.t.issue(user, client, info, now), nil
 }
 
 func (m memoryStates) take(_ context.Context, state []byte, now time.Time) (string, string, stateInfo, bool, error) {
-	user, client, info, ok := m.t.takeWith(state, now)
+	user, client, info, ok := m.t.take(state, now)
 	return user, client, info, ok, nil
 }
 
@@ -58,10 +65,7 @@ type sharedStates struct {
 }
 
 func (s sharedStates) issue(ctx context.Context, user, client string, info stateInfo, now time.Time) ([]byte, error) {
-	st := make([]byte, stateLen)
-	if _, err := rand.Read(st); err != nil {
-		return nil, fmt.Errorf("auth: state: %w", err)
-	}
+	st := newState()
 	if err := s.s.PutState(ctx, st, user, client, info.encode(), now.Add(s.ttl), s.limits); err != nil {
 		return nil, err
 	}

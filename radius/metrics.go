@@ -49,7 +49,7 @@ func newMetrics() *metrics {
 		drops: newCounterVec("otpgate_radius_drops_total",
 			"Datagrams discarded without an answer, by reason.", "reason",
 			dropUnknownClient, dropMalformed, dropBadMA, dropMissingMA, dropProxyState,
-			dropOverload, dropDuplicate),
+			dropOverload, dropDuplicate, dropStoreUnavailable, dropNotReady),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "otpgate_radius_reply_cache_hits_total",
 			Help: "Retransmissions answered from the reply cache.",

@@ -24,9 +24,10 @@ type Options struct {
 	RejectDelay time.Duration
 
 	// Handlers is how many requests are evaluated at once (each waits in
-	// the Authenticator); QueueLen how many more received requests wait for
-	// a handler before further ones are dropped, one client taking at most
-	// half of them. Both are fixed at New.
+	// the Authenticator); QueueLen how many received requests one client
+	// may have waiting for a handler before its further ones are dropped.
+	// The queue holds 2*QueueLen, so one client at its share leaves as much
+	// room for all the others. Both are fixed at New.
 	Handlers int
 	QueueLen int
 

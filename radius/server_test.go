@@ -278,7 +278,7 @@ func TestUnknownClientDropped(t *testing.T) {
 
 func TestIPv6Server(t *testing.T) {
 	if pc, err := net.ListenPacket("udp", "[::1]:0"); err != nil {
-		t.Skipf("no IPv6 loopback: %v", err)
+		skipOutsideCI(t, "no IPv6 loopback: %v", err)
 	} else {
 		pc.Close()
 	}
@@ -678,6 +678,8 @@ func TestMetricsHandler(t *testing.T) {
 		`otpgate_radius_requests_total{code="challenge"} 1`,
 		`otpgate_radius_rejects_total{reason="bad_password"} 1`,
 		`otpgate_radius_drops_total{reason="overload"} 0`,
+		`otpgate_radius_drops_total{reason="store_unavailable"} 0`,
+		`otpgate_radius_drops_total{reason="not_ready"} 0`,
 		`otpgate_radius_reply_cache_hits_total 1`,
 		`otpgate_radius_request_duration_seconds_count 3`,
 		`otpgate_radius_request_duration_seconds_bucket{le="+Inf"} 3`,
