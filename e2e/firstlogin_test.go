@@ -89,7 +89,7 @@ func TestFirstLoginEnrollRadclient(t *testing.T) {
 		t.Fatalf("password+pending code: %s, want Access-Reject\n%s", c, out)
 	}
 	if info := srv.otpgate("", "user", "show", user); !strings.Contains(info, "pending") {
-		t.Logf("user show: %s", info)
+		t.Errorf("user show does not say the enrollment is pending:\n%s", info)
 	}
 
 	// The offer above was answered by nothing; a new login offers a new
@@ -332,11 +332,13 @@ func TestFirstLoginEnrollLink(t *testing.T) {
 	if code, _, _, out = radAuth(t, srv.Daemon, user, "ok", st); code != "Access-Accept" {
 		t.Fatalf("after the recovery codes: %s\n%s", code, out)
 	}
-	if resp, err := http.Get(link); err == nil {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if keyFromChallenge(string(b)) != "" {
-			t.Error("the link still shows a key after the token was activated")
-		}
+	resp, err = http.Get(link)
+	if err != nil {
+		t.Fatalf("the link after activation: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if keyFromChallenge(string(b)) != "" {
+		t.Error("the link still shows a key after the token was activated")
 	}
 }
