@@ -93,23 +93,45 @@ func (c *cluster) cli(i int) *cliEnv {
 	return &cliEnv{t: d.t.(*testing.T), dir: d.Dir, config: d.Config}
 }
 
-// login sends one otp-only Access-Request to node i and returns the
+// login sends one otp-only Access-Request to node d and returns the
 // answer's code, or 0 when none came within timeout (retries more tries).
+// It stops the test on any other error: call it on the test's goroutine
+// only; elsewhere use tryLogin.
 func login(t *testing.T, d *Daemon, user, code string, timeout time.Duration, retries int) radius.Code {
 	t.Helper()
-	cl, err := loadgen.NewClient(d.Addr, []byte(d.Secret), timeout, retries)
+	got, err := tryLogin(d, user, code, timeout, retries)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return got
+}
+
+// tryLogin is login for any goroutine: it returns the error instead of
+// stopping the test.
+func tryLogin(d *Daemon, user, code string, timeout time.Duration, retries int) (radius.Code, error) {
+	cl, err := loadgen.NewClient(d.Addr, []byte(d.Secret), timeout, retries)
+	if err != nil {
+		return 0, fmt.Errorf("radius client for %s: %w", d.Addr, err)
 	}
 	defer cl.Close()
 	r, err := cl.Authenticate(context.Background(), user, code, nil)
 	if errors.Is(err, loadgen.ErrTimeout) {
-		return 0
+		return 0, nil
 	}
 	if err != nil {
-		t.Fatal(err)
+		return 0, fmt.Errorf("login %s on %s: %w", user, d.Addr, err)
 	}
-	return r.Code
+	return r.Code, nil
+}
+
+// loginInto is tryLogin run on a goroutine of wg: the answer into *got,
+// an error reported with t.Error.
+func loginInto(t *testing.T, got *radius.Code, d *Daemon, user, code string, timeout time.Duration) {
+	a, err := tryLogin(d, user, code, timeout, 0)
+	if err != nil {
+		t.Error(err)
+	}
+	*got = a
 }
 
 // oneAccept fails t unless answers, the nodes' answers to one code, are
@@ -142,7 +164,7 @@ func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
 		answers := make([]radius.Code, len(c.nodes))
 		var wg sync.WaitGroup
 		for n, d := range c.nodes {
-			wg.Go(func() { answers[n] = login(t, d, u.Name, code, 3*time.Second, 0) })
+			wg.Go(func() { loginInto(t, &answers[n], d, u.Name, code, 3*time.Second) })
 		}
 		wg.Wait()
 		if oneAccept(t, fmt.Sprintf("round %d", i), answers); t.Failed() {
@@ -160,7 +182,7 @@ func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
 		code := totp.Default.Code(u.Key, step)
 		answers[i] = make([]radius.Code, len(c.nodes))
 		for n, d := range c.nodes {
-			wg.Go(func() { answers[i][n] = login(t, d, u.Name, code, 5*time.Second, 0) })
+			wg.Go(func() { loginInto(t, &answers[i][n], d, u.Name, code, 5*time.Second) })
 		}
 	}
 	wg.Wait()
