@@ -75,14 +75,14 @@ func failoverLogin(servers []*Daemon, user, code string, timeout time.Duration) 
 // "stderr"): one line per decision, the user but never the code.
 var auditAccept = regexp.MustCompile(`(?m)^\{.*"msg":"radius access","user":"([^"]+)".*"result":"accept".*$`)
 
-// TestClusterPostgresNodeKilledFailover: three nodes on PostgreSQL under
+// TestHostClusterPostgresNodeKilledFailover: three nodes on PostgreSQL under
 // load from clients that list the nodes in order (a RADIUS client with
 // failover, and pam_radius_auth with two servers through pamtester).
 // Node 1 is killed with SIGKILL mid-load: every login after the kill
 // succeeds on another node, paying at most the client's timeout; a login
 // in flight at the kill is at worst refused (never accepted twice); and
 // over the audit logs of all nodes each code is accepted at most once.
-func TestClusterPostgresNodeKilledFailover(t *testing.T) {
+func TestHostClusterPostgresNodeKilledFailover(t *testing.T) {
 	requireHostTests(t)
 	requireTool(t, "pamtester")
 	requirePAMRadius(t)
