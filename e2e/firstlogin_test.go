@@ -240,6 +240,7 @@ func TestHostPAMRadiusFirstLogin(t *testing.T) {
 // user's.
 func TestHostSSHFirstLogin(t *testing.T) {
 	requireHostTests(t)
+	requirePAMRadius(t)
 	requireTool(t, "sshd")
 	requireTool(t, "oathtool")
 	srv := newPamServer(t, firstLoginToml+"\n"+pamRadiusClient)
