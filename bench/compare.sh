@@ -100,6 +100,11 @@ declare -a NODE_PIDS=()
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# remove_policy_rc removes the policy-rc.d apt_install made, if any.
+remove_policy_rc() {
+	if [ "$POLICY_RC_MADE" = 1 ]; then rm -f /usr/sbin/policy-rc.d; POLICY_RC_MADE=0; fi
+}
+
 cleanup() {
 	remove_policy_rc
 	[ -n "$OTPG_PID" ] && kill "$OTPG_PID" 2>/dev/null && wait "$OTPG_PID" 2>/dev/null || true
@@ -110,6 +115,7 @@ cleanup() {
 	if [ "${KEEP:-0}" = 1 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # so that cleanup runs on Ctrl-C and kill too
 
 mkdir -p "$WORK/bin"
 printf '%s\n' "$SECRET" >"$WORK/secret"
@@ -163,11 +169,6 @@ apt_install() {
 		log "apt-get failed (exit $rc) installing $*"
 		exit "$rc"
 	fi
-}
-
-# remove_policy_rc removes the policy-rc.d apt_install made, if any.
-remove_policy_rc() {
-	if [ "$POLICY_RC_MADE" = 1 ]; then rm -f /usr/sbin/policy-rc.d; POLICY_RC_MADE=0; fi
 }
 
 ensure_freeradius() {
