@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"os"
@@ -34,17 +33,14 @@ func clusterToml(dsn string) string {
 }
 
 // startCluster starts PostgreSQL and n nodes, and imports nUsers users.
-func startCluster(t *testing.T, n, nUsers int) *cluster { return startClusterWith(t, n, nUsers, false) }
-
-// startClusterWith is startCluster; with standby, PostgreSQL has a
-// streaming standby and the nodes' DSN names both hosts, writes only.
-func startClusterWith(t *testing.T, n, nUsers int, standby bool) *cluster {
+func startCluster(t *testing.T, n, nUsers int) *cluster {
 	t.Helper()
-	return startClusterExtra(t, n, nUsers, standby, "")
+	return startClusterExtra(t, n, nUsers, false, "")
 }
 
-// startClusterExtra is startClusterWith with extraToml (more [[client]]
-// entries, say) in every node's config.
+// startClusterExtra is startCluster; with standby, PostgreSQL has a
+// streaming standby and the nodes' DSN names both hosts, writes only.
+// extraToml (more [[client]] entries, say) goes into every node's config.
 func startClusterExtra(t *testing.T, n, nUsers int, standby bool, extraToml string) *cluster {
 	t.Helper()
 	c := &cluster{pg: testtool.StartPostgres(t)}
@@ -213,11 +209,7 @@ func TestClusterPostgresAdminOnAnyNode(t *testing.T) {
 	}
 	c.cli(1).mustOtpgate("", "user", "disable", "alice")
 	// A code of the next step: not yet used, so only the disable refuses it.
-	key, err := decodeB32(b32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := totp.Default.Code(key, totp.Default.Step(time.Now())+1)
+	next := oathCode(t, b32, 30*time.Second)
 	if got := login(t, c.nodes[0], "alice", next, 3*time.Second, 0); got != radius.CodeAccessReject {
 		t.Fatalf("disabled on node 2, login on node 1: %v, want Access-Reject", got)
 	}
@@ -268,17 +260,12 @@ func TestClusterPostgresRestart(t *testing.T) {
 	})
 }
 
-// decodeB32 reads a base32 secret as the enroll command prints it.
-func decodeB32(s string) ([]byte, error) {
-	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(strings.TrimRight(s, "=")))
-}
-
 // TestClusterPostgresStandbyPromotion loses the primary under three nodes
 // and promotes the streaming standby: logins resume on every node without
 // a restart (multi-host DSN, target_session_attrs=read-write), and a code
 // accepted before the failover is still refused after it.
 func TestClusterPostgresStandbyPromotion(t *testing.T) {
-	c := startClusterWith(t, 3, 10, true)
+	c := startClusterExtra(t, 3, 10, true, "")
 	step := totp.Default.Step(time.Now())
 	for i, d := range c.nodes {
 		u := c.users[i]

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -30,24 +28,6 @@ secret = %q
 mode = "otp-only"
 require_message_authenticator = false
 `, pamSecretRadius)
-
-// pamRadiusStackServers is pamRadiusStack with one line per server in
-// pam_radius_auth.conf, tried in order, timeout seconds each.
-func pamRadiusStackServers(t *testing.T, timeout int, servers ...string) string {
-	t.Helper()
-	conf := readPackaging(t, "pam_radius_auth.conf")
-	var lines []string
-	for _, s := range servers {
-		lines = append(lines, fmt.Sprintf("%s   %s   %d   127.0.0.2", s, pamSecretRadius, timeout))
-	}
-	conf = replaceOnce(t, conf, "127.0.0.1:1812   "+pamPlaceholder+"   3   127.0.0.2", strings.Join(lines, "\n"))
-	p := filepath.Join(t.TempDir(), "pam_radius_auth.conf")
-	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	stack := readPackaging(t, "pam.d/otpgate-radius")
-	return replaceOnce(t, stack, "conf=/etc/pam_radius_auth.conf", "conf="+p)
-}
 
 // failoverLogin is a NAS with a server list: each server in turn, timeout
 // each, until one answers. It returns the answer and which server gave it

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/testtool"
-	"golang.org/x/crypto/ssh"
 )
 
 const firstLoginToml = "[auth]\nenroll_at_login = true\n"
@@ -251,45 +250,13 @@ func TestHostSSHFirstLogin(t *testing.T) {
 	s := startSSHD(t, pamRadiusStack(t, srv.Addr), "keyboard-interactive")
 
 	a := &firstLoginAnswers{t: t, pw: pw}
-	if err := sshLoginAsk(t, s, user, a.answer); err != nil || a.key == "" || !a.recovery {
+	err := sshLoginFunc(t, s, user, nil, func(instruction, q string) (string, error) { return a.answer(instruction + q), nil })
+	if err != nil || a.key == "" || !a.recovery {
 		t.Fatalf("first-login enrollment over ssh: %v (key seen %v, recovery codes seen %v, prompts %q)", err, a.key != "", a.recovery, a.prompts)
 	}
 	if got := auditReason(t, srv, user, "enrolled"); got != "enrolled" {
 		t.Errorf("audit reason %q, want enrolled", got)
 	}
-}
-
-// sshLoginAsk logs in with keyboard-interactive, answering each question
-// with answer, and runs `id -un` in the session.
-func sshLoginAsk(t *testing.T, s *sshServer, user string, answer func(q string) string) error {
-	t.Helper()
-	kbd := ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
-		out := make([]string, len(questions))
-		for i, q := range questions {
-			out[i] = answer(instruction + q)
-		}
-		return out, nil
-	})
-	client, err := ssh.Dial("tcp", s.addr, &ssh.ClientConfig{
-		User: user, Auth: []ssh.AuthMethod{kbd}, HostKeyCallback: ssh.FixedHostKey(s.hostKey), Timeout: 60 * time.Second,
-	})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	sess, err := client.NewSession()
-	if err != nil {
-		return fmt.Errorf("logged in, but no session: %w", err)
-	}
-	defer sess.Close()
-	out, err := sess.Output("id -un")
-	if err != nil {
-		return fmt.Errorf("logged in, but id -un failed: %w", err)
-	}
-	if got := strings.TrimSpace(string(out)); got != user {
-		return fmt.Errorf("logged in as %q, want %q", got, user)
-	}
-	return nil
 }
 
 // TestFirstLoginEnrollLink: with [web], the first-login challenge offers a
