@@ -362,7 +362,7 @@ func TestClusterPostgresChallengeFailover(t *testing.T) {
 		t.Fatalf("the same State again, to node 3: %q, want Access-Reject", reply)
 	}
 	testtool.Eventually(t, 5*time.Second, "node 3 audits the reused State as bad_state", func() bool {
-		return strings.Contains(c.nodes[2].Output(), `"reason":"bad_state"`)
+		return countAudit(c.nodes[2], "bad_state") > 0
 	})
 }
 
@@ -399,8 +399,7 @@ func TestClusterPostgresPasswordBackoffShared(t *testing.T) {
 	// refusal for the backoff.
 	for n, want := range []struct{ bad, locked int }{{3, 1}, {2, 1}} {
 		testtool.Eventually(t, 5*time.Second, fmt.Sprintf("node %d audits %d bad_password and %d locked", n+1, want.bad, want.locked), func() bool {
-			out := c.nodes[n].Output()
-			return strings.Count(out, `"reason":"bad_password"`) == want.bad && strings.Count(out, `"reason":"locked"`) == want.locked
+			return countAudit(c.nodes[n], "bad_password") == want.bad && countAudit(c.nodes[n], "locked") == want.locked
 		})
 	}
 	db := c.dsn[strings.LastIndex(c.dsn, "/")+1 : strings.Index(c.dsn, "?")]

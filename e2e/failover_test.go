@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,10 +48,6 @@ func failoverLogin(servers []*Daemon, user, code string, timeout time.Duration) 
 	}
 	return 0, -1, loadgen.ErrTimeout
 }
-
-// auditAccept matches an Accept in the audit log (JSON, [log] audit =
-// "stderr"): one line per decision, the user but never the code.
-var auditAccept = regexp.MustCompile(`(?m)^\{.*"msg":"radius access","user":"([^"]+)".*"result":"accept".*$`)
 
 // TestHostClusterPostgresNodeKilledFailover: three nodes on PostgreSQL under
 // load from clients that list the nodes in order (a RADIUS client with
@@ -213,8 +207,10 @@ func TestHostClusterPostgresNodeKilledFailover(t *testing.T) {
 	// every login a client saw accepted is there.
 	accepts := map[string]int{}
 	for _, d := range c.nodes {
-		for _, m := range auditAccept.FindAllStringSubmatch(d.Output(), -1) {
-			accepts[m[1]]++
+		for _, r := range auditRecords(d) {
+			if r.Result == "accept" {
+				accepts[r.User]++
+			}
 		}
 	}
 	for name, n := range accepts {
@@ -239,8 +235,8 @@ func TestHostClusterPostgresNodeKilledFailover(t *testing.T) {
 // that node had committed the code before its Accept could leave.
 func reusedCodeLogged(nodes []*Daemon, user string) bool {
 	for _, d := range nodes {
-		for _, line := range strings.Split(d.Output(), "\n") {
-			if strings.Contains(line, `"msg":"radius access","user":"`+user+`"`) && strings.Contains(line, `"reason":"code_reused"`) {
+		for _, r := range auditRecords(d) {
+			if r.User == user && r.Reason == "code_reused" {
 				return true
 			}
 		}

@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -428,12 +427,8 @@ func auditReason(t *testing.T, srv *pamServer, user, want string) string {
 	t.Helper()
 	reason := ""
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(25 * time.Millisecond) {
-		for _, line := range strings.Split(srv.Output(), "\n") {
-			var rec struct{ Msg, User, Reason string }
-			if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &rec) != nil {
-				continue
-			}
-			if rec.Msg == "radius access" && rec.User == user {
+		for _, rec := range auditRecords(srv.Daemon) {
+			if rec.User == user {
 				reason = rec.Reason
 			}
 		}
