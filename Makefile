@@ -7,10 +7,10 @@ GO      ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
 # Real peers the end-to-end tests talk to (nobody here wrote them).
-DEB_TEST_DEPS := postgresql freeradius-utils freeradius-ldap libpam-radius-auth pamtester openssh-server openssh-client \
+DEB_TEST_DEPS := postgresql freeradius-utils libpam-radius-auth pamtester openssh-server openssh-client \
                  sshpass expect tmux oathtool zbar-tools libpam-google-authenticator man-db \
                  openvpn openvpn-auth-radius iproute2 iputils-ping openssl chromium curl \
-                 slapd ldap-utils freeradius
+                 slapd freeradius
 
 .PHONY: run build test unit deps vet fuzz clean
 

@@ -95,11 +95,18 @@ FR_PID=
 SLAPD_PID=
 PG_PID=
 PG_RUNUSER=
+POLICY_RC_MADE=0 # 1 while apt_install's /usr/sbin/policy-rc.d is in place
 declare -a NODE_PIDS=()
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# remove_policy_rc removes the policy-rc.d apt_install made, if any.
+remove_policy_rc() {
+	if [ "$POLICY_RC_MADE" = 1 ]; then rm -f /usr/sbin/policy-rc.d; POLICY_RC_MADE=0; fi
+}
+
 cleanup() {
+	remove_policy_rc
 	[ -n "$OTPG_PID" ] && kill "$OTPG_PID" 2>/dev/null && wait "$OTPG_PID" 2>/dev/null || true
 	[ -n "$FR_PID" ] && kill "$FR_PID" 2>/dev/null && wait "$FR_PID" 2>/dev/null || true
 	[ -n "$SLAPD_PID" ] && kill "$SLAPD_PID" 2>/dev/null && wait "$SLAPD_PID" 2>/dev/null || true
@@ -108,6 +115,7 @@ cleanup() {
 	if [ "${KEEP:-0}" = 1 ]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM # so that cleanup runs on Ctrl-C and kill too
 
 mkdir -p "$WORK/bin"
 printf '%s\n' "$SECRET" >"$WORK/secret"
@@ -131,18 +139,36 @@ GEN_PIN_ALL=$GEN_PIN
 
 # --- FreeRADIUS -------------------------------------------------------------
 
-# apt_install PACKAGE...: Debian packages, their services kept from starting.
+# apt_install PACKAGE...: Debian packages, their services kept from
+# starting, as make deps does. A policy-rc.d that refuses every start is in
+# place during the install; the one made here is removed whatever happens
+# (cleanup removes it too when the script is stopped meanwhile), since left
+# behind it would keep every service on this machine from starting. The
+# units of packages this install brought are disabled: the script runs its
+# own servers.
 apt_install() {
 	log "installing $* (Debian packages); their services are kept from starting"
-	local made_policy=0
+	local p rc=0 missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+		POLICY_RC_MADE=1
+		printf '#!/bin/sh\n# bench/compare.sh: no service starts during this install\nexit 101\n' >/usr/sbin/policy-rc.d
 		chmod 755 /usr/sbin/policy-rc.d
-		made_policy=1
 	fi
-	DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2
-	[ "$made_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
-	return 0
+	# Called from `a || apt_install` errexit is off in here: check by hand.
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >&2 || rc=$?
+	remove_policy_rc
+	for p in "${missing[@]}"; do
+		case $p in
+		freeradius | slapd | postgresql) systemctl disable --quiet "$p.service" 2>/dev/null || true ;;
+		esac
+	done
+	if [ "$rc" != 0 ]; then
+		log "apt-get failed (exit $rc) installing $*"
+		exit "$rc"
+	fi
 }
 
 ensure_freeradius() {
@@ -363,23 +389,32 @@ slapd_stop() {
 	if [ -n "$SLAPD_PID" ]; then kill "$SLAPD_PID" 2>/dev/null || true; wait "$SLAPD_PID" 2>/dev/null || true; SLAPD_PID=; fi
 }
 
-# probe SERVER: 0 when the server answers (a Reject for an unknown user).
+# probe SERVER: 0 when the server answers (a Reject for an unknown user,
+# which both servers send after their reject delay, 1 s by default).
+# otpgate bench exits 0 on a timeout too: read its counts.
 probe() {
-	$BENCH -server "$1" -secret-file "$WORK/secret" -users "$WORK/probe.csv" -n 1 -c 1 -timeout 200ms -format kv >/dev/null 2>&1
+	local out
+	out=$($BENCH -server "$1" -secret-file "$WORK/secret" -users "$WORK/probe.csv" -n 1 -c 1 -timeout 3s -format kv 2>/dev/null) || return 1
+	[[ " $out" =~ \ (accept|reject|challenge)=[1-9] ]]
 }
 
-wait_ready() { # SERVER PID NAME -> prints seconds
-	local start=$1 server=$2 pid=$3 name=$4 i
+# wait_ready START SERVER PID NAME: waits until PID has bound SERVER's UDP
+# port (both servers load everything first), then until it answers a probe;
+# prints the seconds from START to the bind. Fails when PID dies or is not
+# ready within 60 s.
+wait_ready() {
+	local start=$1 server=$2 pid=$3 name=$4 i bound=
 	for i in $(seq 1 1200); do
 		if ! kill -0 "$pid" 2>/dev/null; then log "$name died during start"; return 1; fi
-		if probe "$server"; then
-			echo "$(( $(date +%s%N) - start ))" | awk '{ printf "%.2f", $1 / 1e9 }'
-			return 0
+		if [ -n "$(ss -Hlun "( sport = :${server##*:} )")" ]; then
+			bound=$(date +%s%N)
+			break
 		fi
 		sleep 0.05
 	done
-	log "$name not ready after 60 s"
-	return 1
+	if [ -z "$bound" ]; then log "$name did not bind $server within 60 s"; return 1; fi
+	if ! probe "$server"; then log "$name bound $server but did not answer a probe within 3 s"; return 1; fi
+	echo "$(( bound - start ))" | awk '{ printf "%.2f", $1 / 1e9 }'
 }
 
 fr_start() { # MODE CSV; MODE ldap is append with rlm_ldap
@@ -409,35 +444,56 @@ otpg_start() { # MODE CSV WORKERS(empty = default) [EXTRA_TOML]
 	cp "$WORK/secret" "$d/secret"
 	local workers=""
 	[ -n "$3" ] && workers="workers = $3"
-	cat >"$d/radiusd.toml" <<-EOF
+	otpg_toml "127.0.0.1:$OTPG_PORT" "$1" "$workers" "${4:-}" >"$d/radiusd.toml"
+	local t0 t1
+	t0=$(date +%s%N)
+	"$WORK/bin/otpgate" -config "$d/radiusd.toml" import --format csv "$2" >&2
+	t1=$(date +%s%N)
+	OTPG_IMPORT_S=$(echo "$(( t1 - t0 ))" | awk '{ printf "%.2f", $1 / 1e9 }')
+	otpg_launch "$d" "127.0.0.1:$OTPG_PORT" otpgated
+	OTPG_PID=$LAUNCHED_PID OTPG_START_S=$LAUNCHED_S
+}
+
+# otpg_toml LISTEN MODE RADIUS_LINES MORE_TOML: the radiusd.toml of every
+# otpgated here: quiet logs, no audit log, one client on 127.0.0.1 with
+# the secret in "secret", MODE for it and [auth]; RADIUS_LINES go into
+# [radius], MORE_TOML (whole tables) at the end.
+otpg_toml() {
+	cat <<-EOF
 		version = 1
 		data_dir = "data"
 		[log]
 		level = "warn"
 		audit = "off"
 		[radius]
-		listen = ["127.0.0.1:$OTPG_PORT"]
-		$workers
+		listen = ["$1"]
+		$3
 		[[client]]
 		name = "bench"
 		address = "127.0.0.1/32"
 		secret_file = "secret"
-		mode = "$1"
+		mode = "$2"
 		[auth]
-		mode = "$1"
+		mode = "$2"
 		mfa = "required"
-		${4:-}
+		$4
 	EOF
-	local t0 t1
-	t0=$(date +%s%N)
-	"$WORK/bin/otpgate" -config "$d/radiusd.toml" import --format csv "$2" >&2
-	t1=$(date +%s%N)
-	OTPG_IMPORT_S=$(echo "$(( t1 - t0 ))" | awk '{ printf "%.2f", $1 / 1e9 }')
-	local start
+}
+
+# otpg_launch DIR ADDR NAME: otpgated on DIR/radiusd.toml in the background,
+# its log in DIR/daemon.log, until it answers on ADDR. Sets LAUNCHED_PID and
+# LAUNCHED_S (seconds to its bind, see wait_ready). When it does not get ready, it
+# prints the log, stops it and ends the script.
+otpg_launch() {
+	local d=$1 start
 	start=$(date +%s%N)
 	"$WORK/bin/otpgated" -config "$d/radiusd.toml" 2>"$d/daemon.log" &
-	OTPG_PID=$!
-	OTPG_START_S=$(wait_ready "$start" "127.0.0.1:$OTPG_PORT" "$OTPG_PID" otpgated)
+	LAUNCHED_PID=$!
+	LAUNCHED_S=$(wait_ready "$start" "$2" "$LAUNCHED_PID" "$3") || {
+		cat "$d/daemon.log" >&2
+		kill "$LAUNCHED_PID" 2>/dev/null || true
+		exit 1
+	}
 }
 
 otpg_stop() {
@@ -499,36 +555,15 @@ node_start() {
 	cp "$WORK/secret" "$d/secret"
 	printf '%s\n' "$PG_DSN" >"$d/pg.dsn"
 	chmod 600 "$d/pg.dsn"
-	cat >"$d/radiusd.toml" <<-EOF
-		version = 1
-		data_dir = "data"
-		[log]
-		level = "warn"
-		audit = "off"
-		[radius]
-		listen = ["127.0.0.1:$((NODE_PORT + i))"]
-		acct_listen = ["127.0.0.1:0"]
-		[store]
-		backend = "postgres"
-		dsn_file = "pg.dsn"
-		[[client]]
-		name = "bench"
-		address = "127.0.0.1/32"
-		secret_file = "secret"
-		mode = "otp-only"
-		[auth]
-		mode = "otp-only"
-		mfa = "required"
-	EOF
+	otpg_toml "127.0.0.1:$((NODE_PORT + i))" otp-only 'acct_listen = ["127.0.0.1:0"]' \
+		"$(printf '[store]\nbackend = "postgres"\ndsn_file = "pg.dsn"')" >"$d/radiusd.toml"
 	if [ "$i" = 1 ]; then
 		"$WORK/bin/otpgate" -config "$d/radiusd.toml" import --format csv "$WORK/cluster.csv" >&2
 	else
 		cp "$WORK/node1/data/seed.key" "$d/data/seed.key"
 	fi
-	"$WORK/bin/otpgated" -config "$d/radiusd.toml" 2>"$d/daemon.log" &
-	NODE_PIDS[i]=$!
-	wait_ready "$(date +%s%N)" "127.0.0.1:$((NODE_PORT + i))" "${NODE_PIDS[i]}" "otpgated node $i" >/dev/null ||
-		{ cat "$d/daemon.log" >&2; exit 1; }
+	otpg_launch "$d" "127.0.0.1:$((NODE_PORT + i))" "otpgated node $i"
+	NODE_PIDS[i]=$LAUNCHED_PID
 }
 
 nodes_stop() {
@@ -767,7 +802,7 @@ for phase in $PHASES; do
 		NOTES+=("big: generating $BIG users took $(echo "$(( $(date +%s%N) - t0 ))" | awk '{ printf "%.1f", $1 / 1e9 }')s")
 		otpg_start otp-only "$WORK/big.csv" "$OTP_WORKERS"
 		NOTES+=("big: otpgate import of $BIG OTP-only users (no daemon running) ${OTPG_IMPORT_S}s; db $(du -m "$WORK/otpg/data/otpgate.db" | cut -f1) MiB")
-		NOTES+=("big: otpgated start-up with $BIG users ${OTPG_START_S}s (exec to first RADIUS answer); RSS after start $(rss "$OTPG_PID")")
+		NOTES+=("big: otpgated start-up with $BIG users ${OTPG_START_S}s (exec to its RADIUS port bound, after the database is open; it answered a probe then); RSS after start $(rss "$OTPG_PID")")
 		warm "127.0.0.1:$OTPG_PORT"
 		for rep in $(seq "$REPEAT"); do
 			bench big1M_10k otpgated "127.0.0.1:$OTPG_PORT" otp-only "$WORK/big.csv" -align -n 10000 -duration 28s -c "$C"

@@ -534,17 +534,7 @@ func TestCLIImport100k(t *testing.T) {
 // daemon and returns the reply code ("Access-Accept", ...; "" for none).
 func radLogin(t *testing.T, d *Daemon, user, pw string) string {
 	t.Helper()
-	rc := requireTool(t, "radclient")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, rc, "-x", "-r", "1", "-t", "3", d.Addr, "auth", d.Secret)
-	cmd.Stdin = strings.NewReader(fmt.Sprintf("User-Name = %q, User-Password = %q, Message-Authenticator = 0x00\n", user, pw))
-	out, _ := cmd.CombinedOutput()
-	m := regexp.MustCompile(`Received (Access-\w+) Id`).FindSubmatch(out)
-	if m == nil {
-		return ""
-	}
-	return string(m[1])
+	return radclientSend(t, d.Addr, d.Secret, userPassword(user, pw)...).code
 }
 
 // TestCLIWithDaemon runs the CLI while otpgated owns the database: every

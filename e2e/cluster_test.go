@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"os"
@@ -34,17 +33,14 @@ func clusterToml(dsn string) string {
 }
 
 // startCluster starts PostgreSQL and n nodes, and imports nUsers users.
-func startCluster(t *testing.T, n, nUsers int) *cluster { return startClusterWith(t, n, nUsers, false) }
-
-// startClusterWith is startCluster; with standby, PostgreSQL has a
-// streaming standby and the nodes' DSN names both hosts, writes only.
-func startClusterWith(t *testing.T, n, nUsers int, standby bool) *cluster {
+func startCluster(t *testing.T, n, nUsers int) *cluster {
 	t.Helper()
-	return startClusterExtra(t, n, nUsers, standby, "")
+	return startClusterExtra(t, n, nUsers, false, "")
 }
 
-// startClusterExtra is startClusterWith with extraToml (more [[client]]
-// entries, say) in every node's config.
+// startClusterExtra is startCluster; with standby, PostgreSQL has a
+// streaming standby and the nodes' DSN names both hosts, writes only.
+// extraToml (more [[client]] entries, say) goes into every node's config.
 func startClusterExtra(t *testing.T, n, nUsers int, standby bool, extraToml string) *cluster {
 	t.Helper()
 	c := &cluster{pg: testtool.StartPostgres(t)}
@@ -93,23 +89,45 @@ func (c *cluster) cli(i int) *cliEnv {
 	return &cliEnv{t: d.t.(*testing.T), dir: d.Dir, config: d.Config}
 }
 
-// login sends one otp-only Access-Request to node i and returns the
+// login sends one otp-only Access-Request to node d and returns the
 // answer's code, or 0 when none came within timeout (retries more tries).
+// It stops the test on any other error: call it on the test's goroutine
+// only; elsewhere use tryLogin.
 func login(t *testing.T, d *Daemon, user, code string, timeout time.Duration, retries int) radius.Code {
 	t.Helper()
-	cl, err := loadgen.NewClient(d.Addr, []byte(d.Secret), timeout, retries)
+	got, err := tryLogin(d, user, code, timeout, retries)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return got
+}
+
+// tryLogin is login for any goroutine: it returns the error instead of
+// stopping the test.
+func tryLogin(d *Daemon, user, code string, timeout time.Duration, retries int) (radius.Code, error) {
+	cl, err := loadgen.NewClient(d.Addr, []byte(d.Secret), timeout, retries)
+	if err != nil {
+		return 0, fmt.Errorf("radius client for %s: %w", d.Addr, err)
 	}
 	defer cl.Close()
 	r, err := cl.Authenticate(context.Background(), user, code, nil)
 	if errors.Is(err, loadgen.ErrTimeout) {
-		return 0
+		return 0, nil
 	}
 	if err != nil {
-		t.Fatal(err)
+		return 0, fmt.Errorf("login %s on %s: %w", user, d.Addr, err)
 	}
-	return r.Code
+	return r.Code, nil
+}
+
+// loginInto is tryLogin run on a goroutine of wg: the answer into *got,
+// an error reported with t.Error.
+func loginInto(t *testing.T, got *radius.Code, d *Daemon, user, code string, timeout time.Duration) {
+	a, err := tryLogin(d, user, code, timeout, 0)
+	if err != nil {
+		t.Error(err)
+	}
+	*got = a
 }
 
 // oneAccept fails t unless answers, the nodes' answers to one code, are
@@ -142,7 +160,7 @@ func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
 		answers := make([]radius.Code, len(c.nodes))
 		var wg sync.WaitGroup
 		for n, d := range c.nodes {
-			wg.Go(func() { answers[n] = login(t, d, u.Name, code, 3*time.Second, 0) })
+			wg.Go(func() { loginInto(t, &answers[n], d, u.Name, code, 3*time.Second) })
 		}
 		wg.Wait()
 		if oneAccept(t, fmt.Sprintf("round %d", i), answers); t.Failed() {
@@ -160,7 +178,7 @@ func TestClusterPostgresOneCodeOneAccept(t *testing.T) {
 		code := totp.Default.Code(u.Key, step)
 		answers[i] = make([]radius.Code, len(c.nodes))
 		for n, d := range c.nodes {
-			wg.Go(func() { answers[i][n] = login(t, d, u.Name, code, 5*time.Second, 0) })
+			wg.Go(func() { loginInto(t, &answers[i][n], d, u.Name, code, 5*time.Second) })
 		}
 	}
 	wg.Wait()
@@ -191,11 +209,7 @@ func TestClusterPostgresAdminOnAnyNode(t *testing.T) {
 	}
 	c.cli(1).mustOtpgate("", "user", "disable", "alice")
 	// A code of the next step: not yet used, so only the disable refuses it.
-	key, err := decodeB32(b32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := totp.Default.Code(key, totp.Default.Step(time.Now())+1)
+	next := oathCode(t, b32, 30*time.Second)
 	if got := login(t, c.nodes[0], "alice", next, 3*time.Second, 0); got != radius.CodeAccessReject {
 		t.Fatalf("disabled on node 2, login on node 1: %v, want Access-Reject", got)
 	}
@@ -246,17 +260,12 @@ func TestClusterPostgresRestart(t *testing.T) {
 	})
 }
 
-// decodeB32 reads a base32 secret as the enroll command prints it.
-func decodeB32(s string) ([]byte, error) {
-	return base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(strings.TrimRight(s, "=")))
-}
-
 // TestClusterPostgresStandbyPromotion loses the primary under three nodes
 // and promotes the streaming standby: logins resume on every node without
 // a restart (multi-host DSN, target_session_attrs=read-write), and a code
 // accepted before the failover is still refused after it.
 func TestClusterPostgresStandbyPromotion(t *testing.T) {
-	c := startClusterWith(t, 3, 10, true)
+	c := startClusterExtra(t, 3, 10, true, "")
 	step := totp.Default.Step(time.Now())
 	for i, d := range c.nodes {
 		u := c.users[i]
@@ -353,7 +362,7 @@ func TestClusterPostgresChallengeFailover(t *testing.T) {
 		t.Fatalf("the same State again, to node 3: %q, want Access-Reject", reply)
 	}
 	testtool.Eventually(t, 5*time.Second, "node 3 audits the reused State as bad_state", func() bool {
-		return strings.Contains(c.nodes[2].Output(), `"reason":"bad_state"`)
+		return countAudit(c.nodes[2], "bad_state") > 0
 	})
 }
 
@@ -390,8 +399,7 @@ func TestClusterPostgresPasswordBackoffShared(t *testing.T) {
 	// refusal for the backoff.
 	for n, want := range []struct{ bad, locked int }{{3, 1}, {2, 1}} {
 		testtool.Eventually(t, 5*time.Second, fmt.Sprintf("node %d audits %d bad_password and %d locked", n+1, want.bad, want.locked), func() bool {
-			out := c.nodes[n].Output()
-			return strings.Count(out, `"reason":"bad_password"`) == want.bad && strings.Count(out, `"reason":"locked"`) == want.locked
+			return countAudit(c.nodes[n], "bad_password") == want.bad && countAudit(c.nodes[n], "locked") == want.locked
 		})
 	}
 	db := c.dsn[strings.LastIndex(c.dsn, "/")+1 : strings.Index(c.dsn, "?")]

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -31,24 +27,6 @@ mode = "otp-only"
 require_message_authenticator = false
 `, pamSecretRadius)
 
-// pamRadiusStackServers is pamRadiusStack with one line per server in
-// pam_radius_auth.conf, tried in order, timeout seconds each.
-func pamRadiusStackServers(t *testing.T, timeout int, servers ...string) string {
-	t.Helper()
-	conf := readPackaging(t, "pam_radius_auth.conf")
-	var lines []string
-	for _, s := range servers {
-		lines = append(lines, fmt.Sprintf("%s   %s   %d   127.0.0.2", s, pamSecretRadius, timeout))
-	}
-	conf = replaceOnce(t, conf, "127.0.0.1:1812   "+pamPlaceholder+"   3   127.0.0.2", strings.Join(lines, "\n"))
-	p := filepath.Join(t.TempDir(), "pam_radius_auth.conf")
-	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	stack := readPackaging(t, "pam.d/otpgate-radius")
-	return replaceOnce(t, stack, "conf=/etc/pam_radius_auth.conf", "conf="+p)
-}
-
 // failoverLogin is a NAS with a server list: each server in turn, timeout
 // each, until one answers. It returns the answer and which server gave it
 // (-1: none).
@@ -71,18 +49,14 @@ func failoverLogin(servers []*Daemon, user, code string, timeout time.Duration) 
 	return 0, -1, loadgen.ErrTimeout
 }
 
-// auditAccept matches an Accept in the audit log (JSON, [log] audit =
-// "stderr"): one line per decision, the user but never the code.
-var auditAccept = regexp.MustCompile(`(?m)^\{.*"msg":"radius access","user":"([^"]+)".*"result":"accept".*$`)
-
-// TestClusterPostgresNodeKilledFailover: three nodes on PostgreSQL under
+// TestHostClusterPostgresNodeKilledFailover: three nodes on PostgreSQL under
 // load from clients that list the nodes in order (a RADIUS client with
 // failover, and pam_radius_auth with two servers through pamtester).
 // Node 1 is killed with SIGKILL mid-load: every login after the kill
 // succeeds on another node, paying at most the client's timeout; a login
 // in flight at the kill is at worst refused (never accepted twice); and
 // over the audit logs of all nodes each code is accepted at most once.
-func TestClusterPostgresNodeKilledFailover(t *testing.T) {
+func TestHostClusterPostgresNodeKilledFailover(t *testing.T) {
 	requireHostTests(t)
 	requireTool(t, "pamtester")
 	requirePAMRadius(t)
@@ -185,8 +159,8 @@ func TestClusterPostgresNodeKilledFailover(t *testing.T) {
 			}
 		case o.start.Before(kill) && o.finish.After(kill):
 			inFlightLost++
-			if !strings.Contains(c.nodes[o.server].Output(), `"user":"`+load[i].Name+`"`) {
-				t.Errorf("login %d in flight at the kill: %v from node %d, which did not log it", i, o.code, o.server+1)
+			if !reusedCodeLogged([]*Daemon{c.nodes[o.server]}, load[i].Name) {
+				t.Errorf("login %d in flight at the kill: %v from node %d, not refused as a reused code", i, o.code, o.server+1)
 			}
 		default:
 			t.Errorf("login %d (%s): %v from node %d (start %v after the kill)", i, load[i].Name, o.code, o.server+1, o.start.Sub(kill))
@@ -233,8 +207,10 @@ func TestClusterPostgresNodeKilledFailover(t *testing.T) {
 	// every login a client saw accepted is there.
 	accepts := map[string]int{}
 	for _, d := range c.nodes {
-		for _, m := range auditAccept.FindAllStringSubmatch(d.Output(), -1) {
-			accepts[m[1]]++
+		for _, r := range auditRecords(d) {
+			if r.Result == "accept" {
+				accepts[r.User]++
+			}
 		}
 	}
 	for name, n := range accepts {
@@ -259,8 +235,8 @@ func TestClusterPostgresNodeKilledFailover(t *testing.T) {
 // that node had committed the code before its Accept could leave.
 func reusedCodeLogged(nodes []*Daemon, user string) bool {
 	for _, d := range nodes {
-		for _, line := range strings.Split(d.Output(), "\n") {
-			if strings.Contains(line, `"msg":"radius access","user":"`+user+`"`) && strings.Contains(line, `"reason":"code_reused"`) {
+		for _, r := range auditRecords(d) {
+			if r.User == user && r.Reason == "code_reused" {
 				return true
 			}
 		}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/testtool"
-	"golang.org/x/crypto/ssh"
 )
 
 const firstLoginToml = "[auth]\nenroll_at_login = true\n"
@@ -89,7 +88,7 @@ func TestFirstLoginEnrollRadclient(t *testing.T) {
 		t.Fatalf("password+pending code: %s, want Access-Reject\n%s", c, out)
 	}
 	if info := srv.otpgate("", "user", "show", user); !strings.Contains(info, "pending") {
-		t.Logf("user show: %s", info)
+		t.Errorf("user show does not say the enrollment is pending:\n%s", info)
 	}
 
 	// The offer above was answered by nothing; a new login offers a new
@@ -240,6 +239,7 @@ func TestHostPAMRadiusFirstLogin(t *testing.T) {
 // user's.
 func TestHostSSHFirstLogin(t *testing.T) {
 	requireHostTests(t)
+	requirePAMRadius(t)
 	requireTool(t, "sshd")
 	requireTool(t, "oathtool")
 	srv := newPamServer(t, firstLoginToml+"\n"+pamRadiusClient)
@@ -250,45 +250,13 @@ func TestHostSSHFirstLogin(t *testing.T) {
 	s := startSSHD(t, pamRadiusStack(t, srv.Addr), "keyboard-interactive")
 
 	a := &firstLoginAnswers{t: t, pw: pw}
-	if err := sshLoginAsk(t, s, user, a.answer); err != nil || a.key == "" || !a.recovery {
+	err := sshLoginFunc(t, s, user, nil, func(instruction, q string) (string, error) { return a.answer(instruction + q), nil })
+	if err != nil || a.key == "" || !a.recovery {
 		t.Fatalf("first-login enrollment over ssh: %v (key seen %v, recovery codes seen %v, prompts %q)", err, a.key != "", a.recovery, a.prompts)
 	}
 	if got := auditReason(t, srv, user, "enrolled"); got != "enrolled" {
 		t.Errorf("audit reason %q, want enrolled", got)
 	}
-}
-
-// sshLoginAsk logs in with keyboard-interactive, answering each question
-// with answer, and runs `id -un` in the session.
-func sshLoginAsk(t *testing.T, s *sshServer, user string, answer func(q string) string) error {
-	t.Helper()
-	kbd := ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
-		out := make([]string, len(questions))
-		for i, q := range questions {
-			out[i] = answer(instruction + q)
-		}
-		return out, nil
-	})
-	client, err := ssh.Dial("tcp", s.addr, &ssh.ClientConfig{
-		User: user, Auth: []ssh.AuthMethod{kbd}, HostKeyCallback: ssh.FixedHostKey(s.hostKey), Timeout: 60 * time.Second,
-	})
-	if err != nil {
-		return err
-	}
-	defer client.Close()
-	sess, err := client.NewSession()
-	if err != nil {
-		return fmt.Errorf("logged in, but no session: %w", err)
-	}
-	defer sess.Close()
-	out, err := sess.Output("id -un")
-	if err != nil {
-		return fmt.Errorf("logged in, but id -un failed: %w", err)
-	}
-	if got := strings.TrimSpace(string(out)); got != user {
-		return fmt.Errorf("logged in as %q, want %q", got, user)
-	}
-	return nil
 }
 
 // TestFirstLoginEnrollLink: with [web], the first-login challenge offers a
@@ -332,11 +300,13 @@ func TestFirstLoginEnrollLink(t *testing.T) {
 	if code, _, _, out = radAuth(t, srv.Daemon, user, "ok", st); code != "Access-Accept" {
 		t.Fatalf("after the recovery codes: %s\n%s", code, out)
 	}
-	if resp, err := http.Get(link); err == nil {
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if keyFromChallenge(string(b)) != "" {
-			t.Error("the link still shows a key after the token was activated")
-		}
+	resp, err = http.Get(link)
+	if err != nil {
+		t.Fatalf("the link after activation: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if keyFromChallenge(string(b)) != "" {
+		t.Error("the link still shows a key after the token was activated")
 	}
 }

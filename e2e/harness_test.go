@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -316,4 +317,35 @@ func requireFile(t *testing.T, path, pkg string) {
 		t.Fatalf("%s is missing: install %s (`make deps`; CI must have it)", path, pkg)
 	}
 	t.Skipf("%s is missing; `make deps` installs %s", path, pkg)
+}
+
+// auditRecord is one line of otpgated's audit log: "radius access", JSON
+// on stderr as startDaemon configures it. It never holds the code.
+type auditRecord struct {
+	Msg, User, Client, Station, Mode, Result, Reason string
+}
+
+// auditRecords returns the audit lines d wrote so far, in order; other
+// output (the debug log, in text) is left out.
+func auditRecords(d *Daemon) []auditRecord {
+	var recs []auditRecord
+	for _, line := range strings.Split(d.Output(), "\n") {
+		var r auditRecord
+		if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &r) != nil || r.Msg != "radius access" {
+			continue
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// countAudit counts d's audit lines with that reason.
+func countAudit(d *Daemon, reason string) int {
+	n := 0
+	for _, r := range auditRecords(d) {
+		if r.Reason == reason {
+			n++
+		}
+	}
+	return n
 }

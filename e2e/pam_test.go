@@ -10,7 +10,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -209,16 +208,26 @@ func pamExecStack(t *testing.T, helperConfig string) string {
 }
 
 // pamRadiusStack is packaging/pam.d/otpgate-radius with its own
-// pam_radius_auth.conf (from packaging/) pointed at server; pam_radius_auth
-// sends from 127.0.0.2, the source_ip field of the sample line.
+// pam_radius_auth.conf (from packaging/) pointed at server, with the
+// sample line's 3 s timeout; pam_radius_auth sends from 127.0.0.2, the
+// source_ip field of the sample line.
 func pamRadiusStack(t *testing.T, server string) string {
 	t.Helper()
+	return pamRadiusStackServers(t, 3, server)
+}
+
+// pamRadiusStackServers is pamRadiusStack with one line per server in
+// pam_radius_auth.conf, tried in order, timeout seconds each. It fails
+// when the sample line changed (server, secret placeholder, timeout 3,
+// source_ip 127.0.0.2).
+func pamRadiusStackServers(t *testing.T, timeout int, servers ...string) string {
+	t.Helper()
 	conf := readPackaging(t, "pam_radius_auth.conf")
-	conf = replaceOnce(t, conf, "127.0.0.1:1812", server)
-	conf = replaceOnce(t, conf, pamPlaceholder, pamSecretRadius)
-	if !strings.Contains(conf, " 127.0.0.2\n") {
-		t.Fatal("packaging/pam_radius_auth.conf no longer uses source_ip 127.0.0.2")
+	var lines []string
+	for _, s := range servers {
+		lines = append(lines, fmt.Sprintf("%s   %s   %d   127.0.0.2", s, pamSecretRadius, timeout))
 	}
+	conf = replaceOnce(t, conf, "127.0.0.1:1812   "+pamPlaceholder+"   3   127.0.0.2", strings.Join(lines, "\n"))
 	p := filepath.Join(t.TempDir(), "pam_radius_auth.conf")
 	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -418,12 +427,8 @@ func auditReason(t *testing.T, srv *pamServer, user, want string) string {
 	t.Helper()
 	reason := ""
 	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(25 * time.Millisecond) {
-		for _, line := range strings.Split(srv.Output(), "\n") {
-			var rec struct{ Msg, User, Reason string }
-			if !strings.HasPrefix(line, "{") || json.Unmarshal([]byte(line), &rec) != nil {
-				continue
-			}
-			if rec.Msg == "radius access" && rec.User == user {
+		for _, rec := range auditRecords(srv.Daemon) {
+			if rec.User == user {
 				reason = rec.Reason
 			}
 		}

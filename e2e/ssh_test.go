@@ -182,14 +182,30 @@ func authorizeKey(t *testing.T, user, home string) ssh.Signer {
 func sshLogin(t *testing.T, s *sshServer, user string, key ssh.Signer, answers ...string) ([]string, error) {
 	t.Helper()
 	var prompts []string
+	err := sshLoginFunc(t, s, user, key, func(_, q string) (string, error) {
+		prompts = append(prompts, q)
+		if len(prompts) > len(answers) {
+			return "", fmt.Errorf("unexpected prompt %q", q)
+		}
+		return answers[len(prompts)-1], nil
+	})
+	return prompts, err
+}
+
+// sshLoginFunc logs in as user, with key first when not nil, then with
+// keyboard-interactive, each question answered by answer (an error ends
+// the login). On success it runs `id -un` to show the session is the
+// user's.
+func sshLoginFunc(t *testing.T, s *sshServer, user string, key ssh.Signer, answer func(instruction, question string) (string, error)) error {
+	t.Helper()
 	kbd := ssh.KeyboardInteractive(func(name, instruction string, questions []string, echos []bool) ([]string, error) {
 		out := make([]string, len(questions))
 		for i, q := range questions {
-			prompts = append(prompts, q)
-			if len(prompts) > len(answers) {
-				return nil, fmt.Errorf("unexpected prompt %q", q)
+			a, err := answer(instruction, q)
+			if err != nil {
+				return nil, err
 			}
-			out[i] = answers[len(prompts)-1]
+			out[i] = a
 		}
 		return out, nil
 	})
@@ -202,25 +218,25 @@ func sshLogin(t *testing.T, s *sshServer, user string, key ssh.Signer, answers .
 		User:            user,
 		Auth:            methods,
 		HostKeyCallback: ssh.FixedHostKey(s.hostKey),
-		Timeout:         20 * time.Second,
+		Timeout:         60 * time.Second, // connecting only; a first login's enrollment may be slow
 	})
 	if err != nil {
-		return prompts, err
+		return err
 	}
 	defer client.Close()
 	sess, err := client.NewSession()
 	if err != nil {
-		return prompts, fmt.Errorf("logged in, but no session: %w", err)
+		return fmt.Errorf("logged in, but no session: %w", err)
 	}
 	defer sess.Close()
 	out, err := sess.Output("id -un")
 	if err != nil {
-		return prompts, fmt.Errorf("logged in, but id -un failed: %w", err)
+		return fmt.Errorf("logged in, but id -un failed: %w", err)
 	}
 	if got := strings.TrimSpace(string(out)); got != user {
-		return prompts, fmt.Errorf("logged in as %q, want %q", got, user)
+		return fmt.Errorf("logged in as %q, want %q", got, user)
 	}
-	return prompts, nil
+	return nil
 }
 
 // TestHostSSH logs into a real sshd three ways, each with a right, a wrong
