@@ -155,7 +155,7 @@ func checkSocket(socketPath string, trusted []int, role socketRole) error {
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !slices.Contains(trusted, int(st.Uid)) {
 		return fmt.Errorf("%w: %s is owned by %s, not by root, you or otpgated's user; fix: stop whatever made it and remove it (rm %s), then start otpgated",
-			ErrUntrusted, socketPath, uidName(st.Uid), socketPath)
+			ErrUntrusted, socketPath, safefile.UserName(int(st.Uid)), socketPath)
 	}
 	return nil
 }
@@ -183,7 +183,7 @@ func checkPeer(conn net.Conn, socketPath string, trusted []int) error {
 	}
 	if !slices.Contains(trusted, int(cred.Uid)) {
 		return fmt.Errorf("%w: the process serving %s (pid %d) runs as %s, not as root, you or otpgated's user; nothing was sent to it",
-			ErrUntrusted, socketPath, cred.Pid, uidName(cred.Uid))
+			ErrUntrusted, socketPath, cred.Pid, safefile.UserName(int(cred.Uid)))
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/otpgate/otpgate/internal/admin"
+	"github.com/otpgate/otpgate/internal/safefile"
 )
 
 // Host is the only Host header the server accepts. Browsers cannot reach a
@@ -251,21 +252,12 @@ func removeStale(path string) error {
 		return fmt.Errorf("control: probe existing socket %s: %w", path, err)
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("control: %s is a stale socket owned by %s, not by this user; refusing to remove it (remove it by hand if it is not in use)", path, uidName(st.Uid))
+		return fmt.Errorf("control: %s is a stale socket owned by %s, not by this user; refusing to remove it (remove it by hand if it is not in use)", path, safefile.UserName(int(st.Uid)))
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("control: remove stale socket: %w", err)
 	}
 	return nil
-}
-
-// uidName is "alice (uid 1000)", or "uid 1000" for an unknown user.
-func uidName(uid uint32) string {
-	id := strconv.FormatUint(uint64(uid), 10)
-	if u, err := user.LookupId(id); err == nil {
-		return fmt.Sprintf("%s (uid %s)", u.Username, id)
-	}
-	return "uid " + id
 }
 
 // socketListener removes its socket file on Close, unless another process

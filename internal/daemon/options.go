@@ -33,7 +33,7 @@ func authOptions(cfg *config.Config) (auth.Options, error) {
 		HashQueue:          cfg.Radius.Queue,
 		PasswordHashParams: cfg.Password.Params(),
 		Policy:             auth.Policy{MFA: a.MFA, MFAGroups: slices.Clone(a.MFAGroups), GraceUntil: grace},
-		Issuer:             issuerOf(cfg),
+		Issuer:             cfg.Issuer,
 		// EnrollAtLogin is set with the admin service that enrolls
 		// (RunWithOptions): it needs the store.
 	}

@@ -40,7 +40,7 @@ func startUserServices(cfg *config.Config, svc *admin.Local, log *slog.Logger) (
 	}
 	var self *control.SelfServer
 	if p := cfg.Control.EnrollSocket; p != "" {
-		self = control.NewSelfServer(svc, issuerOf(cfg), log)
+		self = control.NewSelfServer(svc, cfg.Issuer, log)
 		ln, err := self.ListenSelf(p)
 		if err != nil {
 			return fail(err)
@@ -58,23 +58,19 @@ func startUserServices(cfg *config.Config, svc *admin.Local, log *slog.Logger) (
 		webLn = ln
 	}
 	if self != nil {
-		u.wg.Add(1)
-		go func() {
-			defer u.wg.Done()
+		u.wg.Go(func() {
 			if err := self.ServeListener(ctx, selfLn); err != nil {
 				log.Error("self-enrollment socket stopped", "err", err)
 			}
-		}()
+		})
 		log.Info("self-enrollment socket", "path", cfg.Control.EnrollSocket)
 	}
 	if page != nil {
-		u.wg.Add(1)
-		go func() {
-			defer u.wg.Done()
+		u.wg.Go(func() {
 			if err := page.Serve(ctx, webLn); err != nil {
 				log.Error("enrollment link page stopped", "err", err)
 			}
-		}()
+		})
 		log.Info("enrollment link page", "listen", cfg.Web.Listen, "public_url", cfg.Web.PublicURL, "tls", cfg.Web.TLS())
 	}
 	return u, nil
@@ -84,13 +80,6 @@ func startUserServices(cfg *config.Config, svc *admin.Local, log *slog.Logger) (
 func (u *userServices) stop() {
 	u.cancel()
 	u.wg.Wait()
-}
-
-func issuerOf(cfg *config.Config) string {
-	if cfg.Issuer != "" {
-		return cfg.Issuer
-	}
-	return "otpgate"
 }
 
 // loginLinkTTL is the life of a link a first-login challenge offers: long

@@ -119,7 +119,7 @@ func (c *dirChecker) check(path string, last bool) error {
 	if !slices.Contains(c.trusted, int(st.Uid)) {
 		want := loginName(c.trusted[len(c.trusted)-1])
 		return &UnsafeError{Path: path,
-			Reason: fmt.Sprintf("is owned by %s, not by %s", userName(int(st.Uid)), c.trustedNames()),
+			Reason: fmt.Sprintf("is owned by %s, not by %s", UserName(int(st.Uid)), c.trustedNames()),
 			Fix:    fmt.Sprintf("chown %s %s, or run this as %s, or use another directory", want, path, loginName(int(st.Uid)))}
 	}
 	perm := fi.Mode().Perm()
@@ -140,8 +140,8 @@ func (c *dirChecker) check(path string, last bool) error {
 func (c *dirChecker) trustedNames() string {
 	var names []string
 	for _, uid := range c.trusted {
-		if uid != 0 && !slices.Contains(names, userName(uid)) {
-			names = append(names, userName(uid))
+		if uid != 0 && !slices.Contains(names, UserName(uid)) {
+			names = append(names, UserName(uid))
 		}
 	}
 	return strings.Join(append([]string{"root"}, names...), " or ")
@@ -170,8 +170,9 @@ func loginName(uid int) string {
 	return id
 }
 
-// userName is "alice (uid 1000)", or "uid 1000" for an unknown user.
-func userName(uid int) string {
+// UserName names uid for a message: "alice (uid 1000)", or "uid 1000"
+// for an unknown user.
+func UserName(uid int) string {
 	id := strconv.Itoa(uid)
 	if u, err := user.LookupId(id); err == nil {
 		return fmt.Sprintf("%s (uid %d)", u.Username, uid)

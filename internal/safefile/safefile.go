@@ -180,7 +180,7 @@ func checkOpened(f *os.File, path string) error {
 		}
 	}
 	return fmt.Errorf("open %s: owned by %s, not by this process's user (%s) or the directory's owner; refusing to use a file someone else created (remove it, or chown it)",
-		path, userName(int(st.Uid)), userName(os.Geteuid()))
+		path, UserName(int(st.Uid)), UserName(os.Geteuid()))
 }
 
 func syncDir(dir string) error {
