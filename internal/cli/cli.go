@@ -474,22 +474,11 @@ func daemonUsers(cfg *config.Config) []int {
 // change: they could swap in a database or key of their own. It creates
 // data_dir (0700) when missing, as opening the store would.
 func checkDataDirs(cfg *config.Config, daemon []int) error {
-	trusted := append([]int{os.Geteuid()}, daemon...)
-	for _, d := range []struct{ what, dir string }{
-		{"data_dir", cfg.DataDir},
-		{"key_file directory", filepath.Dir(cfg.KeyPath())},
-	} {
-		if fi, err := os.Stat(d.dir); err == nil && !fi.IsDir() {
-			continue // not a safety matter: opening the store reports it
-		}
-		if err := os.MkdirAll(d.dir, 0o700); err != nil {
-			return fmt.Errorf("%s %s: %w", d.what, d.dir, err)
-		}
-		if err := safefile.SecureDir(d.dir, trusted...); err != nil {
-			return fmt.Errorf("%s %s: %w (otpgate opens a database only where nobody but root, you and otpgated's user can change it)", d.what, d.dir, err)
-		}
-	}
-	return nil
+	return safefile.EnsureDirs([]safefile.Dir{
+		{What: "data_dir", Path: cfg.DataDir, Mode: 0o700},
+		{What: "key_file directory", Path: filepath.Dir(cfg.KeyPath()), Mode: 0o700},
+	}, "otpgate opens a database only where nobody but root, you and otpgated's user can change it",
+		append([]int{os.Geteuid()}, daemon...)...)
 }
 
 // openStore opens the database directly, waiting at most storeLockTimeout

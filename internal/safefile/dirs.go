@@ -30,6 +30,37 @@ func (e *UnsafeError) Error() string {
 	return fmt.Sprintf("%s %s; fix: %s", e.Path, e.Reason, e.Fix)
 }
 
+// Dir is a directory a program keeps its files in: What names it in
+// errors ("data_dir"), Mode is what it is created with.
+type Dir struct {
+	What, Path string
+	Mode       os.FileMode
+}
+
+// EnsureDirs creates each missing directory of dirs and checks it with
+// SecureDir(trusted...); why ends the error of an unsafe one, saying what
+// the rule protects. A path that exists but is not a directory is skipped:
+// opening what is meant to be in it reports that better.
+func EnsureDirs(dirs []Dir, why string, trusted ...int) error {
+	seen := map[string]bool{}
+	for _, d := range dirs {
+		if seen[d.Path] {
+			continue
+		}
+		seen[d.Path] = true
+		if fi, err := os.Stat(d.Path); err == nil && !fi.IsDir() {
+			continue
+		}
+		if err := os.MkdirAll(d.Path, d.Mode); err != nil {
+			return fmt.Errorf("%s %s: %w", d.What, d.Path, err)
+		}
+		if err := SecureDir(d.Path, trusted...); err != nil {
+			return fmt.Errorf("%s %s: %w (%s)", d.What, d.Path, err, why)
+		}
+	}
+	return nil
+}
+
 // SecureDir checks, as sshd's StrictModes does for ~/.ssh, that nobody but
 // root and the users in trusted can change dir or what is in it: dir and
 // every directory above it must be owned by root or a trusted user, and
