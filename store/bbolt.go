@@ -134,16 +134,6 @@ func usersBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
 	return b, nil
 }
 
-// lookupName checks a name passed to Get, Update or Delete. An invalid name
-// can never be stored, so the error wraps both ErrUserNotFound and
-// ErrInvalidName: callers that treat unknown users alike need no extra case.
-func lookupName(op, name string) error {
-	if err := ValidateName(name); err != nil {
-		return fmt.Errorf("store: %s: %w (%w)", op, ErrUserNotFound, err)
-	}
-	return nil
-}
-
 // userValue returns the value of user name in tx (valid only inside tx).
 func userValue(tx *bolt.Tx, op, name string) ([]byte, error) {
 	b, err := usersBucket(tx)
@@ -171,7 +161,7 @@ func (db *DB) Get(ctx context.Context, name string) (User, error) {
 	if err := ctx.Err(); err != nil {
 		return User{}, fmt.Errorf("store: get: %w", err)
 	}
-	if err := lookupName("get", name); err != nil {
+	if err := LookupName("get", name); err != nil {
 		return User{}, err
 	}
 	v, _, err := db.current("get", name)
@@ -259,7 +249,7 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: update: %w", err)
 	}
-	if err := lookupName("update", name); err != nil {
+	if err := LookupName("update", name); err != nil {
 		return err
 	}
 	return db.writeTx("update", name, func(tx *bolt.Tx) error {
@@ -317,7 +307,7 @@ func (db *DB) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: delete: %w", err)
 	}
-	if err := lookupName("delete", name); err != nil {
+	if err := LookupName("delete", name); err != nil {
 		return err
 	}
 	return db.writeTx("delete", name, func(tx *bolt.Tx) error {

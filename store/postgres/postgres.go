@@ -172,6 +172,9 @@ func (db *DB) Get(ctx context.Context, name string) (store.User, error) {
 	if err := db.usable("get"); err != nil {
 		return store.User{}, err
 	}
+	if err := store.LookupName("get", name); err != nil {
+		return store.User{}, err
+	}
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
 	var rec []byte
@@ -345,6 +348,9 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) er
 	if err := db.usable("update"); err != nil {
 		return err
 	}
+	if err := store.LookupName("update", name); err != nil {
+		return err
+	}
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
 	var fnErr error
@@ -405,6 +411,9 @@ func (db *DB) UpdateLogin(ctx context.Context, name string, fn func(u *store.Use
 // Delete implements store.Store.
 func (db *DB) Delete(ctx context.Context, name string) error {
 	if err := db.usable("delete"); err != nil {
+		return err
+	}
+	if err := store.LookupName("delete", name); err != nil {
 		return err
 	}
 	ctx, cancel := db.opContext(ctx)
