@@ -268,29 +268,22 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	})
 }
 
-// applyUpdate decodes the stored value v of user name, applies fn and
-// returns the user before and after fn and the value to store. Errors
+// applyUpdate is applyRecord (codec.go, shared with every backend) on
+// the stored value v of user name, with this store's fence floor. Errors
 // from fn come back as they are.
 func (db *DB) applyUpdate(name string, v []byte, fn func(u *User) error) (before, after *User, data []byte, err error) {
-	var prev sealedSeeds
-	u, err := db.decode(name, v, &prev)
-	if err != nil {
+	var fnErr error
+	before, after, data, err = applyRecord(db.keys, db.floor, name, v, func(u *User) error {
+		fnErr = fn(u)
+		return fnErr
+	})
+	switch {
+	case fnErr != nil:
+		return nil, nil, nil, fnErr
+	case err != nil:
 		return nil, nil, nil, fmt.Errorf("store: update %q: %w", name, err)
 	}
-	old := u
-	old.TOTP, old.PendingTOTP = cloneTOTP(u.TOTP), cloneTOTP(u.PendingTOTP)
-	old.Groups, old.RecoveryCodes = slices.Clone(u.Groups), slices.Clone(u.RecoveryCodes)
-	if err := fn(&u); err != nil {
-		return nil, nil, nil, err
-	}
-	if u.Name != name {
-		return nil, nil, nil, fmt.Errorf("store: update %q: the update renamed the user to %.64q; renaming is not supported", name, u.Name)
-	}
-	data, err = encodeRecordReusing(db.keys, &u, &prev)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("store: update %q: %w", name, err)
-	}
-	return &old, &u, data, nil
+	return before, after, data, nil
 }
 
 func cloneTOTP(t *TOTP) *TOTP {

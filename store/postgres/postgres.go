@@ -376,25 +376,16 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) er
 	return nil
 }
 
-// updateOnce is one round of Update: it reads name, runs fn and writes
-// the result if the row's revision is unchanged. written is false when
+// updateOnce is one round of Update: it reads name, runs fn on it
+// (store.Codec.Apply, as bbolt does: an unchanged seed keeps its
+// ciphertext) and writes the result if the row's revision is unchanged. written is false when
 // another writer changed the row first.
 func (db *DB) updateOnce(ctx context.Context, rows userRows, name string, fn func(u *store.User) error) (written bool, err error) {
 	rec, rev, err := rows.read(ctx, name)
 	if err != nil {
 		return false, err
 	}
-	u, err := db.codec.Decode(name, rec)
-	if err != nil {
-		return false, err
-	}
-	if err := fn(&u); err != nil {
-		return false, err
-	}
-	if u.Name != name {
-		return false, errors.New("the update renamed the user")
-	}
-	out, err := db.encode(&u)
+	out, err := db.codec.Apply(name, rec, fn)
 	if err != nil {
 		return false, err
 	}

@@ -202,3 +202,74 @@ func TestConcurrentUpdates(t *testing.T) {
 		t.Fatalf("after %d increments on two nodes: %d (%v)", writers*each, u.CodeFailures, err)
 	}
 }
+
+// TestUpdateKeepsSealedSeed: an update that leaves the seed alone (a
+// login's counters) keeps the seed's stored ciphertext, as bbolt does,
+// instead of sealing it again; a new seed is sealed anew.
+func TestUpdateKeepsSealedSeed(t *testing.T) {
+	pg := testtool.StartPostgres(t)
+	dsn, key := pg.NewDB(), filepath.Join(t.TempDir(), "seed.key")
+	ctx := context.Background()
+	db := openNodes(t, dsn, key, 1)[0]
+	u := store.User{Name: "alice", PasswordHash: "x", Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		TOTP: &store.TOTP{Secret: []byte("0123456789abcdefghij"), Algorithm: "SHA1", Digits: 6, Period: 30}}
+	if err := db.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	stored := func() []byte {
+		t.Helper()
+		rec, err := db.StoredRecord(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rec
+	}
+	before := stored()
+	// The sealed seed is where the stored record differs from another
+	// encoding of the same user: only the seal's nonce, ciphertext and
+	// tag are random.
+	codec, err := store.OpenCodec(key, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := codec.Encode(&u)
+	if err != nil || len(again) != len(before) {
+		t.Fatalf("another encoding: %d bytes, %v; stored %d", len(again), err, len(before))
+	}
+	first, last := -1, -1
+	for i := range before {
+		if before[i] != again[i] {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 || last-first < 32 {
+		t.Fatalf("no sealed seed found in the record (differs at %d..%d)", first, last)
+	}
+	sealed := before[first : last+1]
+
+	if err := db.UpdateLogin(ctx, "alice", func(u *store.User) error {
+		u.CodeFailures++
+		u.TOTP.LastStep = 99
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if after := stored(); !bytes.Contains(after, sealed) {
+		t.Error("a login's update sealed the unchanged seed again")
+	}
+	if err := db.Update(ctx, "alice", func(u *store.User) error {
+		u.TOTP.Secret = []byte("another-seed-0123456")
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if after := stored(); bytes.Contains(after, sealed) {
+		t.Error("a new seed kept the old seed's ciphertext")
+	}
+	if got, err := db.Get(ctx, "alice"); err != nil || string(got.TOTP.Secret) != "another-seed-0123456" || got.CodeFailures != 1 {
+		t.Fatalf("alice after the updates: %+v %v", got, err)
+	}
+}
