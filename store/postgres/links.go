@@ -41,11 +41,13 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l store.EnrollLink
 		return err
 	}
 	if err := store.ValidateName(l.User); err != nil {
-		return fmt.Errorf("store: put enrollment link: %w", err)
+		return opErr("put enrollment link", "", err)
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	data, err := json.Marshal(l)
 	if err != nil {
-		return fmt.Errorf("store: put enrollment link: %w", err)
+		return opErr("put enrollment link", "", err)
 	}
 	err = pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		// Serialise puts for one user, so two never both survive.
@@ -55,7 +57,7 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l store.EnrollLink
 		return putLinkTx(ctx, tx, hash, data)
 	})
 	if err != nil {
-		return fmt.Errorf("store: put enrollment link: %w", err)
+		return opErr("put enrollment link", "", err)
 	}
 	return nil
 }
@@ -68,17 +70,19 @@ func (db *DB) GetEnrollLink(ctx context.Context, hash []byte) (store.EnrollLink,
 	if err := checkHash("get enrollment link", hash); err != nil {
 		return store.EnrollLink{}, err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	var data []byte
 	err := db.pool.QueryRow(ctx, "SELECT data FROM enroll_links WHERE hash = $1", hash).Scan(&data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.EnrollLink{}, fmt.Errorf("store: get enrollment link: %w", store.ErrLinkNotFound)
 	}
 	if err != nil {
-		return store.EnrollLink{}, fmt.Errorf("store: get enrollment link: %w", err)
+		return store.EnrollLink{}, opErr("get enrollment link", "", err)
 	}
 	var l store.EnrollLink
 	if err := json.Unmarshal(data, &l); err != nil {
-		return store.EnrollLink{}, fmt.Errorf("store: get enrollment link: %w", err)
+		return store.EnrollLink{}, opErr("get enrollment link", "", err)
 	}
 	return l, nil
 }
@@ -91,6 +95,8 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *stor
 	if err := checkHash("update enrollment link", hash); err != nil {
 		return err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	var fnErr error
 	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var data []byte
@@ -128,7 +134,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *stor
 		return fnErr
 	}
 	if err != nil {
-		return fmt.Errorf("store: update enrollment link: %w", err)
+		return opErr("update enrollment link", "", err)
 	}
 	return nil
 }
@@ -138,25 +144,27 @@ func (db *DB) ListEnrollLinks(ctx context.Context) ([]store.EnrollLink, error) {
 	if err := db.usable("list enrollment links"); err != nil {
 		return nil, err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	rows, err := db.pool.Query(ctx, "SELECT data FROM enroll_links")
 	if err != nil {
-		return nil, fmt.Errorf("store: list enrollment links: %w", err)
+		return nil, opErr("list enrollment links", "", err)
 	}
 	defer rows.Close()
 	links := []store.EnrollLink{}
 	for rows.Next() {
 		var data []byte
 		if err := rows.Scan(&data); err != nil {
-			return nil, fmt.Errorf("store: list enrollment links: %w", err)
+			return nil, opErr("list enrollment links", "", err)
 		}
 		var l store.EnrollLink
 		if err := json.Unmarshal(data, &l); err != nil {
-			return nil, fmt.Errorf("store: list enrollment links: %w", err)
+			return nil, opErr("list enrollment links", "", err)
 		}
 		links = append(links, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list enrollment links: %w", err)
+		return nil, opErr("list enrollment links", "", err)
 	}
 	return links, nil
 }
@@ -166,9 +174,11 @@ func (db *DB) PruneEnrollLinks(ctx context.Context, now time.Time) (int, error) 
 	if err := db.usable("prune enrollment links"); err != nil {
 		return 0, err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	tag, err := db.pool.Exec(ctx, "DELETE FROM enroll_links WHERE expires <= $1", now)
 	if err != nil {
-		return 0, fmt.Errorf("store: prune enrollment links: %w", err)
+		return 0, opErr("prune enrollment links", "", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

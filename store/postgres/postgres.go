@@ -130,12 +130,17 @@ func redact(s string) string {
 // Ping reports whether the database can take a write now (a primary
 // answers): the node can decide a login.
 func (db *DB) Ping(ctx context.Context) error {
+	if err := db.usable("ping"); err != nil {
+		return err
+	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	var ro string
 	if err := db.pool.QueryRow(ctx, "SHOW transaction_read_only").Scan(&ro); err != nil {
-		return fmt.Errorf("store: postgres: %w", err)
+		return opErr("ping", "", err)
 	}
 	if ro == "on" {
-		return errors.New("store: postgres: connected to a read-only server (a standby)")
+		return fmt.Errorf("store: ping: %w: connected to a read-only server (a standby)", store.ErrUnavailable)
 	}
 	return nil
 }
@@ -185,7 +190,11 @@ func (db *DB) Get(ctx context.Context, name string) (store.User, error) {
 	if err != nil {
 		return store.User{}, opErr("get", name, err)
 	}
-	return db.codec.Decode(name, rec)
+	u, err := db.codec.Decode(name, rec)
+	if err != nil {
+		return store.User{}, opErr("get", name, err)
+	}
+	return u, nil
 }
 
 // List implements store.Store (sorted by name).
@@ -230,6 +239,7 @@ func (db *DB) encode(u *store.User) ([]byte, error) {
 func unavailable(err error) bool {
 	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrUserNotFound) ||
 		errors.Is(err, store.ErrUserExists) || errors.Is(err, store.ErrInvalidName) || errors.Is(err, store.ErrClosed) ||
+		errors.Is(err, store.ErrLinkNotFound) ||
 		errors.Is(err, context.Canceled) {
 		return false
 	}

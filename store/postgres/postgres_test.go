@@ -273,3 +273,35 @@ func TestUpdateKeepsSealedSeed(t *testing.T) {
 		t.Fatalf("alice after the updates: %+v %v", got, err)
 	}
 }
+
+// TestErrorsCarryContext: a record that does not decode names the
+// operation and the user; with the server gone, the enrollment links and
+// Ping report store.ErrUnavailable like the user methods.
+func TestErrorsCarryContext(t *testing.T) {
+	pg := testtool.StartPostgres(t)
+	dsn, key := pg.NewDB(), filepath.Join(t.TempDir(), "seed.key")
+	dbName := dsn[strings.LastIndex(dsn, "/")+1 : strings.Index(dsn, "?")]
+	ctx := context.Background()
+	db := openNodes(t, dsn, key, 1)[0]
+	if err := db.Create(ctx, store.User{Name: "alice", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	pg.Psql(dbName, `UPDATE users SET record = '\x02ff' WHERE name = 'alice'`)
+	if _, err := db.Get(ctx, "alice"); err == nil || !strings.HasPrefix(err.Error(), `store: get "alice": `) {
+		t.Errorf("Get of a damaged record: %v, want it to name the operation and the user", err)
+	}
+	pg.Kill()
+	hash := bytes.Repeat([]byte{1}, store.LinkHashSize)
+	for op, err := range map[string]error{
+		"Ping":             db.Ping(ctx),
+		"GetEnrollLink":    func() error { _, err := db.GetEnrollLink(ctx, hash); return err }(),
+		"PutEnrollLink":    db.PutEnrollLink(ctx, hash, store.EnrollLink{User: "alice", Expires: time.Now().Add(time.Hour)}),
+		"ListEnrollLinks":  func() error { _, err := db.ListEnrollLinks(ctx); return err }(),
+		"PruneEnrollLinks": func() error { _, err := db.PruneEnrollLinks(ctx, time.Now()); return err }(),
+		"UpdateEnrollLink": db.UpdateEnrollLink(ctx, hash, func(*store.EnrollLink) (bool, error) { return false, nil }),
+	} {
+		if !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("%s with the server gone: %v, want ErrUnavailable", op, err)
+		}
+	}
+}
