@@ -130,7 +130,13 @@ func (l *Loader) AddUser(u store.User) error {
 	if err != nil {
 		return fmt.Errorf("user %q: %w", u.Name, err)
 	}
-	l.batch = append(l.batch, []any{u.Name, rec})
+	return l.addRecord(u.Name, rec)
+}
+
+// addRecord adds a user's record as it is stored (Restore: a backup's
+// records, already sealed with this database's key).
+func (l *Loader) addRecord(name string, rec []byte) error {
+	l.batch = append(l.batch, []any{name, rec})
 	l.users++
 	if len(l.batch) >= loadBatch {
 		return l.flush()
@@ -150,10 +156,15 @@ func (l *Loader) AddEnrollLink(hl store.HashedEnrollLink) error {
 	if err != nil {
 		return fmt.Errorf("enrollment link: %w", err)
 	}
+	return l.addLinkData(hl.Hash, data)
+}
+
+// addLinkData adds a link as it is stored (data: its JSON).
+func (l *Loader) addLinkData(hash, data []byte) error {
 	if err := l.flush(); err != nil { // the link's user first
 		return err
 	}
-	return putLinkTx(l.ctx, l.tx, hl.Hash, data)
+	return putLinkTx(l.ctx, l.tx, hash, data)
 }
 
 func (l *Loader) flush() error {

@@ -529,9 +529,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Restore loads what Backup wrote into this database, which must hold no
-// users, in one transaction. The backup's key check must match this
-// node's key.
+// Restore loads what Backup wrote into this database in one transaction
+// (Load): a database that holds users or enrollment links is refused
+// with ErrNotEmpty. The backup's key check must match this node's key.
 func (db *DB) Restore(ctx context.Context, r io.Reader) error {
 	if err := db.usable("restore"); err != nil {
 		return err
@@ -541,8 +541,13 @@ func (db *DB) Restore(ctx context.Context, r io.Reader) error {
 	if !sc.Scan() || sc.Text() != backupMagic {
 		return errors.New("store: restore: not an otpgate PostgreSQL backup")
 	}
-	var users [][]any
-	var links [][]any
+	type storedUser struct {
+		name string
+		rec  []byte
+	}
+	type storedLink struct{ hash, data []byte }
+	var users []storedUser
+	var links []storedLink
 	for sc.Scan() {
 		kind, rest, _ := strings.Cut(sc.Text(), " ")
 		a, b, _ := strings.Cut(rest, " ")
@@ -560,14 +565,14 @@ func (db *DB) Restore(ctx context.Context, r io.Reader) error {
 			if _, err := db.codec.Decode(a, rec); err != nil {
 				return fmt.Errorf("store: restore: %w", err)
 			}
-			users = append(users, []any{a, rec})
+			users = append(users, storedUser{a, rec})
 		case "link":
 			hash, err1 := hex.DecodeString(a)
 			data, err2 := base64.StdEncoding.DecodeString(b)
 			if err := errors.Join(err1, err2); err != nil {
 				return fmt.Errorf("store: restore: link: %w", err)
 			}
-			links = append(links, []any{hash, data})
+			links = append(links, storedLink{hash, data})
 		default:
 			return fmt.Errorf("store: restore: unknown line %q", kind)
 		}
@@ -575,22 +580,23 @@ func (db *DB) Restore(ctx context.Context, r io.Reader) error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
-	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"name", "record"}, pgx.CopyFromRows(users)); err != nil {
-			return err
+	// Load checks, in the transaction that fills it, that the database
+	// holds no users and no links (ErrNotEmpty).
+	_, err := db.Load(ctx, false, func(l *Loader) error {
+		for _, u := range users {
+			if err := l.addRecord(u.name, u.rec); err != nil {
+				return err
+			}
 		}
-		for _, l := range links {
-			if err := putLinkTx(ctx, tx, l[0].([]byte), l[1].([]byte)); err != nil {
+		for _, k := range links {
+			if err := l.addLinkData(k.hash, k.data); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if isUniqueViolation(err) {
-		return opErr("restore", "", store.ErrUserExists)
-	}
 	if err != nil {
-		return opErr("restore", "", err)
+		return fmt.Errorf("store: restore: %w", err)
 	}
 	return nil
 }

@@ -305,3 +305,40 @@ func TestErrorsCarryContext(t *testing.T) {
 		}
 	}
 }
+
+// TestRestoreRefusesNonEmpty: Restore fills only a database that holds
+// no users, like Load, and writes nothing into one that does.
+func TestRestoreRefusesNonEmpty(t *testing.T) {
+	pg := testtool.StartPostgres(t)
+	key := filepath.Join(t.TempDir(), "seed.key")
+	ctx := context.Background()
+	src := openNodes(t, pg.NewDB(), key, 1)[0]
+	for _, name := range []string{"alice", "bob"} {
+		if err := src.Create(ctx, store.User{Name: name, Created: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var backup bytes.Buffer
+	if _, err := src.Backup(ctx, &backup); err != nil {
+		t.Fatal(err)
+	}
+	dst := openNodes(t, pg.NewDB(), key, 1)[0]
+	if err := dst.Create(ctx, store.User{Name: "carol", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Restore(ctx, bytes.NewReader(backup.Bytes())); !errors.Is(err, postgres.ErrNotEmpty) {
+		t.Fatalf("Restore into a database with a user: %v, want ErrNotEmpty", err)
+	}
+	if list, err := dst.List(ctx); err != nil || len(list) != 1 || list[0].Name != "carol" {
+		t.Fatalf("after the refused restore: %v %v, want only carol", list, err)
+	}
+	if err := dst.Delete(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Restore(ctx, bytes.NewReader(backup.Bytes())); err != nil {
+		t.Fatalf("Restore into the emptied database: %v", err)
+	}
+	if list, err := dst.List(ctx); err != nil || len(list) != 2 {
+		t.Fatalf("restored: %v %v, want alice and bob", list, err)
+	}
+}
