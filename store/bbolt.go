@@ -121,8 +121,7 @@ func (db *DB) writeTx(op, name string, fn func(tx *bolt.Tx) error) error {
 		}
 		return err
 	}
-	db.epoch++
-	db.dropLogged(nil)
+	db.dropLogged(nil) // moves the epoch on
 	return nil
 }
 

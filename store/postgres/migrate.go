@@ -126,7 +126,7 @@ type Loader struct {
 // AddUser adds u (seeds sealed with this database's key); users go to
 // the server in batches, with COPY.
 func (l *Loader) AddUser(u store.User) error {
-	rec, err := l.db.encode(&u)
+	rec, err := l.db.codec.Encode(&u)
 	if err != nil {
 		return fmt.Errorf("user %q: %w", u.Name, err)
 	}

@@ -38,9 +38,6 @@ type Options struct {
 	// KeyFile holds the seed key (store.KeySize bytes, mode 0600); the same
 	// file on every node. Created only when the database is new.
 	KeyFile string
-	// OpTimeout bounds one operation whose context has no deadline
-	// (default 4s).
-	OpTimeout time.Duration
 	// Log receives what no caller waits for. Nil: discarded.
 	Log *slog.Logger
 	// MaxConns bounds the pool; 0: the DSN's pool_max_conns, else
@@ -48,22 +45,25 @@ type Options struct {
 	MaxConns int32
 }
 
+// opTimeout bounds one operation whose caller set no deadline
+// (opContext): about what a NAS waits for an answer.
+const opTimeout = 4 * time.Second
+
 // defaultPoolSize is how many connections a node opens at most, unless
 // the DSN says pool_max_conns.
 const defaultPoolSize int32 = 16
 
 // DB is a store.Store on PostgreSQL.
 type DB struct {
-	pool      *pgxpool.Pool
-	codec     *store.Codec
-	log       *slog.Logger
-	closed    atomic.Bool
-	opTimeout time.Duration
-	node      string        // this process in the nodes table
-	schema    int           // the schema version this node reads and writes
-	gathered  *gathered     // Update's first round, with the others under way
-	stop      chan struct{} // closed by Close: ends the heartbeat
-	done      chan struct{}
+	pool     *pgxpool.Pool
+	codec    *store.Codec
+	log      *slog.Logger
+	closed   atomic.Bool
+	node     string        // this process in the nodes table
+	schema   int           // the schema version this node reads and writes
+	gathered *gathered     // Update's first round, with the others under way
+	stop     chan struct{} // closed by Close: ends the heartbeat
+	done     chan struct{}
 }
 
 var (
@@ -106,10 +106,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{pool: pool, log: log, opTimeout: 4 * time.Second, stop: make(chan struct{}), done: make(chan struct{})}
-	if opt.OpTimeout > 0 {
-		db.opTimeout = opt.OpTimeout
-	}
+	db := &DB{pool: pool, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := db.init(ctx, opt.KeyFile); err != nil {
 		pool.Close()
 		return nil, err
@@ -152,7 +149,7 @@ func (db *DB) opContext(ctx context.Context) (context.Context, context.CancelFun
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, db.opTimeout)
+	return context.WithTimeout(ctx, opTimeout)
 }
 
 func (db *DB) usable(op string) error {
@@ -226,13 +223,6 @@ func (db *DB) List(ctx context.Context) ([]store.User, error) {
 	return users, nil
 }
 
-func (db *DB) encode(u *store.User) ([]byte, error) {
-	if err := store.ValidateName(u.Name); err != nil {
-		return nil, err
-	}
-	return db.codec.Encode(u)
-}
-
 // unavailable reports whether err means the database could not be used
 // (as opposed to an answer from it): no connection, a connection cut, a
 // server shutting down or starting, or a standby that refuses writes.
@@ -270,7 +260,7 @@ func (db *DB) Create(ctx context.Context, u store.User) error {
 	}
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
-	rec, err := db.encode(&u)
+	rec, err := db.codec.Encode(&u)
 	if err != nil {
 		return opErr("create", u.Name, err)
 	}
@@ -436,7 +426,7 @@ func (db *DB) Import(ctx context.Context, users []store.User) error {
 	}
 	rows := make([][]any, 0, len(users))
 	for i := range users {
-		rec, err := db.encode(&users[i])
+		rec, err := db.codec.Encode(&users[i])
 		if err != nil {
 			return opErr("import", users[i].Name, err)
 		}
