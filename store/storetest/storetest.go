@@ -28,7 +28,9 @@ type Backend struct {
 	// Migrated opens a store written by the oldest layout the backend
 	// still reads, and names the users in it. Nil: skipped.
 	Migrated func(t *testing.T) (st store.Store, users []string)
-	// FullDisk runs fn on st while its storage cannot grow. Nil: skipped.
+	// FullDisk runs fn on st while its storage cannot grow. Nil: skipped,
+	// for a backend whose storage a test cannot fill (a database server's
+	// disk).
 	FullDisk func(t *testing.T, st store.Store, fn func())
 }
 
@@ -415,7 +417,7 @@ func testBackupRestore(t *testing.T, b Backend) {
 
 func testFullDisk(t *testing.T, b Backend) {
 	if b.FullDisk == nil {
-		t.Skip("the backend cannot fill its storage in a test")
+		t.Skip("Backend.FullDisk is nil: the backend's storage is not the test's to fill (a database server's disk)")
 	}
 	ctx := context.Background()
 	st := *open(t, b)
