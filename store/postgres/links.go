@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,24 +10,17 @@ import (
 	"github.com/otpgate/otpgate/store"
 )
 
-func checkHash(op string, hash []byte) error {
-	if len(hash) != store.LinkHashSize {
-		return fmt.Errorf("store: %s: link hash is %d bytes, want %d: %w", op, len(hash), store.LinkHashSize, store.ErrLinkNotFound)
-	}
-	return nil
-}
-
 // putLinkTx writes one link (data is its JSON) and removes the user's
 // other links: a user has at most one live link.
 func putLinkTx(ctx context.Context, tx pgx.Tx, hash, data []byte) error {
-	var l store.EnrollLink
-	if err := json.Unmarshal(data, &l); err != nil {
-		return fmt.Errorf("decode enrollment link: %w", err)
+	l, err := store.DecodeEnrollLink(data)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM enroll_links WHERE user_name = $1 OR hash = $2", l.User, hash); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, "INSERT INTO enroll_links (hash, user_name, expires, data) VALUES ($1, $2, $3, $4)", hash, l.User, l.Expires, data)
+	_, err = tx.Exec(ctx, "INSERT INTO enroll_links (hash, user_name, expires, data) VALUES ($1, $2, $3, $4)", hash, l.User, l.Expires, data)
 	return err
 }
 
@@ -37,7 +29,7 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l store.EnrollLink
 	if err := db.usable("put enrollment link"); err != nil {
 		return err
 	}
-	if err := checkHash("put enrollment link", hash); err != nil {
+	if err := store.CheckLinkHash("put enrollment link", hash); err != nil {
 		return err
 	}
 	if err := store.ValidateName(l.User); err != nil {
@@ -45,7 +37,7 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l store.EnrollLink
 	}
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
-	data, err := json.Marshal(l)
+	data, err := store.EncodeEnrollLink(l)
 	if err != nil {
 		return opErr("put enrollment link", "", err)
 	}
@@ -67,7 +59,7 @@ func (db *DB) GetEnrollLink(ctx context.Context, hash []byte) (store.EnrollLink,
 	if err := db.usable("get enrollment link"); err != nil {
 		return store.EnrollLink{}, err
 	}
-	if err := checkHash("get enrollment link", hash); err != nil {
+	if err := store.CheckLinkHash("get enrollment link", hash); err != nil {
 		return store.EnrollLink{}, err
 	}
 	ctx, cancel := db.opContext(ctx)
@@ -80,8 +72,8 @@ func (db *DB) GetEnrollLink(ctx context.Context, hash []byte) (store.EnrollLink,
 	if err != nil {
 		return store.EnrollLink{}, opErr("get enrollment link", "", err)
 	}
-	var l store.EnrollLink
-	if err := json.Unmarshal(data, &l); err != nil {
+	l, err := store.DecodeEnrollLink(data)
+	if err != nil {
 		return store.EnrollLink{}, opErr("get enrollment link", "", err)
 	}
 	return l, nil
@@ -92,7 +84,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *stor
 	if err := db.usable("update enrollment link"); err != nil {
 		return err
 	}
-	if err := checkHash("update enrollment link", hash); err != nil {
+	if err := store.CheckLinkHash("update enrollment link", hash); err != nil {
 		return err
 	}
 	ctx, cancel := db.opContext(ctx)
@@ -107,8 +99,8 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *stor
 		if err != nil {
 			return err
 		}
-		var l store.EnrollLink
-		if err := json.Unmarshal(data, &l); err != nil {
+		l, err := store.DecodeEnrollLink(data)
+		if err != nil {
 			return err
 		}
 		user := l.User
@@ -124,7 +116,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *stor
 		if l.User != user {
 			return errors.New("the update moved the link to another user")
 		}
-		if data, err = json.Marshal(l); err != nil {
+		if data, err = store.EncodeEnrollLink(l); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, "UPDATE enroll_links SET data = $2, expires = $3 WHERE hash = $1", hash, data, l.Expires)
@@ -157,8 +149,8 @@ func (db *DB) ListEnrollLinks(ctx context.Context) ([]store.EnrollLink, error) {
 		if err := rows.Scan(&data); err != nil {
 			return nil, opErr("list enrollment links", "", err)
 		}
-		var l store.EnrollLink
-		if err := json.Unmarshal(data, &l); err != nil {
+		l, err := store.DecodeEnrollLink(data)
+		if err != nil {
 			return nil, opErr("list enrollment links", "", err)
 		}
 		links = append(links, l)

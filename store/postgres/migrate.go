@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -91,9 +90,9 @@ func (db *DB) ForEachEnrollLink(ctx context.Context, fn func(l store.HashedEnrol
 			if err := rows.Scan(&hash, &data); err != nil {
 				return err
 			}
-			var l store.EnrollLink
-			if err := json.Unmarshal(data, &l); err != nil {
-				return fmt.Errorf("decode enrollment link: %w", err)
+			l, err := store.DecodeEnrollLink(data)
+			if err != nil {
+				return err
 			}
 			if fnErr = fn(store.HashedEnrollLink{Hash: hash, Link: l}); fnErr != nil {
 				return fnErr
@@ -146,13 +145,13 @@ func (l *Loader) addRecord(name string, rec []byte) error {
 
 // AddEnrollLink adds one enrollment link under its hash.
 func (l *Loader) AddEnrollLink(hl store.HashedEnrollLink) error {
-	if err := checkHash("load enrollment link", hl.Hash); err != nil {
+	if err := store.CheckLinkHash("load enrollment link", hl.Hash); err != nil {
 		return err
 	}
 	if err := store.ValidateName(hl.Link.User); err != nil {
 		return fmt.Errorf("enrollment link: %w", err)
 	}
-	data, err := json.Marshal(hl.Link)
+	data, err := store.EncodeEnrollLink(hl.Link)
 	if err != nil {
 		return fmt.Errorf("enrollment link: %w", err)
 	}
