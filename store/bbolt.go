@@ -121,8 +121,7 @@ func (db *DB) writeTx(op, name string, fn func(tx *bolt.Tx) error) error {
 		}
 		return err
 	}
-	db.epoch++
-	db.dropLogged(nil)
+	db.dropLogged(nil) // moves the epoch on
 	return nil
 }
 
@@ -132,16 +131,6 @@ func usersBucket(tx *bolt.Tx) (*bolt.Bucket, error) {
 		return nil, errors.New("store: bucket users missing (database damaged?)")
 	}
 	return b, nil
-}
-
-// lookupName checks a name passed to Get, Update or Delete. An invalid name
-// can never be stored, so the error wraps both ErrUserNotFound and
-// ErrInvalidName: callers that treat unknown users alike need no extra case.
-func lookupName(op, name string) error {
-	if err := ValidateName(name); err != nil {
-		return fmt.Errorf("store: %s: %w (%w)", op, ErrUserNotFound, err)
-	}
-	return nil
 }
 
 // userValue returns the value of user name in tx (valid only inside tx).
@@ -171,7 +160,7 @@ func (db *DB) Get(ctx context.Context, name string) (User, error) {
 	if err := ctx.Err(); err != nil {
 		return User{}, fmt.Errorf("store: get: %w", err)
 	}
-	if err := lookupName("get", name); err != nil {
+	if err := LookupName("get", name); err != nil {
 		return User{}, err
 	}
 	v, _, err := db.current("get", name)
@@ -259,7 +248,7 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: update: %w", err)
 	}
-	if err := lookupName("update", name); err != nil {
+	if err := LookupName("update", name); err != nil {
 		return err
 	}
 	return db.writeTx("update", name, func(tx *bolt.Tx) error {
@@ -278,29 +267,22 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *User) error) e
 	})
 }
 
-// applyUpdate decodes the stored value v of user name, applies fn and
-// returns the user before and after fn and the value to store. Errors
+// applyUpdate is applyRecord (codec.go, shared with every backend) on
+// the stored value v of user name, with this store's fence floor. Errors
 // from fn come back as they are.
 func (db *DB) applyUpdate(name string, v []byte, fn func(u *User) error) (before, after *User, data []byte, err error) {
-	var prev sealedSeeds
-	u, err := db.decode(name, v, &prev)
-	if err != nil {
+	var fnErr error
+	before, after, data, err = applyRecord(db.keys, db.floor, name, v, func(u *User) error {
+		fnErr = fn(u)
+		return fnErr
+	})
+	switch {
+	case fnErr != nil:
+		return nil, nil, nil, fnErr
+	case err != nil:
 		return nil, nil, nil, fmt.Errorf("store: update %q: %w", name, err)
 	}
-	old := u
-	old.TOTP, old.PendingTOTP = cloneTOTP(u.TOTP), cloneTOTP(u.PendingTOTP)
-	old.Groups, old.RecoveryCodes = slices.Clone(u.Groups), slices.Clone(u.RecoveryCodes)
-	if err := fn(&u); err != nil {
-		return nil, nil, nil, err
-	}
-	if u.Name != name {
-		return nil, nil, nil, fmt.Errorf("store: update %q: the update renamed the user to %.64q; renaming is not supported", name, u.Name)
-	}
-	data, err = encodeRecordReusing(db.keys, &u, &prev)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("store: update %q: %w", name, err)
-	}
-	return &old, &u, data, nil
+	return before, after, data, nil
 }
 
 func cloneTOTP(t *TOTP) *TOTP {
@@ -317,7 +299,7 @@ func (db *DB) Delete(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: delete: %w", err)
 	}
-	if err := lookupName("delete", name); err != nil {
+	if err := LookupName("delete", name); err != nil {
 		return err
 	}
 	return db.writeTx("delete", name, func(tx *bolt.Tx) error {

@@ -16,13 +16,15 @@ import (
 // TestConformance runs the suite every backend passes on bbolt.
 func TestConformance(t *testing.T) {
 	paths := map[store.Store]string{}
+	var lastKey string // Restore's backup comes from the store opened last
 	openAt := func(t *testing.T, path string) store.Store {
 		t.Helper()
-		st, err := store.Open(path, store.Options{})
+		key := filepath.Join(filepath.Dir(path), store.DefaultKeyFileName)
+		st, err := store.Open(path, store.Options{KeyFile: key})
 		if err != nil {
 			t.Fatal(err)
 		}
-		paths[st] = path
+		paths[st], lastKey = path, key
 		return st
 	}
 	storetest.Run(t, storetest.Backend{
@@ -38,7 +40,7 @@ func TestConformance(t *testing.T) {
 			if err := os.WriteFile(path, backup, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			st, err := store.Open(path, store.Options{KeyFile: keyOf(t, paths)})
+			st, err := store.Open(path, store.Options{KeyFile: lastKey})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,20 +64,6 @@ func TestConformance(t *testing.T) {
 		},
 		FullDisk: fullDisk(paths),
 	})
-}
-
-// keyOf finds the key file of the store the backup came from: the suite's
-// stores each have seed.key beside their database; the newest is it.
-func keyOf(t *testing.T, paths map[store.Store]string) string {
-	var newest string
-	var when int64
-	for _, p := range paths {
-		k := filepath.Join(filepath.Dir(p), store.DefaultKeyFileName)
-		if fi, err := os.Stat(k); err == nil && fi.ModTime().UnixNano() >= when {
-			newest, when = k, fi.ModTime().UnixNano()
-		}
-	}
-	return newest
 }
 
 func copyTo(t *testing.T, src, dst string) {
@@ -108,7 +96,7 @@ func fullDisk(paths map[store.Store]string) func(t *testing.T, st store.Store, f
 		lim := old
 		lim.Cur = uint64(fi.Size())
 		if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-			t.Skipf("setrlimit: %v", err)
+			t.Fatalf("setrlimit: %v", err)
 		}
 		defer syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old)
 		fn()

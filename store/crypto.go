@@ -178,12 +178,3 @@ func createKeyFile(path string) ([]byte, error) {
 	}
 	return key, nil
 }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

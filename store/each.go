@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,7 +68,7 @@ func (db *DB) ForEachEnrollLink(ctx context.Context, fn func(l HashedEnrollLink)
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			l, err := decodeLink(v)
+			l, err := DecodeEnrollLink(v)
 			if err != nil {
 				return fmt.Errorf("store: for each enrollment link: %w", err)
 			}
@@ -88,13 +87,13 @@ func (db *DB) ImportEnrollLinks(ctx context.Context, links []HashedEnrollLink) e
 	type item struct{ hash, data []byte }
 	items := make([]item, 0, len(links))
 	for _, l := range links {
-		if err := checkLinkHash("import enrollment links", l.Hash); err != nil {
+		if err := CheckLinkHash("import enrollment links", l.Hash); err != nil {
 			return err
 		}
 		if err := ValidateName(l.Link.User); err != nil {
 			return fmt.Errorf("store: import enrollment links: %w", err)
 		}
-		data, err := json.Marshal(l.Link)
+		data, err := EncodeEnrollLink(l.Link)
 		if err != nil {
 			return fmt.Errorf("store: import enrollment links: %w", err)
 		}

@@ -60,16 +60,28 @@ func createLinksBucket(tx *bolt.Tx) error {
 	return nil
 }
 
-func checkLinkHash(op string, hash []byte) error {
+// CheckLinkHash refuses a hash that is not LinkHashSize bytes as a link
+// that does not exist (ErrLinkNotFound), for every backend.
+func CheckLinkHash(op string, hash []byte) error {
 	if len(hash) != LinkHashSize {
 		return fmt.Errorf("store: %s: link hash is %d bytes, want %d: %w", op, len(hash), LinkHashSize, ErrLinkNotFound)
 	}
 	return nil
 }
 
-func decodeLink(v []byte) (EnrollLink, error) {
+// EncodeEnrollLink returns l as every backend stores it (JSON).
+func EncodeEnrollLink(l EnrollLink) ([]byte, error) {
+	data, err := json.Marshal(l)
+	if err != nil {
+		return nil, fmt.Errorf("encode enrollment link: %w", err)
+	}
+	return data, nil
+}
+
+// DecodeEnrollLink parses what EncodeEnrollLink returned.
+func DecodeEnrollLink(data []byte) (EnrollLink, error) {
 	var l EnrollLink
-	if err := json.Unmarshal(v, &l); err != nil {
+	if err := json.Unmarshal(data, &l); err != nil {
 		return EnrollLink{}, fmt.Errorf("decode enrollment link: %w", err)
 	}
 	return l, nil
@@ -80,13 +92,13 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l EnrollLink) erro
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: put enrollment link: %w", err)
 	}
-	if err := checkLinkHash("put enrollment link", hash); err != nil {
+	if err := CheckLinkHash("put enrollment link", hash); err != nil {
 		return err
 	}
 	if err := ValidateName(l.User); err != nil {
 		return fmt.Errorf("store: put enrollment link: %w", err)
 	}
-	data, err := json.Marshal(l)
+	data, err := EncodeEnrollLink(l)
 	if err != nil {
 		return fmt.Errorf("store: put enrollment link: %w", err)
 	}
@@ -97,7 +109,7 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l EnrollLink) erro
 		}
 		var old [][]byte
 		err = b.ForEach(func(k, v []byte) error {
-			if o, err := decodeLink(v); err == nil && o.User == l.User || bytes.Equal(k, hash) {
+			if o, err := DecodeEnrollLink(v); err == nil && o.User == l.User || bytes.Equal(k, hash) {
 				old = append(old, bytes.Clone(k))
 			}
 			return nil
@@ -122,7 +134,7 @@ func (db *DB) GetEnrollLink(ctx context.Context, hash []byte) (EnrollLink, error
 	if err := ctx.Err(); err != nil {
 		return EnrollLink{}, fmt.Errorf("store: get enrollment link: %w", err)
 	}
-	if err := checkLinkHash("get enrollment link", hash); err != nil {
+	if err := CheckLinkHash("get enrollment link", hash); err != nil {
 		return EnrollLink{}, err
 	}
 	var l EnrollLink
@@ -136,7 +148,7 @@ func (db *DB) GetEnrollLink(ctx context.Context, hash []byte) (EnrollLink, error
 			return fmt.Errorf("store: get enrollment link: %w", ErrLinkNotFound)
 		}
 		var err error
-		l, err = decodeLink(v)
+		l, err = DecodeEnrollLink(v)
 		return err
 	})
 	return l, err
@@ -147,7 +159,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *Enro
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: update enrollment link: %w", err)
 	}
-	if err := checkLinkHash("update enrollment link", hash); err != nil {
+	if err := CheckLinkHash("update enrollment link", hash); err != nil {
 		return err
 	}
 	return db.writeTx("update enrollment link", "", func(tx *bolt.Tx) error {
@@ -159,7 +171,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *Enro
 		if v == nil {
 			return fmt.Errorf("store: update enrollment link: %w", ErrLinkNotFound)
 		}
-		l, err := decodeLink(v)
+		l, err := DecodeEnrollLink(v)
 		if err != nil {
 			return fmt.Errorf("store: update enrollment link: %w", err)
 		}
@@ -177,7 +189,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *Enro
 		if l.User != user {
 			return fmt.Errorf("store: update enrollment link: the update moved the link to another user")
 		}
-		data, err := json.Marshal(l)
+		data, err := EncodeEnrollLink(l)
 		if err != nil {
 			return fmt.Errorf("store: update enrollment link: %w", err)
 		}
@@ -200,7 +212,7 @@ func (db *DB) ListEnrollLinks(ctx context.Context) ([]EnrollLink, error) {
 			return nil
 		}
 		return b.ForEach(func(_, v []byte) error {
-			l, err := decodeLink(v)
+			l, err := DecodeEnrollLink(v)
 			if err != nil {
 				return fmt.Errorf("store: list enrollment links: %w", err)
 			}
@@ -227,7 +239,7 @@ func (db *DB) PruneEnrollLinks(ctx context.Context, now time.Time) (int, error) 
 			return nil
 		}
 		return b.ForEach(func(k, v []byte) error {
-			if l, err := decodeLink(v); err != nil || !now.Before(l.Expires) {
+			if l, err := DecodeEnrollLink(v); err != nil || !now.Before(l.Expires) {
 				stale = append(stale, bytes.Clone(k))
 			}
 			return nil
@@ -245,7 +257,7 @@ func (db *DB) PruneEnrollLinks(ctx context.Context, now time.Time) (int, error) 
 			if v == nil {
 				continue
 			}
-			if l, err := decodeLink(v); err == nil && now.Before(l.Expires) {
+			if l, err := DecodeEnrollLink(v); err == nil && now.Before(l.Expires) {
 				continue // replaced meanwhile
 			}
 			if err := b.Delete(k); err != nil {

@@ -83,6 +83,17 @@ func TestEnrollLinksPersistAndMigrate(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+	db, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetEnrollLink(ctx, linkHash("c"))
+	if err != nil || got.User != l.User || !got.Expires.Equal(l.Expires) {
+		t.Fatalf("link after a close and reopen: %+v, %v; want %+v", got, err, l)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 	bdb := rawBolt(t, path)
 	if err := bdb.Update(func(tx *bolt.Tx) error {
 		if err := tx.DeleteBucket(bucketLinks); err != nil {

@@ -98,7 +98,7 @@ func (db *DB) UpdateLogin(ctx context.Context, name string, fn func(u *User) err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("store: update: %w", err)
 	}
-	if err := lookupName("update", name); err != nil {
+	if err := LookupName("update", name); err != nil {
 		return err
 	}
 	if db.ro {

@@ -37,3 +37,16 @@ func nameByte(c byte) bool {
 	}
 	return false
 }
+
+// LookupName checks a name passed to a backend's Get, Update, UpdateLogin
+// or Delete before the backend looks it up. An invalid name can never be
+// stored, so the error wraps both ErrUserNotFound and ErrInvalidName:
+// callers that treat unknown users alike need no extra case, and a name
+// the backend could not even carry (a NUL, bytes that are not UTF-8 for
+// PostgreSQL) never reaches it as a store failure.
+func LookupName(op, name string) error {
+	if err := ValidateName(name); err != nil {
+		return fmt.Errorf("store: %s: %w (%w)", op, ErrUserNotFound, err)
+	}
+	return nil
+}

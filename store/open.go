@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/otpgate/otpgate/store/loginlog"
@@ -167,14 +166,13 @@ func (db *DB) init(keyFile string) error {
 				return err
 			}
 		}
-		meta := tx.Bucket(bucketMeta)
 		if err := putMetaUint(tx, keyFence, uint64(fence)); err != nil {
 			return err
 		}
-		if err := meta.Put(keyRefuse, strconv.AppendInt(nil, refuse, 10)); err != nil {
-			return fmt.Errorf("put refuse_until: %w", err)
+		if err := putMetaUint(tx, keyRefuse, uint64(refuse)); err != nil { // both Unix seconds, never negative
+			return err
 		}
-		return meta.Put(keyRunning, []byte(boot))
+		return tx.Bucket(bucketMeta).Put(keyRunning, []byte(boot))
 	})
 	if err != nil {
 		return fmt.Errorf("store: open %s: %w", db.path, err)

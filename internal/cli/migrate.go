@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/otpgate/otpgate/internal/config"
+	"github.com/otpgate/otpgate/internal/safefile"
 	"github.com/otpgate/otpgate/store"
 	"github.com/otpgate/otpgate/store/postgres"
 )
@@ -264,7 +265,7 @@ func (m *migration) toBbolt() error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("migrate: rename %s to %s: %w", tmp, path, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := safefile.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	if err := matchDataDirOwner(path, m.cfg.KeyPath()); err != nil {
@@ -330,17 +331,4 @@ func (m *migration) fillBbolt(src *postgres.DB, dst *store.DB) (int, error) {
 		return 0, err
 	}
 	return len(links), dst.ImportEnrollLinks(m.a.ctx, links)
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", dir, err)
-	}
-	return nil
 }

@@ -94,7 +94,7 @@ func (p *Pending) commit(place func() error) error {
 		return fmt.Errorf("write %s: %w", p.path, err)
 	}
 	p.done = true
-	if err := syncDir(filepath.Dir(p.path)); err != nil {
+	if err := SyncDir(filepath.Dir(p.path)); err != nil {
 		return fmt.Errorf("write %s: sync directory: %w", p.path, err)
 	}
 	return nil
@@ -183,7 +183,9 @@ func checkOpened(f *os.File, path string) error {
 		path, UserName(int(st.Uid)), UserName(os.Geteuid()))
 }
 
-func syncDir(dir string) error {
+// SyncDir makes a file created, renamed or removed in dir durable (its
+// directory entry survives a power loss). Errors name dir.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err

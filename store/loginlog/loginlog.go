@@ -121,7 +121,7 @@ func Create(fs FS, path string, id [IDLen]byte) (*Log, error) {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = safefile.SyncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		f.Close()
@@ -258,12 +258,3 @@ func (l *Log) Reset() error {
 
 // Close closes the file.
 func (l *Log) Close() error { return l.f.Close() }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

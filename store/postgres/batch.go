@@ -103,7 +103,7 @@ func (db *DB) readRows(batch []*rowReq) {
 	if batch = live(batch); len(batch) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), db.opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	names := make([]string, len(batch))
 	for i, r := range batch {
@@ -148,7 +148,7 @@ func (db *DB) writeRows(batch []*rowReq) {
 	if batch = live(batch); len(batch) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), db.opTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	firsts := make([]*rowReq, 0, len(batch))
 	seen := make(map[string]bool, len(batch))

@@ -20,3 +20,10 @@ func CurrentSchema() int { return currentSchema }
 func (db *DB) SweepPasswordBackoff(ctx context.Context) (int64, error) {
 	return db.sweepPasswordBackoff(ctx)
 }
+
+// StoredRecord is user name's record as the users table holds it.
+func (db *DB) StoredRecord(ctx context.Context, name string) ([]byte, error) {
+	var rec []byte
+	err := db.pool.QueryRow(ctx, "SELECT record FROM users WHERE name = $1", name).Scan(&rec)
+	return rec, err
+}

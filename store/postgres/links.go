@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -11,24 +10,17 @@ import (
 	"github.com/otpgate/otpgate/store"
 )
 
-func checkHash(op string, hash []byte) error {
-	if len(hash) != store.LinkHashSize {
-		return fmt.Errorf("store: %s: link hash is %d bytes, want %d: %w", op, len(hash), store.LinkHashSize, store.ErrLinkNotFound)
-	}
-	return nil
-}
-
 // putLinkTx writes one link (data is its JSON) and removes the user's
 // other links: a user has at most one live link.
 func putLinkTx(ctx context.Context, tx pgx.Tx, hash, data []byte) error {
-	var l store.EnrollLink
-	if err := json.Unmarshal(data, &l); err != nil {
-		return fmt.Errorf("decode enrollment link: %w", err)
+	l, err := store.DecodeEnrollLink(data)
+	if err != nil {
+		return err
 	}
 	if _, err := tx.Exec(ctx, "DELETE FROM enroll_links WHERE user_name = $1 OR hash = $2", l.User, hash); err != nil {
 		return err
 	}
-	_, err := tx.Exec(ctx, "INSERT INTO enroll_links (hash, user_name, expires, data) VALUES ($1, $2, $3, $4)", hash, l.User, l.Expires, data)
+	_, err = tx.Exec(ctx, "INSERT INTO enroll_links (hash, user_name, expires, data) VALUES ($1, $2, $3, $4)", hash, l.User, l.Expires, data)
 	return err
 }
 
@@ -37,15 +29,17 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l store.EnrollLink
 	if err := db.usable("put enrollment link"); err != nil {
 		return err
 	}
-	if err := checkHash("put enrollment link", hash); err != nil {
+	if err := store.CheckLinkHash("put enrollment link", hash); err != nil {
 		return err
 	}
 	if err := store.ValidateName(l.User); err != nil {
-		return fmt.Errorf("store: put enrollment link: %w", err)
+		return opErr("put enrollment link", "", err)
 	}
-	data, err := json.Marshal(l)
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
+	data, err := store.EncodeEnrollLink(l)
 	if err != nil {
-		return fmt.Errorf("store: put enrollment link: %w", err)
+		return opErr("put enrollment link", "", err)
 	}
 	err = pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		// Serialise puts for one user, so two never both survive.
@@ -55,7 +49,7 @@ func (db *DB) PutEnrollLink(ctx context.Context, hash []byte, l store.EnrollLink
 		return putLinkTx(ctx, tx, hash, data)
 	})
 	if err != nil {
-		return fmt.Errorf("store: put enrollment link: %w", err)
+		return opErr("put enrollment link", "", err)
 	}
 	return nil
 }
@@ -65,20 +59,22 @@ func (db *DB) GetEnrollLink(ctx context.Context, hash []byte) (store.EnrollLink,
 	if err := db.usable("get enrollment link"); err != nil {
 		return store.EnrollLink{}, err
 	}
-	if err := checkHash("get enrollment link", hash); err != nil {
+	if err := store.CheckLinkHash("get enrollment link", hash); err != nil {
 		return store.EnrollLink{}, err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	var data []byte
 	err := db.pool.QueryRow(ctx, "SELECT data FROM enroll_links WHERE hash = $1", hash).Scan(&data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.EnrollLink{}, fmt.Errorf("store: get enrollment link: %w", store.ErrLinkNotFound)
 	}
 	if err != nil {
-		return store.EnrollLink{}, fmt.Errorf("store: get enrollment link: %w", err)
+		return store.EnrollLink{}, opErr("get enrollment link", "", err)
 	}
-	var l store.EnrollLink
-	if err := json.Unmarshal(data, &l); err != nil {
-		return store.EnrollLink{}, fmt.Errorf("store: get enrollment link: %w", err)
+	l, err := store.DecodeEnrollLink(data)
+	if err != nil {
+		return store.EnrollLink{}, opErr("get enrollment link", "", err)
 	}
 	return l, nil
 }
@@ -88,9 +84,11 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *stor
 	if err := db.usable("update enrollment link"); err != nil {
 		return err
 	}
-	if err := checkHash("update enrollment link", hash); err != nil {
+	if err := store.CheckLinkHash("update enrollment link", hash); err != nil {
 		return err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	var fnErr error
 	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
 		var data []byte
@@ -101,8 +99,8 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *stor
 		if err != nil {
 			return err
 		}
-		var l store.EnrollLink
-		if err := json.Unmarshal(data, &l); err != nil {
+		l, err := store.DecodeEnrollLink(data)
+		if err != nil {
 			return err
 		}
 		user := l.User
@@ -118,7 +116,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *stor
 		if l.User != user {
 			return errors.New("the update moved the link to another user")
 		}
-		if data, err = json.Marshal(l); err != nil {
+		if data, err = store.EncodeEnrollLink(l); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, "UPDATE enroll_links SET data = $2, expires = $3 WHERE hash = $1", hash, data, l.Expires)
@@ -128,7 +126,7 @@ func (db *DB) UpdateEnrollLink(ctx context.Context, hash []byte, fn func(l *stor
 		return fnErr
 	}
 	if err != nil {
-		return fmt.Errorf("store: update enrollment link: %w", err)
+		return opErr("update enrollment link", "", err)
 	}
 	return nil
 }
@@ -138,25 +136,27 @@ func (db *DB) ListEnrollLinks(ctx context.Context) ([]store.EnrollLink, error) {
 	if err := db.usable("list enrollment links"); err != nil {
 		return nil, err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	rows, err := db.pool.Query(ctx, "SELECT data FROM enroll_links")
 	if err != nil {
-		return nil, fmt.Errorf("store: list enrollment links: %w", err)
+		return nil, opErr("list enrollment links", "", err)
 	}
 	defer rows.Close()
 	links := []store.EnrollLink{}
 	for rows.Next() {
 		var data []byte
 		if err := rows.Scan(&data); err != nil {
-			return nil, fmt.Errorf("store: list enrollment links: %w", err)
+			return nil, opErr("list enrollment links", "", err)
 		}
-		var l store.EnrollLink
-		if err := json.Unmarshal(data, &l); err != nil {
-			return nil, fmt.Errorf("store: list enrollment links: %w", err)
+		l, err := store.DecodeEnrollLink(data)
+		if err != nil {
+			return nil, opErr("list enrollment links", "", err)
 		}
 		links = append(links, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: list enrollment links: %w", err)
+		return nil, opErr("list enrollment links", "", err)
 	}
 	return links, nil
 }
@@ -166,9 +166,11 @@ func (db *DB) PruneEnrollLinks(ctx context.Context, now time.Time) (int, error) 
 	if err := db.usable("prune enrollment links"); err != nil {
 		return 0, err
 	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	tag, err := db.pool.Exec(ctx, "DELETE FROM enroll_links WHERE expires <= $1", now)
 	if err != nil {
-		return 0, fmt.Errorf("store: prune enrollment links: %w", err)
+		return 0, opErr("prune enrollment links", "", err)
 	}
 	return int(tag.RowsAffected()), nil
 }

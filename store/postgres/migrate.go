@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -91,9 +90,9 @@ func (db *DB) ForEachEnrollLink(ctx context.Context, fn func(l store.HashedEnrol
 			if err := rows.Scan(&hash, &data); err != nil {
 				return err
 			}
-			var l store.EnrollLink
-			if err := json.Unmarshal(data, &l); err != nil {
-				return fmt.Errorf("decode enrollment link: %w", err)
+			l, err := store.DecodeEnrollLink(data)
+			if err != nil {
+				return err
 			}
 			if fnErr = fn(store.HashedEnrollLink{Hash: hash, Link: l}); fnErr != nil {
 				return fnErr
@@ -126,11 +125,17 @@ type Loader struct {
 // AddUser adds u (seeds sealed with this database's key); users go to
 // the server in batches, with COPY.
 func (l *Loader) AddUser(u store.User) error {
-	rec, err := l.db.encode(&u)
+	rec, err := l.db.codec.Encode(&u)
 	if err != nil {
 		return fmt.Errorf("user %q: %w", u.Name, err)
 	}
-	l.batch = append(l.batch, []any{u.Name, rec})
+	return l.addRecord(u.Name, rec)
+}
+
+// addRecord adds a user's record as it is stored (Restore: a backup's
+// records, already sealed with this database's key).
+func (l *Loader) addRecord(name string, rec []byte) error {
+	l.batch = append(l.batch, []any{name, rec})
 	l.users++
 	if len(l.batch) >= loadBatch {
 		return l.flush()
@@ -140,20 +145,25 @@ func (l *Loader) AddUser(u store.User) error {
 
 // AddEnrollLink adds one enrollment link under its hash.
 func (l *Loader) AddEnrollLink(hl store.HashedEnrollLink) error {
-	if err := checkHash("load enrollment link", hl.Hash); err != nil {
+	if err := store.CheckLinkHash("load enrollment link", hl.Hash); err != nil {
 		return err
 	}
 	if err := store.ValidateName(hl.Link.User); err != nil {
 		return fmt.Errorf("enrollment link: %w", err)
 	}
-	data, err := json.Marshal(hl.Link)
+	data, err := store.EncodeEnrollLink(hl.Link)
 	if err != nil {
 		return fmt.Errorf("enrollment link: %w", err)
 	}
+	return l.addLinkData(hl.Hash, data)
+}
+
+// addLinkData adds a link as it is stored (data: its JSON).
+func (l *Loader) addLinkData(hash, data []byte) error {
 	if err := l.flush(); err != nil { // the link's user first
 		return err
 	}
-	return putLinkTx(l.ctx, l.tx, hl.Hash, data)
+	return putLinkTx(l.ctx, l.tx, hash, data)
 }
 
 func (l *Loader) flush() error {

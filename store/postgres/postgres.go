@@ -38,9 +38,6 @@ type Options struct {
 	// KeyFile holds the seed key (store.KeySize bytes, mode 0600); the same
 	// file on every node. Created only when the database is new.
 	KeyFile string
-	// OpTimeout bounds one operation whose context has no deadline
-	// (default 4s).
-	OpTimeout time.Duration
 	// Log receives what no caller waits for. Nil: discarded.
 	Log *slog.Logger
 	// MaxConns bounds the pool; 0: the DSN's pool_max_conns, else
@@ -48,22 +45,25 @@ type Options struct {
 	MaxConns int32
 }
 
+// opTimeout bounds one operation whose caller set no deadline
+// (opContext): about what a NAS waits for an answer.
+const opTimeout = 4 * time.Second
+
 // defaultPoolSize is how many connections a node opens at most, unless
 // the DSN says pool_max_conns.
 const defaultPoolSize int32 = 16
 
 // DB is a store.Store on PostgreSQL.
 type DB struct {
-	pool      *pgxpool.Pool
-	codec     *store.Codec
-	log       *slog.Logger
-	closed    atomic.Bool
-	opTimeout time.Duration
-	node      string        // this process in the nodes table
-	schema    int           // the schema version this node reads and writes
-	gathered  *gathered     // Update's first round, with the others under way
-	stop      chan struct{} // closed by Close: ends the heartbeat
-	done      chan struct{}
+	pool     *pgxpool.Pool
+	codec    *store.Codec
+	log      *slog.Logger
+	closed   atomic.Bool
+	node     string        // this process in the nodes table
+	schema   int           // the schema version this node reads and writes
+	gathered *gathered     // Update's first round, with the others under way
+	stop     chan struct{} // closed by Close: ends the heartbeat
+	done     chan struct{}
 }
 
 var (
@@ -106,10 +106,7 @@ func Open(ctx context.Context, dsn string, opt Options) (*DB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{pool: pool, log: log, opTimeout: 4 * time.Second, stop: make(chan struct{}), done: make(chan struct{})}
-	if opt.OpTimeout > 0 {
-		db.opTimeout = opt.OpTimeout
-	}
+	db := &DB{pool: pool, log: log, stop: make(chan struct{}), done: make(chan struct{})}
 	if err := db.init(ctx, opt.KeyFile); err != nil {
 		pool.Close()
 		return nil, err
@@ -130,12 +127,17 @@ func redact(s string) string {
 // Ping reports whether the database can take a write now (a primary
 // answers): the node can decide a login.
 func (db *DB) Ping(ctx context.Context) error {
+	if err := db.usable("ping"); err != nil {
+		return err
+	}
+	ctx, cancel := db.opContext(ctx)
+	defer cancel()
 	var ro string
 	if err := db.pool.QueryRow(ctx, "SHOW transaction_read_only").Scan(&ro); err != nil {
-		return fmt.Errorf("store: postgres: %w", err)
+		return opErr("ping", "", err)
 	}
 	if ro == "on" {
-		return errors.New("store: postgres: connected to a read-only server (a standby)")
+		return fmt.Errorf("store: ping: %w: connected to a read-only server (a standby)", store.ErrUnavailable)
 	}
 	return nil
 }
@@ -147,7 +149,7 @@ func (db *DB) opContext(ctx context.Context) (context.Context, context.CancelFun
 	if _, ok := ctx.Deadline(); ok {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, db.opTimeout)
+	return context.WithTimeout(ctx, opTimeout)
 }
 
 func (db *DB) usable(op string) error {
@@ -172,6 +174,9 @@ func (db *DB) Get(ctx context.Context, name string) (store.User, error) {
 	if err := db.usable("get"); err != nil {
 		return store.User{}, err
 	}
+	if err := store.LookupName("get", name); err != nil {
+		return store.User{}, err
+	}
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
 	var rec []byte
@@ -182,7 +187,11 @@ func (db *DB) Get(ctx context.Context, name string) (store.User, error) {
 	if err != nil {
 		return store.User{}, opErr("get", name, err)
 	}
-	return db.codec.Decode(name, rec)
+	u, err := db.codec.Decode(name, rec)
+	if err != nil {
+		return store.User{}, opErr("get", name, err)
+	}
+	return u, nil
 }
 
 // List implements store.Store (sorted by name).
@@ -214,19 +223,13 @@ func (db *DB) List(ctx context.Context) ([]store.User, error) {
 	return users, nil
 }
 
-func (db *DB) encode(u *store.User) ([]byte, error) {
-	if err := store.ValidateName(u.Name); err != nil {
-		return nil, err
-	}
-	return db.codec.Encode(u)
-}
-
 // unavailable reports whether err means the database could not be used
 // (as opposed to an answer from it): no connection, a connection cut, a
 // server shutting down or starting, or a standby that refuses writes.
 func unavailable(err error) bool {
 	if err == nil || errors.Is(err, store.ErrUnavailable) || errors.Is(err, store.ErrUserNotFound) ||
 		errors.Is(err, store.ErrUserExists) || errors.Is(err, store.ErrInvalidName) || errors.Is(err, store.ErrClosed) ||
+		errors.Is(err, store.ErrLinkNotFound) ||
 		errors.Is(err, context.Canceled) {
 		return false
 	}
@@ -257,7 +260,7 @@ func (db *DB) Create(ctx context.Context, u store.User) error {
 	}
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
-	rec, err := db.encode(&u)
+	rec, err := db.codec.Encode(&u)
 	if err != nil {
 		return opErr("create", u.Name, err)
 	}
@@ -345,6 +348,9 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) er
 	if err := db.usable("update"); err != nil {
 		return err
 	}
+	if err := store.LookupName("update", name); err != nil {
+		return err
+	}
 	ctx, cancel := db.opContext(ctx)
 	defer cancel()
 	var fnErr error
@@ -370,25 +376,16 @@ func (db *DB) Update(ctx context.Context, name string, fn func(u *store.User) er
 	return nil
 }
 
-// updateOnce is one round of Update: it reads name, runs fn and writes
-// the result if the row's revision is unchanged. written is false when
+// updateOnce is one round of Update: it reads name, runs fn on it
+// (store.Codec.Apply, as bbolt does: an unchanged seed keeps its
+// ciphertext) and writes the result if the row's revision is unchanged. written is false when
 // another writer changed the row first.
 func (db *DB) updateOnce(ctx context.Context, rows userRows, name string, fn func(u *store.User) error) (written bool, err error) {
 	rec, rev, err := rows.read(ctx, name)
 	if err != nil {
 		return false, err
 	}
-	u, err := db.codec.Decode(name, rec)
-	if err != nil {
-		return false, err
-	}
-	if err := fn(&u); err != nil {
-		return false, err
-	}
-	if u.Name != name {
-		return false, errors.New("the update renamed the user")
-	}
-	out, err := db.encode(&u)
+	out, err := db.codec.Apply(name, rec, fn)
 	if err != nil {
 		return false, err
 	}
@@ -405,6 +402,9 @@ func (db *DB) UpdateLogin(ctx context.Context, name string, fn func(u *store.Use
 // Delete implements store.Store.
 func (db *DB) Delete(ctx context.Context, name string) error {
 	if err := db.usable("delete"); err != nil {
+		return err
+	}
+	if err := store.LookupName("delete", name); err != nil {
 		return err
 	}
 	ctx, cancel := db.opContext(ctx)
@@ -426,7 +426,7 @@ func (db *DB) Import(ctx context.Context, users []store.User) error {
 	}
 	rows := make([][]any, 0, len(users))
 	for i := range users {
-		rec, err := db.encode(&users[i])
+		rec, err := db.codec.Encode(&users[i])
 		if err != nil {
 			return opErr("import", users[i].Name, err)
 		}
@@ -519,9 +519,9 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// Restore loads what Backup wrote into this database, which must hold no
-// users, in one transaction. The backup's key check must match this
-// node's key.
+// Restore loads what Backup wrote into this database in one transaction
+// (Load): a database that holds users or enrollment links is refused
+// with ErrNotEmpty. The backup's key check must match this node's key.
 func (db *DB) Restore(ctx context.Context, r io.Reader) error {
 	if err := db.usable("restore"); err != nil {
 		return err
@@ -531,8 +531,13 @@ func (db *DB) Restore(ctx context.Context, r io.Reader) error {
 	if !sc.Scan() || sc.Text() != backupMagic {
 		return errors.New("store: restore: not an otpgate PostgreSQL backup")
 	}
-	var users [][]any
-	var links [][]any
+	type storedUser struct {
+		name string
+		rec  []byte
+	}
+	type storedLink struct{ hash, data []byte }
+	var users []storedUser
+	var links []storedLink
 	for sc.Scan() {
 		kind, rest, _ := strings.Cut(sc.Text(), " ")
 		a, b, _ := strings.Cut(rest, " ")
@@ -550,14 +555,14 @@ func (db *DB) Restore(ctx context.Context, r io.Reader) error {
 			if _, err := db.codec.Decode(a, rec); err != nil {
 				return fmt.Errorf("store: restore: %w", err)
 			}
-			users = append(users, []any{a, rec})
+			users = append(users, storedUser{a, rec})
 		case "link":
 			hash, err1 := hex.DecodeString(a)
 			data, err2 := base64.StdEncoding.DecodeString(b)
 			if err := errors.Join(err1, err2); err != nil {
 				return fmt.Errorf("store: restore: link: %w", err)
 			}
-			links = append(links, []any{hash, data})
+			links = append(links, storedLink{hash, data})
 		default:
 			return fmt.Errorf("store: restore: unknown line %q", kind)
 		}
@@ -565,22 +570,23 @@ func (db *DB) Restore(ctx context.Context, r io.Reader) error {
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
-	err := pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{}, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"users"}, []string{"name", "record"}, pgx.CopyFromRows(users)); err != nil {
-			return err
+	// Load checks, in the transaction that fills it, that the database
+	// holds no users and no links (ErrNotEmpty).
+	_, err := db.Load(ctx, false, func(l *Loader) error {
+		for _, u := range users {
+			if err := l.addRecord(u.name, u.rec); err != nil {
+				return err
+			}
 		}
-		for _, l := range links {
-			if err := putLinkTx(ctx, tx, l[0].([]byte), l[1].([]byte)); err != nil {
+		for _, k := range links {
+			if err := l.addLinkData(k.hash, k.data); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if isUniqueViolation(err) {
-		return opErr("restore", "", store.ErrUserExists)
-	}
 	if err != nil {
-		return opErr("restore", "", err)
+		return fmt.Errorf("store: restore: %w", err)
 	}
 	return nil
 }

@@ -28,7 +28,9 @@ type Backend struct {
 	// Migrated opens a store written by the oldest layout the backend
 	// still reads, and names the users in it. Nil: skipped.
 	Migrated func(t *testing.T) (st store.Store, users []string)
-	// FullDisk runs fn on st while its storage cannot grow. Nil: skipped.
+	// FullDisk runs fn on st while its storage cannot grow. Nil: skipped,
+	// for a backend whose storage a test cannot fill (a database server's
+	// disk).
 	FullDisk func(t *testing.T, st store.Store, fn func())
 }
 
@@ -39,6 +41,7 @@ func Run(t *testing.T, b Backend) {
 		fn   func(t *testing.T, b Backend)
 	}{
 		{"CreateGetListDelete", testCRUD},
+		{"InvalidNames", testInvalidNames},
 		{"ConcurrentUpdatesOfOneUser", testConcurrentUpdates},
 		{"ReplayRuleUnderContention", testReplayRule},
 		{"LockoutCounters", testLockout},
@@ -145,6 +148,34 @@ func testCRUD(t *testing.T, b Backend) {
 	}
 	if mustGet(t, st, "alice").Disabled {
 		t.Error("a failed Update wrote")
+	}
+}
+
+// testInvalidNames: a name no user can have (a NUL, bytes that are not
+// UTF-8, a byte outside the name alphabet) is an unknown user on every
+// path that looks a user up, never a store failure: auth must answer it
+// as it answers any unknown name.
+func testInvalidNames(t *testing.T, b Backend) {
+	ctx := context.Background()
+	st := *open(t, b)
+	if err := st.Create(ctx, user("alice")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"ali\x00ce", "\x00", "al\xffice", "\xc3\x28", "ali ce"} {
+		noop := func(*store.User) error { return nil }
+		for op, err := range map[string]error{
+			"Get":         func() error { _, err := st.Get(ctx, name); return err }(),
+			"Update":      st.Update(ctx, name, noop),
+			"UpdateLogin": st.UpdateLogin(ctx, name, noop),
+			"Delete":      st.Delete(ctx, name),
+		} {
+			if !errors.Is(err, store.ErrUserNotFound) || !errors.Is(err, store.ErrInvalidName) {
+				t.Errorf("%s(%q): %v, want ErrUserNotFound and ErrInvalidName", op, name, err)
+			}
+		}
+	}
+	if u := mustGet(t, st, "alice"); u.Name != "alice" {
+		t.Errorf("alice after the invalid names: %+v", u)
 	}
 }
 
@@ -386,7 +417,7 @@ func testBackupRestore(t *testing.T, b Backend) {
 
 func testFullDisk(t *testing.T, b Backend) {
 	if b.FullDisk == nil {
-		t.Skip("the backend cannot fill its storage in a test")
+		t.Skip("Backend.FullDisk is nil: the backend's storage is not the test's to fill (a database server's disk)")
 	}
 	ctx := context.Background()
 	st := *open(t, b)
