@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -111,5 +112,51 @@ func TestSharedStatesBoundedAsInMemory(t *testing.T) {
 	}
 	if d := e.auth(Request{User: "digit", Mode: ModeChallenge, Client: "B", State: d.State, Password: e.code("digit", 0)}); d.Result != Accept {
 		t.Fatalf("answer through the store: %s/%s, want accept", d.Result, d.Reason)
+	}
+}
+
+// TestSharedStatesKeepNothingUsable: what a StateStore holds answers no
+// challenge and shows no enrollment link. A row is filed under a hash of
+// the State with its info sealed by the State, so only the State the NAS
+// sends back opens it, and a row's info moved under another State does not
+// open.
+func TestSharedStatesKeepNothingUsable(t *testing.T) {
+	ctx, now := context.Background(), time.Now()
+	rec := &recordingStates{m: map[string][3]string{}}
+	s := sharedStates{s: rec, ttl: time.Minute, limits: store.StateLimits{PerUser: 9, PerClient: 9, Total: 9}}
+	const link = "https://enroll.example/l#the-secret-token"
+	want := stateInfo{step: stepEnrollCode, tries: 2, link: link}
+	st, err := s.issue(ctx, "alice", "vpn", want, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := s.issue(ctx, "bob", "vpn", stateInfo{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, row := range rec.m {
+		if strings.Contains(key, string(st)) || strings.Contains(key, string(other)) {
+			t.Errorf("the store files a row under the State itself (%x)", key)
+		}
+		if strings.Contains(row[2], "the-secret-token") {
+			t.Errorf("the store holds the enrollment link in clear: %q", row[2])
+		}
+	}
+
+	// Swap the two rows' sealed info: neither State opens the other's.
+	idA, _ := stateKeys(st)
+	idB, _ := stateKeys(other)
+	a, b := rec.m[string(idA)], rec.m[string(idB)]
+	a[2], b[2] = b[2], a[2]
+	rec.m[string(idA)], rec.m[string(idB)] = a, b
+	if _, _, _, ok, err := s.take(ctx, other, now); ok || err != nil {
+		t.Fatalf("a State opened info sealed for another: ok %v, err %v", ok, err)
+	}
+	a[2], b[2] = b[2], a[2]
+	rec.m[string(idA)] = a
+
+	user, client, got, ok, err := s.take(ctx, st, now)
+	if err != nil || !ok || user != "alice" || client != "vpn" || got != want {
+		t.Fatalf("take = %q %q %+v %v %v; want alice vpn %+v", user, client, got, ok, err, want)
 	}
 }

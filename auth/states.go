@@ -2,7 +2,10 @@ package auth
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"time"
 
 	"github.com/otpgate/otpgate/store"
@@ -57,7 +60,11 @@ func (m memoryStates) take(_ context.Context, state []byte, now time.Time) (stri
 }
 
 // sharedStates keeps States in a StateStore; the State is made here, with
-// the same size and randomness as the in-memory table's.
+// the same size and randomness as the in-memory table's. The store sees
+// neither the State nor what it asks for: a row is keyed by a hash of the
+// State, and its info is sealed under a key derived from the State. Only
+// the NAS holds the State, so whoever reads the database can neither
+// answer a challenge nor use the enrollment link an offer carries.
 type sharedStates struct {
 	s      StateStore
 	ttl    time.Duration
@@ -66,7 +73,9 @@ type sharedStates struct {
 
 func (s sharedStates) issue(ctx context.Context, user, client string, info stateInfo, now time.Time) ([]byte, error) {
 	st := newState()
-	if err := s.s.PutState(ctx, st, user, client, info.encode(), now.Add(s.ttl), s.limits); err != nil {
+	id, aead := stateKeys(st)
+	sealed := aead.Seal(nil, make([]byte, aead.NonceSize()), info.encode(), nil)
+	if err := s.s.PutState(ctx, id, user, client, sealed, now.Add(s.ttl), s.limits); err != nil {
 		return nil, err
 	}
 	return st, nil
@@ -76,15 +85,37 @@ func (s sharedStates) take(ctx context.Context, state []byte, now time.Time) (st
 	if len(state) != stateLen {
 		return "", "", stateInfo{}, false, nil
 	}
-	user, client, b, ok, err := s.s.TakeState(ctx, state, now)
+	id, aead := stateKeys(state)
+	user, client, sealed, ok, err := s.s.TakeState(ctx, id, now)
 	if err != nil || !ok {
 		return "", "", stateInfo{}, false, err
 	}
+	b, err := aead.Open(nil, make([]byte, aead.NonceSize()), sealed, nil)
+	if err != nil {
+		return "", "", stateInfo{}, false, nil // not sealed for this State: a bad State
+	}
 	info, ok := decodeStateInfo(b)
 	if !ok {
-		return "", "", stateInfo{}, false, nil // not ours: a bad State
+		return "", "", stateInfo{}, false, nil
 	}
 	return user, client, info, true, nil
+}
+
+// stateKeys derives from a State the key a StateStore files it under and
+// the cipher that seals its info. Each State is fresh from crypto/rand and
+// seals exactly one message, so a fixed nonce is never reused under a key.
+func stateKeys(state []byte) (id []byte, aead cipher.AEAD) {
+	idSum := sha256.Sum256(append([]byte("otpgate state id\x00"), state...))
+	key := sha256.Sum256(append([]byte("otpgate state info\x00"), state...))
+	block, err := aes.NewCipher(key[:])
+	if err != nil {
+		panic(err) // a 32-byte key cannot be refused
+	}
+	aead, err = cipher.NewGCM(block)
+	if err != nil {
+		panic(err) // AES has the block size GCM needs
+	}
+	return idSum[:], aead
 }
 
 // encode is stateInfo as a StateStore keeps it: the step, the tries, then
