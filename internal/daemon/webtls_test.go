@@ -2,15 +2,8 @@ package daemon
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,42 +14,13 @@ import (
 	"github.com/otpgate/otpgate/internal/testtool"
 )
 
-// writeTestKeyPair writes a self-signed certificate and its key as PEM
-// files in dir.
-func writeTestKeyPair(t *testing.T, dir, name string) (certPath, keyPath string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "otpgate test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
-}
-
 // TestRunBadWebKeyPairFailsStart: as selfservice.go promises, a [web]
 // tls_cert or tls_key otpgated cannot use fails the start, naming the
 // files, rather than leaving a running daemon without its page.
 func TestRunBadWebKeyPairFailsStart(t *testing.T) {
-	keys := t.TempDir()
-	certA, keyA := writeTestKeyPair(t, keys, "a")
-	_, keyB := writeTestKeyPair(t, keys, "b")
-	missing := filepath.Join(keys, "missing.crt")
+	a, b := testtool.NewTestCA(t, t.TempDir()), testtool.NewTestCA(t, t.TempDir())
+	certA, keyA, keyB := a.CertFile, a.KeyFile, b.KeyFile
+	missing := filepath.Join(t.TempDir(), "missing.crt")
 	tests := []struct {
 		name, cert, key, want string
 	}{

@@ -2,71 +2,31 @@ package web
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// writeKeyPair writes a self-signed certificate for 127.0.0.1 and its key
-// as PEM files in dir.
-func writeKeyPair(t *testing.T, dir, name string) (certPath, keyPath string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "otpgate test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		DNSNames:     []string{"localhost"},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPath, keyPath = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certPath, keyPath
-}
+	"github.com/otpgate/otpgate/internal/testtool"
+)
 
 // TestListenRefusesBadKeyPair: a tls_cert or tls_key that cannot be used
 // fails Listen, which otpgated calls while it starts, rather than the
 // page's goroutine after the start reported success. The error names the
 // files and shows nothing of the key.
 func TestListenRefusesBadKeyPair(t *testing.T) {
-	dir := t.TempDir()
-	certA, keyA := writeKeyPair(t, dir, "a")
-	_, keyB := writeKeyPair(t, dir, "b")
+	a, b := testtool.NewTestCA(t, t.TempDir()), testtool.NewTestCA(t, t.TempDir())
+	certA, keyA, keyB := a.CertFile, a.KeyFile, b.KeyFile
 	keyPEM, err := os.ReadFile(keyA)
 	if err != nil {
 		t.Fatal(err)
 	}
-	missing := filepath.Join(dir, "missing.crt")
+	missing := filepath.Join(t.TempDir(), "missing.crt")
 	tests := []struct {
 		name, cert, key string
 		want            []string
@@ -98,8 +58,8 @@ func TestListenRefusesBadKeyPair(t *testing.T) {
 // certificate from tls_cert.
 func TestServeTLS(t *testing.T) {
 	f := newFixture(t)
-	certPath, keyPath := writeKeyPair(t, t.TempDir(), "page")
-	srv := New(f.local, Options{Listen: "127.0.0.1:0", TLSCert: certPath, TLSKey: keyPath})
+	ca := testtool.NewTestCA(t, t.TempDir())
+	srv := New(f.local, Options{Listen: "127.0.0.1:0", TLSCert: ca.CertFile, TLSKey: ca.KeyFile})
 	ln, err := srv.Listen()
 	if err != nil {
 		t.Fatal(err)
@@ -113,12 +73,12 @@ func TestServeTLS(t *testing.T) {
 			t.Errorf("Serve = %v", err)
 		}
 	}()
-	certPEM, err := os.ReadFile(certPath)
+	caPEM, err := os.ReadFile(ca.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(certPEM)
+	pool.AppendCertsFromPEM(caPEM)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}}}
 	resp, err := client.Get("https://" + ln.Addr().String() + "/enroll/nosuchtoken")
