@@ -196,24 +196,8 @@ func TestSlapdLogins(t *testing.T) {
 	ca := testtool.NewTestCA(t, t.TempDir())
 	srv := testtool.StartSlapd(t, ca, testTree)
 	src := newSource(t, testOptions(ca, srv.URL))
-	st, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	a, st, seed := newDirectoryAuth(t, src, auth.Policy{MFA: auth.MFAOptional, MFAGroups: []string{"staff"}})
 	ctx := context.Background()
-	seed := []byte("alice-seed-012345678")
-	if err := st.Create(ctx, store.User{Name: "alice", TOTP: &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30}}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := auth.New(auth.Options{Skew: 1, LockoutThreshold: 5, LockoutInitial: time.Second, LockoutMax: time.Minute,
-		ChallengeTTL: time.Minute, HashWorkers: 1, HashQueue: 8,
-		PasswordHashParams: password.Params{Time: 1, MemKiB: 64, Threads: 1},
-		Policy:             auth.Policy{MFA: auth.MFAOptional, MFAGroups: []string{"staff"}},
-		Passwords:          src}, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	code := func(seed []byte) string {
 		c, err := totp.Default.CodeAt(seed, time.Now())
 		if err != nil {
@@ -352,24 +336,8 @@ func TestSlapdLoginByMailIsTheUser(t *testing.T) {
 	opt := testOptions(ca, srv.URL)
 	opt.UserFilter = "(&(objectClass=inetOrgPerson)(|(uid={user})(mail={user})))"
 	src := newSource(t, opt)
-	st, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	a, st, seed := newDirectoryAuth(t, src, auth.Policy{MFA: auth.MFAOptional})
 	ctx := context.Background()
-	seed := []byte("alice-seed-012345678")
-	if err := st.Create(ctx, store.User{Name: "alice", TOTP: &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30}}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := auth.New(auth.Options{Skew: 1, LockoutThreshold: 5, LockoutInitial: time.Second, LockoutMax: time.Minute,
-		ChallengeTTL: time.Minute, HashWorkers: 1, HashQueue: 8,
-		PasswordHashParams: password.Params{Time: 1, MemKiB: 64, Threads: 1},
-		Policy:             auth.Policy{MFA: auth.MFAOptional},
-		Passwords:          src}, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	code, err := totp.Default.CodeAt(seed, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -390,4 +358,28 @@ func TestSlapdLoginByMailIsTheUser(t *testing.T) {
 	if _, err := st.Get(ctx, "alice@example.com"); !errors.Is(err, store.ErrUserNotFound) {
 		t.Errorf("a second record alice@example.com: %v, want ErrUserNotFound", err)
 	}
+}
+
+// newDirectoryAuth is an Authenticator whose passwords src checks, over a
+// fresh store holding alice with a token (seed), as otpgated wires them.
+func newDirectoryAuth(t *testing.T, src auth.PasswordChecker, policy auth.Policy) (*auth.Authenticator, store.Store, []byte) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	seed := []byte("alice-seed-012345678")
+	if err := st.Create(context.Background(), store.User{Name: "alice", TOTP: &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Options{Skew: 1, LockoutThreshold: 5, LockoutInitial: time.Second, LockoutMax: time.Minute,
+		ChallengeTTL: time.Minute, HashWorkers: 1, HashQueue: 8,
+		PasswordHashParams: password.Params{Time: 1, MemKiB: 64, Threads: 1},
+		Policy:             policy,
+		Passwords:          src}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, st, seed
 }
