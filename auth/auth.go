@@ -280,6 +280,7 @@ func parseFactor(field string, digits int) factor {
 // Reject then takes as long whatever its reason, and a station in backoff
 // cannot be told from one that is not.
 func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
+	typed := r.User
 	u, found, err := a.lookup(ctx, r.User)
 	if err != nil {
 		return a.internal("auth: read user", r.User, err)
@@ -287,8 +288,8 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	if !found && a.opt.Passwords != nil {
 		// Another spelling of a directory user's name is that user: "Alice"
 		// is alice's record, and a first login creates it under the
-		// directory's spelling, so no spelling reaches a record without
-		// the token.
+		// directory's spelling (or in lower case), so no spelling reaches
+		// a record without the token.
 		var name string
 		if name, err = a.storeName(ctx, r.User); err != nil {
 			return a.internal("auth: verify password", r.User, err)
@@ -328,7 +329,7 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 
 	var ok, drop bool
 	if a.opt.Passwords != nil {
-		ctx, ok, err = a.checkDirectory(ctx, r.User, &u, &found, pw)
+		ctx, ok, err = a.checkDirectory(ctx, typed, r.User, &u, &found, pw)
 	} else {
 		ok, drop, err = a.checkPassword(ctx, &u, found, pw)
 	}

@@ -48,12 +48,12 @@ type NameResolver interface {
 }
 
 // storeName is the name a login for name, which the store does not hold,
-// is checked and recorded under: the directory's spelling (NameResolver),
-// or name in lower case for a source that cannot spell names (upstream
-// RADIUS: AD behind NPS matches without regard to case). The password
-// check then asks the directory about that same name, so a record is only
-// ever reached, or created, by the password of the account of its name.
-// A resolver that cannot answer is a password source that cannot answer.
+// is recorded under: the directory's spelling (NameResolver), or name in
+// lower case for a source that cannot spell names (upstream RADIUS: AD
+// behind NPS matches without regard to case), so every spelling reaches
+// one record and needs its token. The password is still checked as typed,
+// so an upstream that matches case checks the account it holds. A resolver
+// that cannot answer is a password source that cannot answer.
 func (a *Authenticator) storeName(ctx context.Context, name string) (string, error) {
 	res, ok := a.opt.Passwords.(NameResolver)
 	if !ok {
@@ -78,13 +78,14 @@ type PasswordResult struct {
 	Groups []string
 }
 
-// checkDirectory checks pw with the configured PasswordChecker. A user the
-// checker accepts who is not in the store yet is created (without a
-// password) so the MFA policy and enrollment apply to the whole directory;
-// u and found then describe the new record. The returned context carries
-// the directory groups for needsMFA.
-func (a *Authenticator) checkDirectory(ctx context.Context, name string, u *store.User, found *bool, pw string) (context.Context, bool, error) {
-	res, err := a.opt.Passwords.Check(ctx, name, pw)
+// checkDirectory checks pw for typed, the name as the request gave it, with
+// the configured PasswordChecker. A user the checker accepts who is not in
+// the store yet is created under name (storeName; without a password) so
+// the MFA policy and enrollment apply to the whole directory; u and found
+// then describe the new record. The returned context carries the
+// directory groups for needsMFA.
+func (a *Authenticator) checkDirectory(ctx context.Context, typed, name string, u *store.User, found *bool, pw string) (context.Context, bool, error) {
+	res, err := a.opt.Passwords.Check(ctx, typed, pw)
 	if err != nil {
 		return ctx, false, fmt.Errorf("password source: %w", err)
 	}

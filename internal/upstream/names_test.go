@@ -25,28 +25,8 @@ func TestUpstreamNamesInAnyCase(t *testing.T) {
 		want, ok := accounts[strings.ToLower(user)]
 		return ok && pw == want
 	})
-	src, err := New(Options{Servers: []string{server}, Secret: secret, Timeout: 2 * time.Second, NASIdentifier: "otpgate"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	a, st, seed := newUpstreamAuth(t, server, secret)
 	ctx := context.Background()
-	seed := []byte("alice-seed-012345678")
-	if err := st.Create(ctx, store.User{Name: "alice", TOTP: &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30}}); err != nil {
-		t.Fatal(err)
-	}
-	a, err := auth.New(auth.Options{Skew: 1, LockoutThreshold: 5, LockoutInitial: time.Second, LockoutMax: time.Minute,
-		ChallengeTTL: time.Minute, HashWorkers: 1, HashQueue: 8,
-		PasswordHashParams: password.Params{Time: 1, MemKiB: 64, Threads: 1},
-		Policy:             auth.Policy{MFA: auth.MFAOptional},
-		Passwords:          src}, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	code, err := totp.Default.CodeAt(seed, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -74,4 +54,59 @@ func TestUpstreamNamesInAnyCase(t *testing.T) {
 			t.Errorf("a second record %q: %v, want ErrUserNotFound", name, err)
 		}
 	}
+}
+
+// An upstream that matches names exactly (a FreeRADIUS users file): Bob's
+// first login is checked upstream as Bob, the account it holds, and his
+// record is bob; BOB is no account there and gets nothing.
+func TestUpstreamNamesMatchedExactly(t *testing.T) {
+	secret := []byte("upstream-secret-0123456789")
+	server := serveUsers(t, secret, true, func(user, pw string) bool { return user == "Bob" && pw == "bobpw" })
+	a, st, _ := newUpstreamAuth(t, server, secret)
+	ctx := context.Background()
+	for _, tt := range []struct {
+		user   string
+		want   auth.Result
+		reason auth.Reason
+	}{
+		{"Bob", auth.Accept, auth.ReasonNoMFARequired},
+		{"BOB", auth.Reject, auth.ReasonBadPassword},
+		{"Bob", auth.Accept, auth.ReasonNoMFARequired}, // now through the record bob
+	} {
+		d := a.Authenticate(ctx, auth.Request{User: tt.user, Password: "bobpw", Client: "vpn", Station: "192.0.2.1", Mode: auth.ModeAuto})
+		if d.Result != tt.want || d.Reason != tt.reason {
+			t.Errorf("%s: %s/%s, want %s/%s", tt.user, d.Result, d.Reason, tt.want, tt.reason)
+		}
+	}
+	if _, err := st.Get(ctx, "bob"); err != nil {
+		t.Errorf("Bob's first login did not create bob: %v", err)
+	}
+}
+
+// newUpstreamAuth is an Authenticator whose passwords the upstream RADIUS
+// server checks, over a fresh store holding alice with a token (seed).
+func newUpstreamAuth(t *testing.T, server string, secret []byte) (*auth.Authenticator, store.Store, []byte) {
+	t.Helper()
+	src, err := New(Options{Servers: []string{server}, Secret: secret, Timeout: 2 * time.Second, NASIdentifier: "otpgate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "otpgate.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	seed := []byte("alice-seed-012345678")
+	if err := st.Create(context.Background(), store.User{Name: "alice", TOTP: &store.TOTP{Secret: seed, Algorithm: "SHA1", Digits: 6, Period: 30}}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := auth.New(auth.Options{Skew: 1, LockoutThreshold: 5, LockoutInitial: time.Second, LockoutMax: time.Minute,
+		ChallengeTTL: time.Minute, HashWorkers: 1, HashQueue: 8,
+		PasswordHashParams: password.Params{Time: 1, MemKiB: 64, Threads: 1},
+		Policy:             auth.Policy{MFA: auth.MFAOptional},
+		Passwords:          src}, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, st, seed
 }
