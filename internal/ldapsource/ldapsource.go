@@ -75,9 +75,10 @@ var nameAttributeRe = regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{user\}\)`)
 // (|(sAMAccountName={user})(userPrincipalName={user})), "ALICE" and
 // "alice@corp.example.com" are both "alice". No entry or several: user as
 // typed, which Check refuses as well. A search without an answer, or an
-// entry without the attribute (or with several values, none of them user),
+// entry without the attribute (or with several values, none in its RDN),
 // is an error: auth must not create a record under a spelling the
-// directory did not give. Without an (attr={user}) term: user as typed.
+// directory did not give. An entry with several values is named by the
+// one in its RDN. Without an (attr={user}) term: user as typed.
 func (s *Source) CanonicalName(ctx context.Context, user string) (string, error) {
 	m := nameAttributeRe.FindStringSubmatch(s.opt.UserFilter)
 	if m == nil {
@@ -106,19 +107,27 @@ func (s *Source) CanonicalName(ctx context.Context, user string) (string, error)
 	}
 	entry := sr.Entries[0]
 	values := entry.GetEqualFoldAttributeValues(attr)
-	for _, v := range values {
-		if strings.EqualFold(v, user) {
-			return v, nil
-		}
-	}
 	switch len(values) {
 	case 1:
 		return values[0], nil
 	case 0:
 		return "", fmt.Errorf("ldapsource: entry %s has no %s", entry.DN, attr)
-	default:
-		return "", fmt.Errorf("ldapsource: entry %s has %d values of %s, none of them the name typed", entry.DN, len(values), attr)
 	}
+	// Several values: the one the entry is named by (its RDN), whichever
+	// was typed, so that every one of them reaches one record.
+	if dn, err := ldap.ParseDN(entry.DN); err == nil && len(dn.RDNs) > 0 {
+		for _, a := range dn.RDNs[0].Attributes {
+			if !strings.EqualFold(a.Type, attr) {
+				continue
+			}
+			for _, v := range values {
+				if strings.EqualFold(v, a.Value) {
+					return v, nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("ldapsource: entry %s has %d values of %s and is not named by one of them", entry.DN, len(values), attr)
 }
 
 // New checks opt and returns a Source. It does not connect: the first

@@ -88,6 +88,14 @@ sn: N
 mail: nouid@example.com
 userPassword: nouidpw
 
+dn: uid=dave,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: dave
+uid: dsmith
+cn: Dave
+sn: S
+userPassword: davepw
+
 dn: cn=staff,ou=groups,dc=example,dc=com
 objectClass: groupOfNames
 cn: staff
@@ -271,6 +279,10 @@ func TestSlapdCanonicalName(t *testing.T) {
 		{"DUP", "DUP"}, // ambiguous: left as typed, Check refuses it
 		{"*", "*"},
 		{"O(X)*", "o(x)*"},
+		// Two uids: the one the entry is named by, whichever was typed,
+		// so both reach one record.
+		{"dave", "dave"},
+		{"DSmith", "dave"},
 	} {
 		got, err := s.CanonicalName(context.Background(), tt.user)
 		if err != nil || got != tt.want {
