@@ -40,18 +40,25 @@ type Dir struct {
 // EnsureDirs creates each missing directory of dirs and checks it with
 // SecureDir(trusted...); why ends the error of an unsafe one, saying what
 // the rule protects. A path that exists but is not a directory is skipped:
-// opening what is meant to be in it reports that better.
+// opening what is meant to be in it reports that better. A path listed
+// twice is created with the wider mode, so that both of its uses work (the
+// self-enrollment socket's directory must be enterable by others, even
+// when it is the admin socket's too).
 func EnsureDirs(dirs []Dir, why string, trusted ...int) error {
-	seen := map[string]bool{}
+	modes := map[string]os.FileMode{}
 	for _, d := range dirs {
-		if seen[d.Path] {
+		modes[d.Path] |= d.Mode
+	}
+	for _, d := range dirs {
+		mode, first := modes[d.Path]
+		if !first {
 			continue
 		}
-		seen[d.Path] = true
+		delete(modes, d.Path)
 		if fi, err := os.Stat(d.Path); err == nil && !fi.IsDir() {
 			continue
 		}
-		if err := os.MkdirAll(d.Path, d.Mode); err != nil {
+		if err := os.MkdirAll(d.Path, mode); err != nil {
 			return fmt.Errorf("%s %s: %w", d.What, d.Path, err)
 		}
 		if err := SecureDir(d.Path, trusted...); err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/otpgate/otpgate/internal/testtool"
@@ -127,4 +128,49 @@ func TestSecureDir(t *testing.T) {
 			t.Errorf("SecureDir(missing) = %v, want ErrNotExist", err)
 		}
 	})
+}
+
+// TestEnsureDirs: missing directories are created with their mode (a path
+// listed twice with the wider one), and an unsafe one is refused with the
+// caller's reason.
+func TestEnsureDirs(t *testing.T) {
+	base := t.TempDir()
+	shared, private := filepath.Join(base, "run"), filepath.Join(base, "data")
+	err := EnsureDirs([]Dir{
+		{What: "socket directory", Path: shared, Mode: 0o700},
+		{What: "data_dir", Path: private, Mode: 0o700},
+		{What: "enroll socket directory", Path: shared, Mode: 0o755},
+	}, "the reason", os.Geteuid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]os.FileMode{shared: 0o755, private: 0o700} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want&^umask(t) {
+			t.Errorf("%s created %v, want %v", path, got, want&^umask(t))
+		}
+	}
+
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	err = EnsureDirs([]Dir{{What: "data_dir", Path: open, Mode: 0o700}}, "the reason", os.Geteuid())
+	if err == nil || !strings.Contains(err.Error(), "data_dir "+open) || !strings.Contains(err.Error(), "(the reason)") {
+		t.Errorf("a world-writable directory: %v, want it refused naming data_dir and the reason", err)
+	}
+}
+
+// umask is the process's file mode creation mask.
+func umask(t *testing.T) os.FileMode {
+	t.Helper()
+	m := syscall.Umask(0)
+	syscall.Umask(m)
+	return os.FileMode(m)
 }
