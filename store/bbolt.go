@@ -147,8 +147,8 @@ func userValue(tx *bolt.Tx, op, name string) ([]byte, error) {
 }
 
 // decode is decodeRecord with the fence's floor applied (fence.go).
-func (db *DB) decode(name string, v []byte, prev *sealedSeeds) (User, error) {
-	u, err := decodeRecordSealed(db.keys, name, v, prev)
+func (db *DB) decode(name string, v []byte) (User, error) {
+	u, err := decodeRecordSealed(db.keys, name, v, nil)
 	if err == nil {
 		applyFloor(&u, db.floor)
 	}
@@ -167,7 +167,7 @@ func (db *DB) Get(ctx context.Context, name string) (User, error) {
 	if err != nil {
 		return User{}, err
 	}
-	u, err := db.decode(name, v, nil)
+	u, err := db.decode(name, v)
 	if err != nil {
 		return User{}, fmt.Errorf("store: get %q: %w", name, err)
 	}
@@ -196,7 +196,7 @@ func (db *DB) List(ctx context.Context) ([]User, error) {
 			if l, ok := logged[string(k)]; ok {
 				v = l.data
 			}
-			u, err := db.decode(string(k), v, nil)
+			u, err := db.decode(string(k), v)
 			if err != nil {
 				return fmt.Errorf("store: list: user %q: %w", k, err)
 			}

@@ -42,7 +42,7 @@ func (db *DB) ForEach(ctx context.Context, fn func(u User) error) error {
 			if l, ok := logged[string(k)]; ok {
 				v = l.data
 			}
-			u, err := db.decode(string(k), v, nil)
+			u, err := db.decode(string(k), v)
 			if err != nil {
 				return fmt.Errorf("store: for each: user %q: %w", k, err)
 			}
