@@ -26,6 +26,8 @@ func TestDSNHasPassword(t *testing.T) {
 		{"host=db password\t=\t's3 cret'", true},
 		{"host=db password='it''s' user=otpgate", true},
 		{`host=db password='a\'b' user=otpgate`, true},
+		{"host=db user=otpgate sslkey=/k.pem sslpassword=pass", true},
+		{"postgres://otpgate@db/otpgate?sslkey=/k.pem&sslpassword=pass", true},
 		{"host=db user=otpgate dbname=otpgate", false},
 		{"host=db passfile=/etc/otpgate/pgpass", false},
 		{"host=db password=''", false},

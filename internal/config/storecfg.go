@@ -69,8 +69,9 @@ func (c *Config) validateStore(bad, warn func(key, format string, args ...any)) 
 
 // dsnHasPassword reports whether a PostgreSQL connection string carries a
 // non-empty password: in a URL (postgres://user:password@host/db, or a
-// password query parameter) or as the password keyword of the libpq
-// keyword = value form. Keywords are matched regardless of case; the
+// password or sslpassword query parameter) or as the password or
+// sslpassword keyword of the libpq keyword = value form. Keywords are
+// matched regardless of case; the
 // spaces libpq allows around '=' and quoted values are understood, so
 // "application_name='password=x'" holds none.
 func dsnHasPassword(dsn string) bool {
@@ -100,7 +101,7 @@ func urlDSNHasPassword(dsn string) bool {
 		return true
 	}
 	for k, vs := range u.Query() {
-		if strings.EqualFold(k, "password") {
+		if isPasswordKey(k) {
 			for _, v := range vs {
 				if v != "" {
 					return true
@@ -109,6 +110,12 @@ func urlDSNHasPassword(dsn string) bool {
 		}
 	}
 	return false
+}
+
+// isPasswordKey: the DSN keys whose value is a secret, the password and
+// the passphrase of the client's TLS key.
+func isPasswordKey(k string) bool {
+	return strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword")
 }
 
 // keywordDSNHasPassword walks "key = value" pairs as libpq reads them:
@@ -163,7 +170,7 @@ func keywordDSNHasPassword(dsn string) bool {
 				s = s[1:]
 			}
 		}
-		if strings.EqualFold(key, "password") && value.Len() > 0 {
+		if isPasswordKey(key) && value.Len() > 0 {
 			return true
 		}
 	}
