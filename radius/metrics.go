@@ -49,7 +49,8 @@ func newMetrics() *metrics {
 		drops: newCounterVec("otpgate_radius_drops_total",
 			"Datagrams discarded without an answer, by reason.", "reason",
 			dropUnknownClient, dropMalformed, dropBadMA, dropMissingMA, dropProxyState,
-			dropOverload, dropDuplicate, dropStoreUnavailable, dropNotReady),
+			dropOverload, dropDuplicate, dropStoreUnavailable, dropNotReady,
+			dropUnsupportedCode, dropInternal, dropBadRequestAuth),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "otpgate_radius_reply_cache_hits_total",
 			Help: "Retransmissions answered from the reply cache.",
