@@ -214,8 +214,12 @@ func (a *Authenticator) lookup(ctx context.Context, name string) (u store.User, 
 // internal logs a store or internal error (errors never carry secrets) and
 // rejects. A request whose context ended is dropped instead: the daemon is
 // shutting down or the transport gave up, and the NAS will retransmit.
-func (a *Authenticator) internal(msg, user string, err error) Decision {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+func (a *Authenticator) internal(ctx context.Context, msg, user string, err error) Decision {
+	if ctx.Err() != nil {
+		// The request itself ended: nobody waits for the answer. A
+		// deadline of the store's or a password source's own (a server
+		// that did not answer in its timeout) is not this: that is a
+		// decision to report, below.
 		return dropCanceled
 	}
 	if errors.Is(err, store.ErrUnavailable) {
@@ -283,7 +287,7 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	typed := r.User
 	u, found, err := a.lookup(ctx, r.User)
 	if err != nil {
-		return a.internal("auth: read user", r.User, err)
+		return a.internal(ctx, "auth: read user", r.User, err)
 	}
 	if !found && a.opt.Passwords != nil {
 		// Another spelling of a directory user's name is that user: "Alice"
@@ -292,12 +296,12 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 		// a record without the token.
 		var name string
 		if name, err = a.storeName(ctx, r.User); err != nil {
-			return a.internal("auth: verify password", r.User, err)
+			return a.internal(ctx, "auth: verify password", r.User, err)
 		}
 		if name != r.User {
 			r.User = name
 			if u, found, err = a.lookup(ctx, r.User); err != nil {
-				return a.internal("auth: read user", r.User, err)
+				return a.internal(ctx, "auth: read user", r.User, err)
 			}
 		}
 	}
@@ -337,7 +341,7 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 		return dropCanceled
 	}
 	if err != nil {
-		return a.internal("auth: verify password", r.User, err)
+		return a.internal(ctx, "auth: verify password", r.User, err)
 	}
 	// A user without a password has only the code: on a client that is not
 	// otp-only the admin expects two factors, so nothing the field holds
@@ -357,7 +361,7 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	if err != nil {
 		// Nothing decided: a Reject, or a Drop when the store is
 		// unreachable; never an Accept.
-		return a.internal("auth: password backoff", r.User, err)
+		return a.internal(ctx, "auth: password backoff", r.User, err)
 	}
 	if stationLocked {
 		// The same for known and unknown users, right or wrong password.
@@ -387,7 +391,7 @@ func (a *Authenticator) withPassword(ctx context.Context, r Request) Decision {
 	case factorNone:
 		st, err := a.states.issue(ctx, u.Name, r.Client, stateInfo{}, a.now())
 		if err != nil {
-			return a.internal("auth: issue state", u.Name, err)
+			return a.internal(ctx, "auth: issue state", u.Name, err)
 		}
 		return Decision{Result: Challenge, Reason: ReasonOK, State: st,
 			Message: fmt.Sprintf("Enter the %d-digit code from your authenticator app: ", tokenDigits(u.TOTP))} // a prompt, like "Password: "
@@ -493,7 +497,7 @@ func (a *Authenticator) noToken(ctx context.Context, u *store.User, verified boo
 	case errors.Is(err, store.ErrUserNotFound):
 		return reject(ReasonUnknownUser)
 	default:
-		return a.internal("auth: record success", u.Name, err)
+		return a.internal(ctx, "auth: record success", u.Name, err)
 	}
 }
 
@@ -518,7 +522,7 @@ func (a *Authenticator) otpOnly(ctx context.Context, r Request) Decision {
 func (a *Authenticator) answer(ctx context.Context, r Request) Decision {
 	user, client, info, ok, err := a.states.take(ctx, r.State, a.now())
 	if err != nil {
-		return a.internal("auth: take state", r.User, err)
+		return a.internal(ctx, "auth: take state", r.User, err)
 	}
 	if !ok || subtle.ConstantTimeCompare([]byte(user), []byte(r.User)) != 1 || client != r.Client {
 		return reject(ReasonBadState)
@@ -584,7 +588,7 @@ func (a *Authenticator) checkFactor(ctx context.Context, name string, parse func
 	case errors.Is(err, store.ErrUserNotFound):
 		return reject(ReasonUnknownUser), nil
 	default:
-		return a.internal("auth: check code", name, err), nil
+		return a.internal(ctx, "auth: check code", name, err), nil
 	}
 }
 

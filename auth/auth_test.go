@@ -840,6 +840,9 @@ func TestInternalLogLevels(t *testing.T) {
 	}{
 		{"unavailable", fmt.Errorf("store: get: %w: connection refused", store.ErrUnavailable), Drop, ReasonUnavailable, "level=DEBUG"},
 		{"other", errors.New("store: get: disk on fire"), Reject, ReasonInternal, "level=ERROR"},
+		// A password source's own timeout is a decision: every server
+		// down is a Reject the audit log shows, not a silent drop.
+		{"source timeout", fmt.Errorf("password source: upstream: no RADIUS server answered: %w", context.DeadlineExceeded), Reject, ReasonInternal, "level=ERROR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -850,7 +853,7 @@ func TestInternalLogLevels(t *testing.T) {
 				level slog.Level
 			}{{&info, slog.LevelInfo}, {&debug, slog.LevelDebug}} {
 				a.log = slog.New(slog.NewTextHandler(c.buf, &slog.HandlerOptions{Level: c.level}))
-				d := a.internal("auth: read user", "alice", tt.err)
+				d := a.internal(context.Background(), "auth: read user", "alice", tt.err)
 				if d.Result != tt.result || d.Reason != tt.reason {
 					t.Fatalf("got %s/%s, want %s/%s", d.Result, d.Reason, tt.result, tt.reason)
 				}
@@ -862,6 +865,17 @@ func TestInternalLogLevels(t *testing.T) {
 				t.Errorf("info log %q: want a line %v", info.String(), wantInfo)
 			}
 		})
+	}
+}
+
+// TestInternalCanceledRequest: a request whose own context ended is dropped
+// whatever the error says: nobody waits for its answer.
+func TestInternalCanceledRequest(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	a := &Authenticator{log: slog.New(slog.DiscardHandler)}
+	if d := a.internal(ctx, "auth: read user", "alice", errors.New("store: get: interrupted")); d.Result != Drop || d.Reason != dropCanceled.Reason {
+		t.Fatalf("got %s/%s, want the drop of a canceled request", d.Result, d.Reason)
 	}
 }
 

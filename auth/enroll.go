@@ -129,13 +129,13 @@ func (a *Authenticator) enrollFailed(ctx context.Context, name, msg string, err 
 	if u, found, gerr := a.lookup(ctx, name); gerr == nil && found && hasToken(&u) {
 		return reject(ReasonBadCode)
 	}
-	return a.internal(msg, name, err)
+	return a.internal(ctx, msg, name, err)
 }
 
 func (a *Authenticator) enrollChallenge(ctx context.Context, user, client string, info stateInfo, reason Reason, msg string) Decision {
 	st, err := a.states.issue(ctx, user, client, info, a.now())
 	if err != nil {
-		return a.internal("auth: issue state", user, err)
+		return a.internal(ctx, "auth: issue state", user, err)
 	}
 	return Decision{Result: Challenge, Reason: reason, State: st, Message: msg}
 }
@@ -151,7 +151,7 @@ func (a *Authenticator) enrollAnswer(ctx context.Context, r Request, info stateI
 	u, found, err := a.lookup(ctx, r.User)
 	switch {
 	case err != nil:
-		return a.internal("auth: read user", r.User, err)
+		return a.internal(ctx, "auth: read user", r.User, err)
 	case !found:
 		return reject(ReasonUnknownUser)
 	}
@@ -183,7 +183,7 @@ func (a *Authenticator) enrollAnswer(ctx context.Context, r Request, info stateI
 	u, found, gerr := a.lookup(ctx, r.User)
 	switch {
 	case gerr != nil:
-		return a.internal("auth: read user", r.User, gerr)
+		return a.internal(ctx, "auth: read user", r.User, gerr)
 	case !found:
 		return reject(ReasonUnknownUser)
 	case hasToken(&u):
@@ -197,7 +197,7 @@ func (a *Authenticator) enrollAnswer(ctx context.Context, r Request, info stateI
 		// reset): the next login offers a new key.
 		return reject(ReasonEnrollBadCode)
 	}
-	return a.internal("auth: activate token", r.User, err)
+	return a.internal(ctx, "auth: activate token", r.User, err)
 }
 
 // enrollRetry answers a wrong enrollment code: a new Challenge with a new
@@ -220,7 +220,7 @@ func (a *Authenticator) enrollRetry(ctx context.Context, r Request, info stateIn
 		// holds no secret).
 		u, found, err := a.lookup(ctx, r.User)
 		if err != nil {
-			return a.internal("auth: read user", r.User, err)
+			return a.internal(ctx, "auth: read user", r.User, err)
 		}
 		if !found || u.PendingTOTP == nil {
 			return reject(ReasonEnrollBadCode)
@@ -269,7 +269,7 @@ func (a *Authenticator) enrollDone(ctx context.Context, name string) Decision {
 	case errors.Is(err, store.ErrUserNotFound):
 		return reject(ReasonUnknownUser)
 	default:
-		return a.internal("auth: record success", name, err)
+		return a.internal(ctx, "auth: record success", name, err)
 	}
 }
 

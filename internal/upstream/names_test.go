@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,4 +110,21 @@ func newUpstreamAuth(t *testing.T, server string, secret []byte) (*auth.Authenti
 		t.Fatal(err)
 	}
 	return a, st, seed
+}
+
+// An upstream that never answers: the login is rejected with
+// internal_error, and the audit log shows it, rather than dropped as if
+// the request itself had been given up (the source's own timeout is a
+// context deadline too).
+func TestUpstreamSilentIsRejected(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { silent.Close() })
+	a, _, _ := newUpstreamAuth(t, silent.LocalAddr().String(), []byte("upstream-secret-0123456789"))
+	d := a.Authenticate(context.Background(), auth.Request{User: "alice", Password: "alicepw", Client: "vpn", Station: "192.0.2.1", Mode: auth.ModeAuto})
+	if d.Result != auth.Reject || d.Reason != auth.ReasonInternal {
+		t.Fatalf("got %s/%s, want reject/internal_error", d.Result, d.Reason)
+	}
 }
